@@ -1,0 +1,36 @@
+// The chainctl command line: subcommands, their options and exit statuses
+// (DESIGN.md §7). main() only calls RunCli.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace chainctl::cli {
+
+// Exit statuses (DESIGN.md §7).
+enum ExitCode {
+  kExitOk = 0,
+  kExitChainFailed = 1,
+  kExitInvalid = 2,      // usage, definition or input; nothing ran
+  kExitUnreachable = 3,  // daemon unreachable or API error
+  kExitInterrupted = 130,
+};
+
+// Runs chainctl with `args` (args[0] is the program name). Output goes to
+// `out` (results, parseable) and `err` (diagnostics, progress).
+int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+struct ValidateOptions {
+  std::vector<std::string> files;
+  std::string output = "text";  // text | json
+};
+int RunValidate(const ValidateOptions& options, std::ostream& out, std::ostream& err);
+
+struct GraphOptions {
+  std::string file;
+  std::string format = "text";  // dot | mermaid | text
+};
+int RunGraph(const GraphOptions& options, std::ostream& out, std::ostream& err);
+
+}  // namespace chainctl::cli

@@ -1,0 +1,33 @@
+// chainctl validate FILE...
+#include <ostream>
+
+#include "cli/app.h"
+#include "common/chain_load.h"
+
+namespace chainctl::cli {
+
+int RunValidate(const ValidateOptions& options, std::ostream& out, std::ostream& err) {
+  Diagnostics all;
+  for (const std::string& file : options.files) {
+    Diagnostics diags;
+    std::optional<Chain> chain = LoadChainFile(file, {}, &diags);
+    if (chain && options.output == "text") {
+      out << file << ": ok (" << chain->tasks.size()
+          << (chain->tasks.size() == 1 ? " task)\n" : " tasks)\n");
+    }
+    all.insert(all.end(), diags.begin(), diags.end());
+  }
+  if (options.output == "json") {
+    nlohmann::json errors = nlohmann::json::array();
+    for (const Diagnostic& d : all) errors.push_back(DiagnosticToJson(d));
+    out << errors.dump(2) << "\n";
+  } else {
+    for (const Diagnostic& d : all) err << FormatDiagnostic(d) << "\n";
+    if (!all.empty()) {
+      err << all.size() << (all.size() == 1 ? " error\n" : " errors\n");
+    }
+  }
+  return all.empty() ? kExitOk : kExitInvalid;
+}
+
+}  // namespace chainctl::cli

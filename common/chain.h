@@ -1,0 +1,91 @@
+// The chain model (DESIGN.md §2): what a chain file says, after parsing and
+// validation. Field names follow the file format.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/units.h"
+
+namespace chainctl {
+
+enum class PrewarmLevel { kOff, kStage, kSpawn };
+enum class TaskMode { kOneshot, kWorker };
+enum class TriggerRule { kAllSuccess, kAllDone, kOneSuccess };
+enum class ConditionOp { kEq, kNe, kGt, kGe, kLt, kLe, kIn, kExists, kNotExists, kMatches };
+
+// Names as written in chain files ("stage", "all_success", "not_exists"...).
+const char* ToString(PrewarmLevel v);
+const char* ToString(TaskMode v);
+const char* ToString(TriggerRule v);
+const char* ToString(ConditionOp v);
+std::optional<PrewarmLevel> ParsePrewarmLevel(std::string_view s);
+std::optional<TaskMode> ParseTaskMode(std::string_view s);
+std::optional<TriggerRule> ParseTriggerRule(std::string_view s);
+std::optional<ConditionOp> ParseConditionOp(std::string_view s);
+
+// `when`: the value at `path` (a JSON Pointer into {"trigger": input,
+// "<task_id>": output, ...}) compared with `value` by `op`.
+struct Condition {
+  std::string path;
+  ConditionOp op = ConditionOp::kEq;
+  nlohmann::json value;  // null for exists / not_exists
+};
+
+struct RetryPolicy {
+  int max_attempts = 1;  // 1: no retry
+  Duration initial_backoff = std::chrono::seconds(1);
+  Duration max_backoff = std::chrono::seconds(30);
+  double multiplier = 2.0;
+};
+
+struct ResourceRequirements {
+  int64_t cpu_millis = 1000;        // 1000 = one core
+  uint64_t memory_bytes = 0;        // 0: not declared
+  int gpu = 0;
+  std::optional<Duration> timeout;  // none: no limit
+  uint64_t max_output_bytes = 16ull << 20;
+};
+
+struct TaskSpec {
+  std::string task_id;
+  std::string description;
+  // Exactly one of these is set: a path (absolute once loaded, or
+  // "cas:sha256:HEX"), or a shell command for /bin/sh -c.
+  std::string executable_code_location;
+  std::string command;
+  std::vector<std::string> args;
+  std::map<std::string, std::string> env;
+  nlohmann::json input_schema = true;  // true: any JSON value
+  nlohmann::json output_schema = true;
+  std::vector<std::string> dependencies;
+  ResourceRequirements resource_requirements;
+  double prefetch_weight = 1.0;  // 0..1
+  PrewarmLevel prewarm = PrewarmLevel::kStage;
+  TaskMode mode = TaskMode::kOneshot;
+  RetryPolicy retry;
+  std::vector<Condition> when;  // all must hold
+  TriggerRule trigger_rule = TriggerRule::kAllSuccess;
+  std::vector<std::string> input_files;             // inputs.files: globs or http(s) URLs
+  std::map<std::string, std::string> input_map;     // input field -> JSON Pointer
+};
+
+struct Chain {
+  std::string chain_id;  // empty: the daemon assigns one
+  std::string description;
+  std::optional<Duration> timeout;
+  std::vector<TaskSpec> tasks;
+
+  // Index of the task with this id, or -1.
+  int FindTask(std::string_view task_id) const;
+};
+
+// The chain back in file form (JSON), with defaults left out. Parsing the
+// result gives the same Chain.
+nlohmann::json ChainToJson(const Chain& chain);
+
+}  // namespace chainctl

@@ -1,0 +1,38 @@
+// Loading a chain definition: parse (YAML or JSON), check against the file
+// schema, decode into the model, check the whole. Every error of a file is
+// reported at once, sorted by position.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/chain.h"
+#include "common/diagnostic.h"
+#include "common/source_doc.h"
+
+namespace chainctl {
+
+struct LoadOptions {
+  // Folder that relative executable_code_location paths are resolved
+  // against; empty: the current directory. LoadChainFile sets it to the
+  // file's folder when empty.
+  std::string base_dir;
+  // Check that local executables exist and are executable.
+  bool check_executables = true;
+  SourceFormat format = SourceFormat::kAuto;
+  ParseLimits limits;
+};
+
+// Parses and checks `text`; `file_name` is used in diagnostics and to pick
+// the format. Returns the chain, with executable paths made absolute, or
+// nullopt if there is any error (all appended to *diags, sorted).
+std::optional<Chain> ParseChain(std::string_view text, std::string_view file_name,
+                                const LoadOptions& options, Diagnostics* diags);
+
+// Reads `path` ("-": standard input, at most options.limits.max_bytes) and
+// calls ParseChain.
+std::optional<Chain> LoadChainFile(const std::string& path, LoadOptions options,
+                                   Diagnostics* diags);
+
+}  // namespace chainctl

@@ -1,0 +1,23 @@
+// JSON Pointers (RFC 6901) and the field paths shown to users.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace chainctl {
+
+// Splits a pointer into its unescaped reference tokens ("" -> {}).
+// Returns nullopt and sets *err if `pointer` is not a valid JSON Pointer.
+std::optional<std::vector<std::string>> SplitJsonPointer(std::string_view pointer,
+                                                         std::string* err);
+
+// Escapes one reference token ("~" -> "~0", "/" -> "~1").
+std::string EscapePointerToken(std::string_view token);
+
+// "/tasks/2/dependencies/0" -> "tasks[2].dependencies[0]". Tokens made only of
+// digits are shown as indices. The pointer must be valid.
+std::string PointerToFieldPath(std::string_view pointer);
+
+}  // namespace chainctl
