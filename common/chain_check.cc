@@ -216,8 +216,16 @@ void ChainChecker::CheckSchemas(size_t i) {
   const TaskSpec& t = chain_.tasks[i];
   for (auto [key, schema] : {std::pair{"input_schema", &t.input_schema},
                              std::pair{"output_schema", &t.output_schema}}) {
+    // The meta-schema's anyOf alternatives give several messages for one
+    // mistake; the first one at each place says enough.
+    std::unordered_set<std::string> reported;
     for (const JsonSchema::Violation& v : CheckSchemaDocument(*schema)) {
-      report_.At(TaskAt(i) + "/" + key + v.pointer, "invalid JSON Schema: " + v.message);
+      if (!reported.insert(v.pointer).second) continue;
+      std::string message = v.pointer.ends_with("/type")
+                                ? "\"type\" must be array, boolean, integer, null, number, object "
+                                  "or string, or a list of them"
+                                : v.message;
+      report_.At(TaskAt(i) + "/" + key + v.pointer, "invalid JSON Schema: " + message);
     }
   }
 }

@@ -82,7 +82,7 @@ std::string ExpectedNoun(const nlohmann::json& fragment) {
   auto noun = fragment.find("x-expected");
   if (noun != fragment.end() && noun->is_string()) return noun->get<std::string>();
   auto type = fragment.find("type");
-  if (type == fragment.end()) return "another value";
+  if (type == fragment.end()) return "a value of another type";
   if (type->is_string()) return type->get<std::string>();
   std::string out;
   for (size_t i = 0; i < type->size(); ++i) {

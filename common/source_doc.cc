@@ -127,8 +127,8 @@ bool ParseSourceDoc(std::string_view text, SourceFormat format, const ParseLimit
                     SourceDoc* doc, Diagnostics* diags) {
   if (text.size() > limits.max_bytes) {
     diags->push_back({doc->file, {}, "",
-                      "file is too large (" + std::to_string(text.size()) +
-                          " bytes; the limit is " + FormatSize(limits.max_bytes) + ")"});
+                      "file is too large: the limit is " + FormatSize(limits.max_bytes) +
+                          " bytes"});
     return false;
   }
   if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // UTF-8 byte order mark

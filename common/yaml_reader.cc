@@ -1,6 +1,7 @@
 // YAML chain files: yaml-cpp parses, and the node tree is converted to JSON
 // with the YAML 1.2 core schema (so `off` and `yes` stay strings), keeping
 // every node's position and bounding depth and alias expansion.
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
@@ -145,18 +146,18 @@ bool YamlConverter::ConvertMap(const YAML::Node& node, const std::string& pointe
 bool YamlConverter::Convert(const YAML::Node& node, const std::string& pointer, int depth,
                             bool in_alias, nlohmann::json* out) {
   if (depth > limits_.max_depth) {
-    return Error(node, pointer,
+    return Error(node, "",
                  "nesting deeper than " + std::to_string(limits_.max_depth) +
                      " levels (or a YAML alias that contains itself)");
   }
   const YAML::Mark mark = node.Mark();
   if (!mark.is_null() && !seen_.insert(mark.pos).second) in_alias = true;
   if (++nodes_ > limits_.max_nodes) {
-    return Error(node, pointer,
+    return Error(node, "",
                  "document has more than " + std::to_string(limits_.max_nodes) + " nodes");
   }
   if (in_alias && ++alias_nodes_ > limits_.max_alias_nodes) {
-    return Error(node, pointer,
+    return Error(node, "",
                  "YAML aliases expand to more than " + std::to_string(limits_.max_alias_nodes) +
                      " nodes");
   }
@@ -193,6 +194,10 @@ bool ParseYamlDoc(std::string_view text, const ParseLimits& limits, SourceDoc* d
   std::vector<YAML::Node> docs;
   try {
     docs = YAML::LoadAll(std::string(text));
+  } catch (const YAML::DeepRecursion& e) {
+    diags->push_back({doc->file, ToPos(e.mark), "",
+                      "nesting deeper than " + std::to_string(limits.max_depth) + " levels"});
+    return false;
   } catch (const YAML::Exception& e) {
     diags->push_back({doc->file, ToPos(e.mark), "", "invalid YAML: " + e.msg});
     return false;
