@@ -135,8 +135,9 @@ bool YamlConverter::ConvertMap(const YAML::Node& node, const std::string& pointe
     }
     nlohmann::json value;
     if (!Convert(it->second, member, depth + 1, in_alias, &value)) return false;
-    if (!in_alias && it->second.IsNull() && !doc_->value_pos.contains(member)) {
-      doc_->value_pos[member] = ToPos(key.Mark());  // `key:` with nothing after
+    if (!in_alias && it->second.IsNull()) {
+      // An empty value (`key:`) has the position of whatever follows it.
+      doc_->value_pos[member] = ToPos(key.Mark());
     }
     (*out)[name] = std::move(value);
   }
