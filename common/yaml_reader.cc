@@ -1,15 +1,21 @@
-// YAML chain files: yaml-cpp parses, and the node tree is converted to JSON
-// with the YAML 1.2 core schema (so `off` and `yes` stay strings), keeping
-// every node's position and bounding depth and alias expansion.
+// YAML chain files: yaml-cpp's parser feeds events to a builder that makes
+// the JSON value directly, with the YAML 1.2 core schema (so `off` and `yes`
+// stay strings), the position of every node, and bounds on depth and alias
+// expansion. YAML::LoadAll is not used: in yaml-cpp 0.7 it loops forever,
+// allocating, on a stray token after a document (`{a: 1},`).
 #include <yaml-cpp/depthguard.h>
-#include <yaml-cpp/yaml.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/mark.h>
+#include <yaml-cpp/parser.h>
 
 #include <charconv>
 #include <cmath>
 #include <limits>
 #include <regex>
+#include <sstream>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "common/json_pointer.h"
 #include "common/source_doc.h"
@@ -28,8 +34,7 @@ nlohmann::json ResolvePlainScalar(const std::string& s) {
   if (s == "true" || s == "True" || s == "TRUE") return true;
   if (s == "false" || s == "False" || s == "FALSE") return false;
   static const std::regex kInt("[-+]?[0-9]+");
-  static const std::regex kOct("0o[0-7]+");
-  static const std::regex kHex("0x[0-9a-fA-F]+");
+  static const std::regex kOctOrHex("0o[0-7]+|0x[0-9a-fA-F]+");
   static const std::regex kFloat("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
   const char* begin = s.data();
   const char* end = s.data() + s.size();
@@ -41,17 +46,15 @@ nlohmann::json ResolvePlainScalar(const std::string& s) {
     if (std::from_chars(begin, end, u).ec == std::errc()) return u;
     return std::strtod(s.c_str(), nullptr);  // too large for 64 bits: a float
   }
-  if (s.size() <= 40 && (std::regex_match(s, kOct) || std::regex_match(s, kHex))) {
+  if (s.size() <= 40 && std::regex_match(s, kOctOrHex)) {
     uint64_t u;
-    int base = s[1] == 'o' ? 8 : 16;
-    if (std::from_chars(begin + 2, end, u, base).ec == std::errc()) return u;
+    if (std::from_chars(begin + 2, end, u, s[1] == 'o' ? 8 : 16).ec == std::errc()) return u;
     return s;
   }
   if (s.size() <= 400 && std::regex_match(s, kFloat)) return std::strtod(s.c_str(), nullptr);
   std::string_view v = s;
-  bool sign = v[0] == '-' || v[0] == '+';
-  std::string_view unsigned_v = sign ? v.substr(1) : v;
-  if (unsigned_v == ".inf" || unsigned_v == ".Inf" || unsigned_v == ".INF") {
+  std::string_view magnitude = v[0] == '-' || v[0] == '+' ? v.substr(1) : v;
+  if (magnitude == ".inf" || magnitude == ".Inf" || magnitude == ".INF") {
     return v[0] == '-' ? -std::numeric_limits<double>::infinity()
                        : std::numeric_limits<double>::infinity();
   }
@@ -59,142 +62,267 @@ nlohmann::json ResolvePlainScalar(const std::string& s) {
   return s;
 }
 
-class YamlConverter {
+// Thrown by the builder to stop the parse once it has reported why.
+struct StopParse {};
+
+// Builds one document's JSON from yaml-cpp's events. Errors that make the
+// document unusable throw StopParse; others are reported and building goes on.
+class JsonBuilder : public YAML::EventHandler {
  public:
-  YamlConverter(const ParseLimits& limits, SourceDoc* doc, Diagnostics* diags)
+  JsonBuilder(const ParseLimits& limits, SourceDoc* doc, Diagnostics* diags)
       : limits_(limits), doc_(doc), diags_(diags) {}
 
-  // Converts `node` into *out. Returns false on an error that stops the
-  // conversion (limits); other errors are reported and conversion goes on.
-  bool Convert(const YAML::Node& node, const std::string& pointer, int depth, bool in_alias,
-               nlohmann::json* out);
+  bool done() const { return done_; }
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override;
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override;
+  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                const std::string& value) override;
+  void OnSequenceStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value style) override;
+  void OnSequenceEnd() override { Close(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value style) override;
+  void OnMapEnd() override { Close(); }
 
  private:
-  bool Error(const YAML::Node& node, const std::string& pointer, std::string message) {
-    diags_->push_back(
-        {doc_->file, ToPos(node.Mark()), PointerToFieldPath(pointer), std::move(message)});
-    return false;
+  struct Frame {
+    nlohmann::json value;  // the array or object being filled
+    std::string pointer;
+    YAML::anchor_t anchor = YAML::NullAnchor;
+    size_t nodes_before = 0;   // nodes_ when the collection opened
+    bool expect_key = false;   // maps: the next event is a key
+    std::string key;           // maps: the key of the value that comes next
+    SourcePos key_pos;
+  };
+  struct Anchored {
+    nlohmann::json value;
+    size_t nodes = 0;
+    bool complete = false;  // false while the anchored collection is open
+  };
+
+  [[noreturn]] void Stop(SourcePos pos, std::string message) {
+    diags_->push_back({doc_->file, pos, "", std::move(message)});
+    throw StopParse{};
   }
-  bool ConvertScalar(const YAML::Node& node, const std::string& pointer, nlohmann::json* out);
-  bool ConvertMap(const YAML::Node& node, const std::string& pointer, int depth, bool in_alias,
-                  nlohmann::json* out);
+  // Handles a key if one is expected; returns true if the event was a key.
+  bool TakeKey(const YAML::Mark& mark, const std::string* scalar);
+  // Pointer of the value that comes next, with its position recorded.
+  std::string BeginValue(const YAML::Mark& mark, bool is_null);
+  void CountNodes(size_t n, bool via_alias, const YAML::Mark& mark);
+  void Place(nlohmann::json value, YAML::anchor_t anchor, size_t nodes);
+  void Open(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor, bool map);
+  void Close();
 
   const ParseLimits& limits_;
   SourceDoc* doc_;
   Diagnostics* diags_;
+  std::vector<Frame> stack_;
+  std::unordered_map<YAML::anchor_t, Anchored> anchors_;
   size_t nodes_ = 0;
   size_t alias_nodes_ = 0;
-  std::unordered_set<int> seen_;  // Mark::pos of nodes already converted
+  bool done_ = false;
 };
 
-bool YamlConverter::ConvertScalar(const YAML::Node& node, const std::string& pointer,
-                                  nlohmann::json* out) {
-  const std::string& tag = node.Tag();
-  const std::string& value = node.Scalar();
+bool JsonBuilder::TakeKey(const YAML::Mark& mark, const std::string* scalar) {
+  if (stack_.empty() || !stack_.back().expect_key) return false;
+  if (!scalar) Stop(ToPos(mark), "mapping keys must be plain strings");
+  Frame& top = stack_.back();
+  top.expect_key = false;
+  top.key = *scalar;
+  top.key_pos = ToPos(mark);
+  std::string member = top.pointer + "/" + EscapePointerToken(top.key);
+  if (top.value.contains(top.key)) {
+    diags_->push_back({doc_->file, top.key_pos, PointerToFieldPath(member),
+                       "duplicate key \"" + top.key + "\" (first defined at line " +
+                           std::to_string(doc_->key_pos[member].line) + ")"});
+  } else {
+    doc_->key_pos[member] = top.key_pos;
+  }
+  return true;
+}
+
+std::string JsonBuilder::BeginValue(const YAML::Mark& mark, bool is_null) {
+  std::string pointer;
+  SourcePos pos = ToPos(mark);
+  if (!stack_.empty()) {
+    const Frame& top = stack_.back();
+    if (top.value.is_object()) {
+      pointer = top.pointer + "/" + EscapePointerToken(top.key);
+      // An empty value (`key:`) is marked where whatever follows it starts.
+      if (is_null) pos = top.key_pos;
+    } else {
+      pointer = top.pointer + "/" + std::to_string(top.value.size());
+    }
+  }
+  doc_->value_pos[pointer] = pos;
+  return pointer;
+}
+
+void JsonBuilder::CountNodes(size_t n, bool via_alias, const YAML::Mark& mark) {
+  nodes_ += n;
+  if (nodes_ > limits_.max_nodes) {
+    Stop(ToPos(mark), "document has more than " + std::to_string(limits_.max_nodes) + " nodes");
+  }
+  if (via_alias && (alias_nodes_ += n) > limits_.max_alias_nodes) {
+    Stop(ToPos(mark), "YAML aliases expand to more than " +
+                          std::to_string(limits_.max_alias_nodes) + " nodes");
+  }
+}
+
+void JsonBuilder::Place(nlohmann::json value, YAML::anchor_t anchor, size_t nodes) {
+  if (anchor != YAML::NullAnchor) anchors_[anchor] = {value, nodes, true};
+  if (stack_.empty()) {
+    doc_->root = std::move(value);
+    done_ = true;
+    return;
+  }
+  Frame& top = stack_.back();
+  if (top.value.is_object()) {
+    top.value[top.key] = std::move(value);
+    top.expect_key = true;
+  } else {
+    top.value.push_back(std::move(value));
+  }
+}
+
+void JsonBuilder::OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) {
+  if (TakeKey(mark, nullptr)) return;
+  BeginValue(mark, true);
+  CountNodes(1, false, mark);
+  Place(nullptr, anchor, 1);
+}
+
+void JsonBuilder::OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) {
+  if (TakeKey(mark, nullptr)) return;
+  auto it = anchors_.find(anchor);
+  if (it == anchors_.end() || !it->second.complete) {
+    Stop(ToPos(mark), "a YAML alias that refers to a node containing itself");
+  }
+  BeginValue(mark, false);
+  CountNodes(it->second.nodes, true, mark);
+  Place(it->second.value, YAML::NullAnchor, it->second.nodes);
+}
+
+void JsonBuilder::OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                           const std::string& value) {
+  if (TakeKey(mark, &value)) return;
+  std::string pointer = BeginValue(mark, false);
+  CountNodes(1, false, mark);
   static const std::string kCore = "tag:yaml.org,2002:";
+  nlohmann::json out;
   if (tag == "?") {
-    *out = ResolvePlainScalar(value);
+    out = ResolvePlainScalar(value);
   } else if (tag == "!" || tag == kCore + "str") {
-    *out = value;
+    out = value;
   } else if (tag == kCore + "int" || tag == kCore + "float" || tag == kCore + "bool" ||
              tag == kCore + "null") {
-    *out = ResolvePlainScalar(value);
-    bool ok = (tag == kCore + "int" && out->is_number_integer()) ||
-              (tag == kCore + "float" && out->is_number()) ||
-              (tag == kCore + "bool" && out->is_boolean()) ||
-              (tag == kCore + "null" && out->is_null());
+    out = ResolvePlainScalar(value);
+    bool ok = (tag == kCore + "int" && out.is_number_integer()) ||
+              (tag == kCore + "float" && out.is_number()) ||
+              (tag == kCore + "bool" && out.is_boolean()) ||
+              (tag == kCore + "null" && out.is_null());
     if (!ok) {
-      Error(node, pointer, "\"" + value + "\" is not a valid " + tag.substr(kCore.size()));
-      *out = value;
+      diags_->push_back({doc_->file, ToPos(mark), PointerToFieldPath(pointer),
+                         "\"" + value + "\" is not a valid " + tag.substr(kCore.size())});
+      out = value;
     }
   } else {
-    Error(node, pointer, "unsupported YAML tag \"" + tag + "\"");
-    *out = value;
+    diags_->push_back({doc_->file, ToPos(mark), PointerToFieldPath(pointer),
+                       "unsupported YAML tag \"" + tag + "\""});
+    out = value;
   }
-  return true;
+  Place(std::move(out), anchor, 1);
 }
 
-bool YamlConverter::ConvertMap(const YAML::Node& node, const std::string& pointer, int depth,
-                               bool in_alias, nlohmann::json* out) {
-  *out = nlohmann::json::object();
-  for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& key = it->first;
-    if (!key.IsScalar()) {
-      Error(key, pointer, "mapping keys must be plain strings");
-      continue;
-    }
-    const std::string& name = key.Scalar();
-    std::string member = pointer + "/" + EscapePointerToken(name);
-    if (out->contains(name)) {
-      SourcePos first = doc_->key_pos[member];
-      Error(key, member,
-            "duplicate key \"" + name + "\" (first defined at line " +
-                std::to_string(first.line) + ")");
-    } else if (!in_alias) {
-      doc_->key_pos[member] = ToPos(key.Mark());
-    }
-    nlohmann::json value;
-    if (!Convert(it->second, member, depth + 1, in_alias, &value)) return false;
-    if (!in_alias && it->second.IsNull()) {
-      // An empty value (`key:`) has the position of whatever follows it.
-      doc_->value_pos[member] = ToPos(key.Mark());
-    }
-    (*out)[name] = std::move(value);
+void JsonBuilder::Open(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                       bool map) {
+  if (TakeKey(mark, nullptr)) return;
+  if (static_cast<int>(stack_.size()) >= limits_.max_depth) {
+    Stop(ToPos(mark), "nesting deeper than " + std::to_string(limits_.max_depth) + " levels");
   }
-  return true;
+  std::string pointer = BeginValue(mark, false);
+  if (tag != "?" && tag != "!" && tag != (map ? "tag:yaml.org,2002:map" : "tag:yaml.org,2002:seq")) {
+    diags_->push_back({doc_->file, ToPos(mark), PointerToFieldPath(pointer),
+                       "unsupported YAML tag \"" + tag + "\""});
+  }
+  CountNodes(1, false, mark);
+  if (anchor != YAML::NullAnchor) anchors_[anchor] = {};  // open: an alias to it is an error
+  Frame frame;
+  frame.value = map ? nlohmann::json::object() : nlohmann::json::array();
+  frame.pointer = std::move(pointer);
+  frame.anchor = anchor;
+  frame.nodes_before = nodes_ - 1;
+  frame.expect_key = map;
+  stack_.push_back(std::move(frame));
 }
 
-bool YamlConverter::Convert(const YAML::Node& node, const std::string& pointer, int depth,
-                            bool in_alias, nlohmann::json* out) {
-  if (depth > limits_.max_depth) {
-    return Error(node, "",
-                 "nesting deeper than " + std::to_string(limits_.max_depth) +
-                     " levels (or a YAML alias that contains itself)");
-  }
-  const YAML::Mark mark = node.Mark();
-  if (!mark.is_null() && !seen_.insert(mark.pos).second) in_alias = true;
-  if (++nodes_ > limits_.max_nodes) {
-    return Error(node, "",
-                 "document has more than " + std::to_string(limits_.max_nodes) + " nodes");
-  }
-  if (in_alias && ++alias_nodes_ > limits_.max_alias_nodes) {
-    return Error(node, "",
-                 "YAML aliases expand to more than " + std::to_string(limits_.max_alias_nodes) +
-                     " nodes");
-  }
-  if (!in_alias && !mark.is_null()) doc_->value_pos[pointer] = ToPos(mark);
-  switch (node.Type()) {
-    case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null:
-      *out = nullptr;
-      return true;
-    case YAML::NodeType::Scalar:
-      return ConvertScalar(node, pointer, out);
-    case YAML::NodeType::Sequence: {
-      *out = nlohmann::json::array();
-      size_t index = 0;
-      for (const YAML::Node& item : node) {
-        nlohmann::json value;
-        if (!Convert(item, pointer + "/" + std::to_string(index++), depth + 1, in_alias, &value)) {
-          return false;
-        }
-        out->push_back(std::move(value));
-      }
-      return true;
-    }
-    case YAML::NodeType::Map:
-      return ConvertMap(node, pointer, depth, in_alias, out);
-  }
-  return true;
+void JsonBuilder::OnSequenceStart(const YAML::Mark& mark, const std::string& tag,
+                                  YAML::anchor_t anchor, YAML::EmitterStyle::value) {
+  Open(mark, tag, anchor, false);
 }
+
+void JsonBuilder::OnMapStart(const YAML::Mark& mark, const std::string& tag,
+                             YAML::anchor_t anchor, YAML::EmitterStyle::value) {
+  Open(mark, tag, anchor, true);
+}
+
+void JsonBuilder::Close() {
+  Frame frame = std::move(stack_.back());
+  stack_.pop_back();
+  Place(std::move(frame.value), frame.anchor, nodes_ - frame.nodes_before);
+}
+
+// Collects nothing: used to find out whether a second document follows.
+class NullHandler : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override { start = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { content = true; }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    content = true;
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    content = true;
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    content = true;
+  }
+  void OnMapEnd() override {}
+
+  YAML::Mark start = YAML::Mark::null_mark();
+  bool content = false;
+};
 
 }  // namespace
 
 bool ParseYamlDoc(std::string_view text, const ParseLimits& limits, SourceDoc* doc,
                   Diagnostics* diags) {
-  std::vector<YAML::Node> docs;
+  std::istringstream stream{std::string(text)};
+  YAML::Parser parser(stream);
+  JsonBuilder builder(limits, doc, diags);
   try {
-    docs = YAML::LoadAll(std::string(text));
+    if (!parser.HandleNextDocument(builder) || !builder.done()) {
+      diags->push_back({doc->file, {}, "", "empty file: expected a chain definition with 'tasks'"});
+      return false;
+    }
+    NullHandler next;
+    if (parser.HandleNextDocument(next)) {
+      diags->push_back({doc->file, ToPos(next.start), "",
+                        next.content ? "the file holds more than one YAML document; a chain "
+                                       "file holds one"
+                                     : "unexpected text after the end of the document"});
+      return false;
+    }
+  } catch (const StopParse&) {
+    return false;
   } catch (const YAML::DeepRecursion& e) {
     diags->push_back({doc->file, ToPos(e.mark), "",
                       "nesting deeper than " + std::to_string(limits.max_depth) + " levels"});
@@ -203,18 +331,7 @@ bool ParseYamlDoc(std::string_view text, const ParseLimits& limits, SourceDoc* d
     diags->push_back({doc->file, ToPos(e.mark), "", "invalid YAML: " + e.msg});
     return false;
   }
-  if (docs.empty()) {
-    diags->push_back({doc->file, {}, "", "empty file: expected a chain definition with 'tasks'"});
-    return false;
-  }
-  if (docs.size() > 1) {
-    diags->push_back({doc->file, ToPos(docs[1].Mark()), "",
-                      "the file holds " + std::to_string(docs.size()) +
-                          " YAML documents; a chain file holds one"});
-    return false;
-  }
-  YamlConverter converter(limits, doc, diags);
-  return converter.Convert(docs[0], "", 0, false, &doc->root);
+  return true;
 }
 
 }  // namespace chainctl
