@@ -161,10 +161,6 @@ void ChainChecker::CheckExecutable(size_t i) {
 
 void ChainChecker::CheckDependencies(size_t i) {
   const TaskSpec& t = chain_.tasks[i];
-  std::vector<std::string> ids;
-  for (const TaskSpec& other : chain_.tasks) {
-    if (!other.task_id.empty()) ids.push_back(other.task_id);
-  }
   const nlohmann::json* deps = &Raw(report_.doc(), TaskAt(i) + "/dependencies");
   if (!deps->is_array()) return;
   for (size_t k = 0; k < deps->size(); ++k) {
@@ -175,6 +171,10 @@ void ChainChecker::CheckDependencies(size_t i) {
       report_.At(at, "task " + Quote(d) + " depends on itself");
     } else if (!index_.contains(d)) {
       std::string message = "unknown task " + Quote(d);
+      std::vector<std::string> ids;
+      for (const TaskSpec& other : chain_.tasks) {
+        if (!other.task_id.empty()) ids.push_back(other.task_id);
+      }
       std::string guess = ClosestMatch(d, ids);
       if (!guess.empty()) message += " (did you mean " + Quote(guess) + "?)";
       report_.At(at, message);
