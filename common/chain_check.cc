@@ -255,15 +255,16 @@ void ChainChecker::CheckDataPath(size_t i, const std::string& pointer_text, cons
   }
   const std::string first = tokens->empty() ? "" : tokens->front();
   if (first == "trigger" || Ancestors(i).contains(first)) return;
+  const auto& deps = chain_.tasks[i].dependencies;
+  if (std::find(deps.begin(), deps.end(), first) != deps.end()) return;  // unknown: reported
   std::string message = std::string(what) + " " + Quote(pointer_text) +
                         " must start with /trigger or a dependency of " +
                         Quote(chain_.tasks[i].task_id);
-  const auto& deps = chain_.tasks[i].dependencies;
-  if (!deps.empty()) {
-    message += " (";
-    for (size_t k = 0; k < deps.size(); ++k) message += (k ? ", /" : "/") + deps[k];
-    message += ")";
+  std::string known;
+  for (const std::string& d : deps) {
+    if (index_.contains(d)) known += (known.empty() ? "/" : ", /") + d;
   }
+  if (!known.empty()) message += " (" + known + ")";
   report_.At(at, message);
 }
 

@@ -79,10 +79,12 @@ void Decoder::Duration(const json& obj, const char* key, const std::string& at, 
 void Decoder::Size(const json& obj, const char* key, const std::string& at, uint64_t* out) {
   const json* v = Field(obj, key);
   std::string here = at + "/" + key;
-  if (v && v->is_number_unsigned()) {
-    *out = v->get<uint64_t>();
-  } else if (v && v->is_number_integer()) {
-    report_->At(here, "size must not be negative");
+  if (v && v->is_number_integer()) {
+    if (v->is_number_unsigned() || v->get<int64_t>() >= 0) {
+      *out = v->get<uint64_t>();
+    } else {
+      report_->At(here, "size must not be negative");
+    }
   } else if (v && v->is_string()) {
     std::string err;
     if (auto bytes = ParseSize(v->get<std::string>(), &err)) {

@@ -14,12 +14,14 @@ namespace chainctl {
 namespace internal {
 
 void Reporter::At(const std::string& pointer, std::string message) {
-  out_->push_back({doc_.file, doc_.ValuePos(pointer), PointerToFieldPath(pointer),
+  if (doc_.reported.contains(pointer)) return;
+  out_->push_back({doc_.file, doc_.ValuePos(pointer), PointerToFieldPath(pointer, &doc_.root),
                    std::move(message)});
 }
 
 void Reporter::AtKey(const std::string& pointer, std::string message) {
-  out_->push_back({doc_.file, doc_.KeyPos(pointer), PointerToFieldPath(pointer),
+  if (doc_.reported.contains(pointer)) return;
+  out_->push_back({doc_.file, doc_.KeyPos(pointer), PointerToFieldPath(pointer, &doc_.root),
                    std::move(message)});
 }
 

@@ -44,6 +44,10 @@ void FindUnknownFields(const JsonSchema& schema, const nlohmann::json& node,
   }
   for (const auto& [key, value] : node.items()) {
     std::string member = pointer + "/" + EscapePointerToken(key);
+    if (closed && key == "<<") {
+      report->AtKey(member, "YAML merge keys (\"<<\") are not supported; write the fields out in full");
+      continue;
+    }
     if (closed && std::find(known.begin(), known.end(), key) == known.end()) {
       std::string message = "unknown field \"" + key + "\"";
       std::string guess = ClosestMatch(key, known);

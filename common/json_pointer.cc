@@ -46,15 +46,24 @@ std::string EscapePointerToken(std::string_view token) {
   return out;
 }
 
-std::string PointerToFieldPath(std::string_view pointer) {
+std::string PointerToFieldPath(std::string_view pointer, const nlohmann::json* root) {
   std::string err;
   auto tokens = SplitJsonPointer(pointer, &err);
   if (!tokens) return std::string(pointer);
   std::string out;
+  const nlohmann::json* node = root;
   for (const std::string& t : *tokens) {
-    bool index = !t.empty() && std::all_of(t.begin(), t.end(), [](unsigned char c) {
+    bool digits = !t.empty() && std::all_of(t.begin(), t.end(), [](unsigned char c) {
       return std::isdigit(c) != 0;
     });
+    bool index = node ? node->is_array() : digits;
+    if (node && node->is_array() && digits && std::stoull(t) < node->size()) {
+      node = &(*node)[std::stoull(t)];
+    } else if (node && node->is_object() && node->contains(t)) {
+      node = &(*node)[t];
+    } else {
+      node = nullptr;  // past what the document has: fall back to the digits rule
+    }
     if (index) {
       out += "[" + t + "]";
     } else {

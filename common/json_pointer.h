@@ -1,6 +1,7 @@
 // JSON Pointers (RFC 6901) and the field paths shown to users.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,8 +17,9 @@ std::optional<std::vector<std::string>> SplitJsonPointer(std::string_view pointe
 // Escapes one reference token ("~" -> "~0", "/" -> "~1").
 std::string EscapePointerToken(std::string_view token);
 
-// "/tasks/2/dependencies/0" -> "tasks[2].dependencies[0]". Tokens made only of
-// digits are shown as indices. The pointer must be valid.
-std::string PointerToFieldPath(std::string_view pointer);
+// "/tasks/2/dependencies/0" -> "tasks[2].dependencies[0]". A token is shown
+// as an index where `root` has an array at that place; without `root`,
+// tokens made only of digits are. An invalid pointer is returned as it is.
+std::string PointerToFieldPath(std::string_view pointer, const nlohmann::json* root = nullptr);
 
 }  // namespace chainctl

@@ -162,6 +162,19 @@ bool ParseJsonDoc(std::string_view text, const ParseLimits& limits, SourceDoc* d
     doc->value_pos.clear();
     doc->key_pos.clear();
     return false;
+  } catch (const nlohmann::json::exception& e) {
+    // "[json.exception.out_of_range.406] number overflow parsing '1e400'":
+    // no offset given; point at the first occurrence of the number.
+    std::string what = e.what();
+    size_t quote = what.find('\'');
+    std::string number = quote == std::string::npos ? "" : what.substr(quote + 1);
+    if (!number.empty()) number.pop_back();
+    size_t at = number.empty() ? std::string_view::npos : text.find(number);
+    diags->push_back({doc->file, at == std::string_view::npos ? SourcePos{} : PosAtOffset(text, at),
+                      "", "invalid JSON: number " + number + " is out of range"});
+    doc->value_pos.clear();
+    doc->key_pos.clear();
+    return false;
   }
   diags->insert(diags->end(), scan_diags.begin(), scan_diags.end());
   return true;

@@ -1,5 +1,6 @@
 #include "common/json_schema.h"
 
+#include <cmath>
 #include <regex>
 #include <string_view>
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
@@ -58,7 +59,20 @@ struct JsonSchema::Impl {
 
 namespace {
 
+// A value as it appears in a message: strings quoted and cut to 60
+// characters, non-finite numbers as YAML writes them (JSON has none).
 std::string Quoted(const nlohmann::json& value) {
+  if (value.is_number_float() && !std::isfinite(value.get<double>())) {
+    double d = value.get<double>();
+    return std::isnan(d) ? ".nan" : d > 0 ? ".inf" : "-.inf";
+  }
+  if (value.is_string()) {
+    const std::string& s = value.get_ref<const std::string&>();
+    if (s.size() > 60) {
+      std::string cut = nlohmann::json(s.substr(0, 57)).dump();
+      return cut.insert(cut.size() - 1, "...") + " (" + std::to_string(s.size()) + " characters)";
+    }
+  }
   std::string text = value.dump();
   return text.size() > 60 ? text.substr(0, 57) + "..." : text;
 }
@@ -117,10 +131,10 @@ std::string Explain(const std::string& raw, const nlohmann::json* fragment,
     bool has_min = f.contains("minimum"), has_max = f.contains("maximum");
     if (has_min && has_max) {
       return "must be between " + f["minimum"].dump() + " and " + f["maximum"].dump() +
-             ", got " + value->dump();
+             ", got " + Quoted(*value);
     }
-    if (has_min) return "must be at least " + f["minimum"].dump() + ", got " + value->dump();
-    if (has_max) return "must be at most " + f["maximum"].dump() + ", got " + value->dump();
+    if (has_min) return "must be at least " + f["minimum"].dump() + ", got " + Quoted(*value);
+    if (has_max) return "must be at most " + f["maximum"].dump() + ", got " + Quoted(*value);
   }
   if ((raw.starts_with("Array should contain no fewer") ||
        raw.starts_with("String should be no fewer")) &&
@@ -198,13 +212,95 @@ const nlohmann::json& Draft7MetaSchemaDocument() {
   return doc;
 }
 
+namespace {
+
+// A URI fragment is percent-encoded ("#/percent%25field").
+std::string PercentDecode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    int hi, lo;
+    auto hex = [](char c) {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      return -1;
+    };
+    if (s[i] == '%' && i + 2 < s.size() && (hi = hex(s[i + 1])) >= 0 &&
+        (lo = hex(s[i + 2])) >= 0) {
+      out += static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+bool IsMetaSchemaUri(std::string_view uri) {
+  if (uri.ends_with("#")) uri.remove_suffix(1);
+  return uri == kDraft7Uri;
+}
+
+// Checks every "$ref" before valijson sees it: valijson 1.0 recurses without
+// end on some malformed URIs ("https:@/x") and on cycles of bare $refs.
+// Allowed: local fragments that resolve ("#", "#/definitions/x") and the
+// draft-07 meta-schema's URI.
+bool CheckRefs(const nlohmann::json& root, const nlohmann::json& node, int depth,
+               std::string* err) {
+  if (depth > 256) {
+    *err = "schema nested deeper than 256 levels";
+    return false;
+  }
+  if (!node.is_object() && !node.is_array()) return true;
+  for (const auto& [key, value] : node.items()) {
+    if (node.is_object() && (key == "enum" || key == "const" || key == "default" ||
+                             key == "examples")) {
+      continue;  // data, not schemas
+    }
+    if (node.is_object() && key == "$ref" && value.is_string()) {
+      const std::string ref = value.get<std::string>();
+      if (IsMetaSchemaUri(ref)) continue;
+      if (!ref.starts_with("#")) {
+        *err = "remote $ref \"" + ref +
+               "\" is not supported; use local references (\"#/definitions/...\")";
+        return false;
+      }
+      // Follow the chain of bare $refs: it must end at a real schema.
+      std::string target = ref;
+      for (int hops = 0;; ++hops) {
+        const nlohmann::json* next = nullptr;
+        try {
+          next = &root.at(nlohmann::json::json_pointer(PercentDecode(target.substr(1))));
+        } catch (const nlohmann::json::exception&) {
+          *err = "$ref \"" + target + "\" does not point into this schema";
+          return false;
+        }
+        auto inner = next->is_object() ? next->find("$ref") : next->end();
+        if (!next->is_object() || inner == next->end() || !inner->is_string() ||
+            !inner->get<std::string>().starts_with("#")) {
+          break;
+        }
+        if (hops > 64) {
+          *err = "$ref \"" + ref + "\" is part of a cycle of references";
+          return false;
+        }
+        target = inner->get<std::string>();
+      }
+      continue;
+    }
+    if (!CheckRefs(root, value, depth + 1, err)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::unique_ptr<JsonSchema> JsonSchema::Compile(const nlohmann::json& schema, std::string* err) {
+  if (!CheckRefs(schema, schema, 0, err)) return nullptr;
   auto impl = std::make_unique<Impl>();
   impl->document = schema;
   auto fetch = [](const std::string& uri) -> const nlohmann::json* {
-    std::string_view u = uri;
-    if (u.ends_with("#")) u.remove_suffix(1);
-    if (u == kDraft7Uri) return &Draft7MetaSchemaDocument();
+    if (IsMetaSchemaUri(uri)) return &Draft7MetaSchemaDocument();
     throw std::runtime_error("remote $ref \"" + uri +
                              "\" is not supported; use local references (\"#/definitions/...\")");
   };
@@ -241,14 +337,23 @@ std::vector<JsonSchema::Violation> JsonSchema::Validate(const nlohmann::json& in
     return {{"", std::string("cannot validate: ") + e.what()}};
   }
   valijson::ValidationResults::Error error;
+  std::string deepest_summary;  // where a failure with no detail of its own happened
   while (results.popError(error)) {
-    if (IsSummary(error.description)) continue;
+    if (IsSummary(error.description)) {
+      std::string at = ContextToPointer(error.context);
+      if (at.size() >= deepest_summary.size()) deepest_summary = at;
+      continue;
+    }
     Violation v{ContextToPointer(error.context), ""};
     const nlohmann::json* value = ValueAt(instance, v.pointer);
     if (!ExplainDuplicate(error.description, v.pointer, value, &v)) {
       v.message = Explain(error.description, FragmentAt(v.pointer), value);
     }
     out.push_back(std::move(v));
+  }
+  if (out.empty()) {
+    // A `false` schema fails without saying why.
+    out.push_back({deepest_summary, "no value is allowed here (the schema is false)"});
   }
   return out;
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "common/diagnostic.h"
 
@@ -29,6 +30,9 @@ struct SourceDoc {
   // where the member's key starts.
   std::unordered_map<std::string, SourcePos> value_pos;
   std::unordered_map<std::string, SourcePos> key_pos;
+  // Nodes the parser has reported and replaced by null (a bad YAML tag, a
+  // NaN): later checks say nothing more about them.
+  std::unordered_set<std::string> reported;
 
   // Position of the node at `pointer`, else of its nearest known ancestor.
   SourcePos ValuePos(std::string_view pointer) const;

@@ -23,9 +23,43 @@
 namespace chainctl {
 namespace {
 
-SourcePos ToPos(const YAML::Mark& mark) {
-  if (mark.is_null()) return {};
-  return {mark.line + 1, mark.column + 1};
+// yaml-cpp counts columns in bytes; chainctl counts characters (as for
+// JSON), so the column is recounted from the text. Marks past the end of the
+// text (an empty node at the end) are placed at the end.
+SourcePos ToPos(std::string_view text, const YAML::Mark& mark) {
+  if (mark.is_null() || mark.pos < 0 || mark.column < 0) return {};
+  size_t pos = static_cast<size_t>(mark.pos);
+  size_t column = static_cast<size_t>(mark.column);
+  if (pos > text.size() || column > pos) return PosAtOffset(text, std::min(pos, text.size()));
+  int chars = 0;
+  for (size_t i = pos - column; i < pos; ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) ++chars;
+  }
+  return {mark.line + 1, chars + 1};
+}
+
+// An empty sequence item ("-" and nothing) has the mark of whatever follows
+// it; this finds the "-" by going back over blanks, else keeps the mark.
+SourcePos EmptyItemPos(std::string_view text, const YAML::Mark& mark) {
+  if (mark.is_null() || mark.pos < 0) return {};
+  size_t k = std::min(static_cast<size_t>(mark.pos), text.size());
+  int lines_back = 0;
+  while (k > 0 && (text[k - 1] == ' ' || text[k - 1] == '\t' || text[k - 1] == '\n' ||
+                   text[k - 1] == '\r')) {
+    if (text[--k] == '\n') ++lines_back;
+  }
+  if (k == 0 || text[k - 1] != '-') return ToPos(text, mark);
+  size_t dash = k - 1;
+  size_t line_start = text.rfind('\n', dash);
+  line_start = line_start == std::string_view::npos ? 0 : line_start + 1;
+  int chars = 0;
+  for (size_t i = line_start; i < dash; ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) ++chars;
+  }
+  int line = mark.pos > static_cast<int>(text.size())
+                 ? PosAtOffset(text, dash).line
+                 : mark.line + 1 - lines_back;
+  return {line, chars + 1};
 }
 
 // Resolves a plain scalar by the YAML 1.2 core schema.
@@ -69,8 +103,9 @@ struct StopParse {};
 // document unusable throw StopParse; others are reported and building goes on.
 class JsonBuilder : public YAML::EventHandler {
  public:
-  JsonBuilder(const ParseLimits& limits, SourceDoc* doc, Diagnostics* diags)
-      : limits_(limits), doc_(doc), diags_(diags) {}
+  JsonBuilder(std::string_view text, const ParseLimits& limits, SourceDoc* doc,
+              Diagnostics* diags)
+      : text_(text), limits_(limits), doc_(doc), diags_(diags) {}
 
   bool done() const { return done_; }
 
@@ -103,9 +138,15 @@ class JsonBuilder : public YAML::EventHandler {
     bool complete = false;  // false while the anchored collection is open
   };
 
-  [[noreturn]] void Stop(SourcePos pos, std::string message) {
-    diags_->push_back({doc_->file, pos, "", std::move(message)});
+  SourcePos Pos(const YAML::Mark& mark) const { return ToPos(text_, mark); }
+  [[noreturn]] void Stop(const YAML::Mark& mark, const std::string& pointer, std::string message) {
+    diags_->push_back({doc_->file, Pos(mark), PointerToFieldPath(pointer), std::move(message)});
     throw StopParse{};
+  }
+  // Reports a bad value at `pointer`; later checks leave it alone.
+  void Reject(const YAML::Mark& mark, const std::string& pointer, std::string message) {
+    diags_->push_back({doc_->file, Pos(mark), PointerToFieldPath(pointer), std::move(message)});
+    doc_->reported.insert(pointer);
   }
   // Handles a key if one is expected; returns true if the event was a key.
   bool TakeKey(const YAML::Mark& mark, const std::string* scalar);
@@ -116,6 +157,7 @@ class JsonBuilder : public YAML::EventHandler {
   void Open(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor, bool map);
   void Close();
 
+  std::string_view text_;
   const ParseLimits& limits_;
   SourceDoc* doc_;
   Diagnostics* diags_;
@@ -128,11 +170,11 @@ class JsonBuilder : public YAML::EventHandler {
 
 bool JsonBuilder::TakeKey(const YAML::Mark& mark, const std::string* scalar) {
   if (stack_.empty() || !stack_.back().expect_key) return false;
-  if (!scalar) Stop(ToPos(mark), "mapping keys must be plain strings");
+  if (!scalar) Stop(mark, stack_.back().pointer, "mapping keys must be plain strings");
   Frame& top = stack_.back();
   top.expect_key = false;
   top.key = *scalar;
-  top.key_pos = ToPos(mark);
+  top.key_pos = Pos(mark);
   std::string member = top.pointer + "/" + EscapePointerToken(top.key);
   if (top.value.contains(top.key)) {
     diags_->push_back({doc_->file, top.key_pos, PointerToFieldPath(member),
@@ -146,7 +188,7 @@ bool JsonBuilder::TakeKey(const YAML::Mark& mark, const std::string* scalar) {
 
 std::string JsonBuilder::BeginValue(const YAML::Mark& mark, bool is_null) {
   std::string pointer;
-  SourcePos pos = ToPos(mark);
+  SourcePos pos = Pos(mark);
   if (!stack_.empty()) {
     const Frame& top = stack_.back();
     if (top.value.is_object()) {
@@ -155,6 +197,7 @@ std::string JsonBuilder::BeginValue(const YAML::Mark& mark, bool is_null) {
       if (is_null) pos = top.key_pos;
     } else {
       pointer = top.pointer + "/" + std::to_string(top.value.size());
+      if (is_null) pos = EmptyItemPos(text_, mark);
     }
   }
   doc_->value_pos[pointer] = pos;
@@ -164,10 +207,10 @@ std::string JsonBuilder::BeginValue(const YAML::Mark& mark, bool is_null) {
 void JsonBuilder::CountNodes(size_t n, bool via_alias, const YAML::Mark& mark) {
   nodes_ += n;
   if (nodes_ > limits_.max_nodes) {
-    Stop(ToPos(mark), "document has more than " + std::to_string(limits_.max_nodes) + " nodes");
+    Stop(mark, "", "document has more than " + std::to_string(limits_.max_nodes) + " nodes");
   }
   if (via_alias && (alias_nodes_ += n) > limits_.max_alias_nodes) {
-    Stop(ToPos(mark), "YAML aliases expand to more than " +
+    Stop(mark, "", "YAML aliases expand to more than " +
                           std::to_string(limits_.max_alias_nodes) + " nodes");
   }
 }
@@ -199,7 +242,7 @@ void JsonBuilder::OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) {
   if (TakeKey(mark, nullptr)) return;
   auto it = anchors_.find(anchor);
   if (it == anchors_.end() || !it->second.complete) {
-    Stop(ToPos(mark), "a YAML alias that refers to a node containing itself");
+    Stop(mark, "", "a YAML alias that refers to a node containing itself");
   }
   BeginValue(mark, false);
   CountNodes(it->second.nodes, true, mark);
@@ -225,14 +268,17 @@ void JsonBuilder::OnScalar(const YAML::Mark& mark, const std::string& tag, YAML:
               (tag == kCore + "bool" && out.is_boolean()) ||
               (tag == kCore + "null" && out.is_null());
     if (!ok) {
-      diags_->push_back({doc_->file, ToPos(mark), PointerToFieldPath(pointer),
-                         "\"" + value + "\" is not a valid " + tag.substr(kCore.size())});
-      out = value;
+      Reject(mark, pointer, "\"" + value + "\" is not a valid " + tag.substr(kCore.size()));
+      out = nullptr;
     }
   } else {
-    diags_->push_back({doc_->file, ToPos(mark), PointerToFieldPath(pointer),
-                       "unsupported YAML tag \"" + tag + "\""});
-    out = value;
+    Reject(mark, pointer, "unsupported YAML tag \"" + tag + "\"");
+    out = nullptr;
+  }
+  if (out.is_number_float() && !std::isfinite(out.get<double>())) {
+    Reject(mark, pointer, "\"" + value + "\" is not a finite number; chain files, like JSON, "
+                          "have no infinity or NaN");
+    out = nullptr;
   }
   Place(std::move(out), anchor, 1);
 }
@@ -241,12 +287,11 @@ void JsonBuilder::Open(const YAML::Mark& mark, const std::string& tag, YAML::anc
                        bool map) {
   if (TakeKey(mark, nullptr)) return;
   if (static_cast<int>(stack_.size()) >= limits_.max_depth) {
-    Stop(ToPos(mark), "nesting deeper than " + std::to_string(limits_.max_depth) + " levels");
+    Stop(mark, "", "nesting deeper than " + std::to_string(limits_.max_depth) + " levels");
   }
   std::string pointer = BeginValue(mark, false);
   if (tag != "?" && tag != "!" && tag != (map ? "tag:yaml.org,2002:map" : "tag:yaml.org,2002:seq")) {
-    diags_->push_back({doc_->file, ToPos(mark), PointerToFieldPath(pointer),
-                       "unsupported YAML tag \"" + tag + "\""});
+    Reject(mark, pointer, "unsupported YAML tag \"" + tag + "\"");
   }
   CountNodes(1, false, mark);
   if (anchor != YAML::NullAnchor) anchors_[anchor] = {};  // open: an alias to it is an error
@@ -307,7 +352,7 @@ bool ParseYamlDoc(std::string_view text, const ParseLimits& limits, SourceDoc* d
                   Diagnostics* diags) {
   std::istringstream stream{std::string(text)};
   YAML::Parser parser(stream);
-  JsonBuilder builder(limits, doc, diags);
+  JsonBuilder builder(text, limits, doc, diags);
   try {
     if (!parser.HandleNextDocument(builder) || !builder.done()) {
       diags->push_back({doc->file, {}, "", "empty file: expected a chain definition with 'tasks'"});
@@ -315,7 +360,7 @@ bool ParseYamlDoc(std::string_view text, const ParseLimits& limits, SourceDoc* d
     }
     NullHandler next;
     if (parser.HandleNextDocument(next)) {
-      diags->push_back({doc->file, ToPos(next.start), "",
+      diags->push_back({doc->file, ToPos(text, next.start), "",
                         next.content ? "the file holds more than one YAML document; a chain "
                                        "file holds one"
                                      : "unexpected text after the end of the document"});
@@ -324,11 +369,11 @@ bool ParseYamlDoc(std::string_view text, const ParseLimits& limits, SourceDoc* d
   } catch (const StopParse&) {
     return false;
   } catch (const YAML::DeepRecursion& e) {
-    diags->push_back({doc->file, ToPos(e.mark), "",
+    diags->push_back({doc->file, ToPos(text, e.mark), "",
                       "nesting deeper than " + std::to_string(limits.max_depth) + " levels"});
     return false;
   } catch (const YAML::Exception& e) {
-    diags->push_back({doc->file, ToPos(e.mark), "", "invalid YAML: " + e.msg});
+    diags->push_back({doc->file, ToPos(text, e.mark), "", "invalid YAML: " + e.msg});
     return false;
   }
   return true;
