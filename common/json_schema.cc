@@ -50,6 +50,23 @@ bool IsSummary(std::string_view message) {
   return false;
 }
 
+// The child a summary is about, as a pointer suffix: "Failed to validate
+// item #3 in array." -> "/3"; "...property name 'x'." -> "/x".
+std::string SummarizedChild(const std::string& message) {
+  unsigned index = 0;
+  if (sscanf(message.c_str(), "Failed to validate item #%u", &index) == 1) {
+    return "/" + std::to_string(index);
+  }
+  static constexpr std::string_view kProperty = "property name '";
+  size_t start = message.find(kProperty);
+  size_t end = message.rfind("'.");
+  if (start == std::string::npos || end == std::string::npos || end < start + kProperty.size()) {
+    return "";
+  }
+  start += kProperty.size();
+  return "/" + EscapePointerToken(message.substr(start, end - start));
+}
+
 }  // namespace
 
 struct JsonSchema::Impl {
@@ -340,7 +357,7 @@ std::vector<JsonSchema::Violation> JsonSchema::Validate(const nlohmann::json& in
   std::string deepest_summary;  // where a failure with no detail of its own happened
   while (results.popError(error)) {
     if (IsSummary(error.description)) {
-      std::string at = ContextToPointer(error.context);
+      std::string at = ContextToPointer(error.context) + SummarizedChild(error.description);
       if (at.size() >= deepest_summary.size()) deepest_summary = at;
       continue;
     }
@@ -352,8 +369,9 @@ std::vector<JsonSchema::Violation> JsonSchema::Validate(const nlohmann::json& in
     out.push_back(std::move(v));
   }
   if (out.empty()) {
-    // A `false` schema fails without saying why.
-    out.push_back({deepest_summary, "no value is allowed here (the schema is false)"});
+    // A `false` schema or a failed propertyNames check fails without a
+    // message of its own.
+    out.push_back({deepest_summary, "is not allowed by the schema"});
   }
   return out;
 }

@@ -34,11 +34,11 @@ TEST(JsonSchema, MessagesNameTheProblem) {
   for (const auto& violation : v) got.push_back(violation.pointer + ": " + violation.message);
   std::sort(got.begin(), got.end());
   EXPECT_EQ(got, (std::vector<std::string>{
-                     ": missing required field \"n\"",
                      "/mode: must be one of: a, b (got \"c\")",
                      "/name: expected a name starting with x, got \"y\"",
                      "/tags/1: expected string, got integer",
                      "/tags/2: duplicate entry \"p\" (also at index 0)",
+                     ": missing required field \"n\"",
                  }));
   auto range = schema->Validate(json{{"n", 12}});
   ASSERT_EQ(range.size(), 1u);
@@ -53,7 +53,11 @@ TEST(JsonSchema, FalseSchemaSaysSo) {
   auto v = schema->Validate(json{{"x", 1}});
   ASSERT_EQ(v.size(), 1u);
   EXPECT_EQ(v[0].pointer, "/x");
-  EXPECT_EQ(v[0].message, "no value is allowed here (the schema is false)");
+  EXPECT_EQ(v[0].message, "is not allowed by the schema");
+  auto nested = CompileOrDie(json::parse(R"({"items": {"items": false}})"));
+  auto nv = nested->Validate(json::parse("[[1]]"));
+  ASSERT_EQ(nv.size(), 1u);
+  EXPECT_EQ(nv[0].pointer, "/0/0");
 }
 
 TEST(JsonSchema, FragmentAtFollowsPropertiesItemsAndRefs) {
