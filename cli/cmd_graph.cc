@@ -22,9 +22,8 @@ int RunGraph(const GraphOptions& options, std::ostream& out, std::ostream& err) 
     err << options.file << ": " << build_err << "\n";
     return kExitInvalid;
   }
-  std::string name = chain->chain_id.empty()
-                         ? std::filesystem::path(options.file).stem().string()
-                         : chain->chain_id;
+  std::string name = chain->chain_id.empty() ? std::filesystem::path(options.file).stem().string()
+                                             : chain->chain_id;
   out << RenderGraph(*chain, dag, name, *ParseGraphFormat(options.format));
   return kExitOk;
 }

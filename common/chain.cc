@@ -9,8 +9,9 @@ namespace {
 template <typename E, size_t N>
 using NameTable = std::array<std::pair<E, const char*>, N>;
 
-constexpr NameTable<PrewarmLevel, 3> kPrewarm = {
-    {{PrewarmLevel::kOff, "off"}, {PrewarmLevel::kStage, "stage"}, {PrewarmLevel::kSpawn, "spawn"}}};
+constexpr NameTable<PrewarmLevel, 3> kPrewarm = {{{PrewarmLevel::kOff, "off"},
+                                                  {PrewarmLevel::kStage, "stage"},
+                                                  {PrewarmLevel::kSpawn, "spawn"}}};
 constexpr NameTable<TaskMode, 2> kMode = {
     {{TaskMode::kOneshot, "oneshot"}, {TaskMode::kWorker, "worker"}}};
 constexpr NameTable<TriggerRule, 3> kRule = {{{TriggerRule::kAllSuccess, "all_success"},
@@ -47,7 +48,8 @@ nlohmann::json TaskToJson(const TaskSpec& t) {
   const TaskSpec defaults;
   nlohmann::json j = {{"task_id", t.task_id}};
   if (!t.description.empty()) j["description"] = t.description;
-  if (!t.executable_code_location.empty()) j["executable_code_location"] = t.executable_code_location;
+  if (!t.executable_code_location.empty())
+    j["executable_code_location"] = t.executable_code_location;
   if (!t.command.empty()) j["command"] = t.command;
   if (!t.args.empty()) j["args"] = t.args;
   if (!t.env.empty()) j["env"] = t.env;

@@ -44,8 +44,8 @@ struct RetryPolicy {
 };
 
 struct ResourceRequirements {
-  int64_t cpu_millis = 1000;        // 1000 = one core
-  uint64_t memory_bytes = 0;        // 0: not declared
+  int64_t cpu_millis = 1000;  // 1000 = one core
+  uint64_t memory_bytes = 0;  // 0: not declared
   int gpu = 0;
   std::optional<Duration> timeout;  // none: no limit
   uint64_t max_output_bytes = 16ull << 20;
@@ -70,8 +70,8 @@ struct TaskSpec {
   RetryPolicy retry;
   std::vector<Condition> when;  // all must hold
   TriggerRule trigger_rule = TriggerRule::kAllSuccess;
-  std::vector<std::string> input_files;             // inputs.files: globs or http(s) URLs
-  std::map<std::string, std::string> input_map;     // input field -> JSON Pointer
+  std::vector<std::string> input_files;          // inputs.files: globs or http(s) URLs
+  std::map<std::string, std::string> input_map;  // input field -> JSON Pointer
 };
 
 struct Chain {

@@ -84,8 +84,9 @@ void ChainChecker::CheckIds() {
     if (id.empty()) continue;  // missing or mistyped: the schema check said so
     std::string at = TaskAt(i) + "/task_id";
     if (id == "trigger") {
-      report_.At(at, "task id \"trigger\" is reserved: it names the run's input in "
-                     "`when` and `input_map` paths");
+      report_.At(at,
+                 "task id \"trigger\" is reserved: it names the run's input in "
+                 "`when` and `input_map` paths");
     }
     auto [it, inserted] = index_.emplace(id, i);
     if (!inserted) {
@@ -111,8 +112,9 @@ void ChainChecker::CheckProgram(size_t i) {
     CheckExecutable(i);
   }
   if (has_cmd && !t.args.empty()) {
-    report_.AtKey(TaskAt(i) + "/args", "\"args\" goes with \"executable_code_location\"; "
-                                        "put arguments in the command itself");
+    report_.AtKey(TaskAt(i) + "/args",
+                  "\"args\" goes with \"executable_code_location\"; "
+                  "put arguments in the command itself");
   }
 }
 
@@ -139,8 +141,9 @@ void ChainChecker::CheckExecutable(size_t i) {
   std::error_code ec;
   fs::path absolute = fs::weakly_canonical(fs::absolute(path, ec), ec);
   if (ec) absolute = path.lexically_normal();
-  std::string shown = location == absolute.string() ? Quote(location)
-                                                     : Quote(location) + " (" + absolute.string() + ")";
+  std::string shown = location == absolute.string()
+                          ? Quote(location)
+                          : Quote(location) + " (" + absolute.string() + ")";
   if (options_.check_executables) {
     struct stat st;
     if (stat(absolute.c_str(), &st) != 0) {
@@ -214,8 +217,8 @@ void ChainChecker::CheckCycles() {
 
 void ChainChecker::CheckSchemas(size_t i) {
   const TaskSpec& t = chain_.tasks[i];
-  for (auto [key, schema] : {std::pair{"input_schema", &t.input_schema},
-                             std::pair{"output_schema", &t.output_schema}}) {
+  for (auto [key, schema] :
+       {std::pair{"input_schema", &t.input_schema}, std::pair{"output_schema", &t.output_schema}}) {
     // The meta-schema's anyOf alternatives give several messages for one
     // mistake; the first one at each place says enough.
     std::unordered_set<std::string> reported;
@@ -297,7 +300,8 @@ void ChainChecker::CheckConditions(size_t i) {
 
 void ChainChecker::CheckInputMap(size_t i) {
   for (const auto& [field, pointer] : chain_.tasks[i].input_map) {
-    CheckDataPath(i, pointer, TaskAt(i) + "/input_map/" + EscapePointerToken(field), "input_map path");
+    CheckDataPath(i, pointer, TaskAt(i) + "/input_map/" + EscapePointerToken(field),
+                  "input_map path");
   }
 }
 
@@ -320,8 +324,9 @@ void ChainChecker::CheckInputFiles(size_t i) {
     if (scheme == std::string::npos) continue;
     std::string name = files[k].substr(0, scheme);
     if (name != "http" && name != "https") {
-      report_.At(TaskAt(i) + "/inputs/files/" + std::to_string(k),
-                 "unsupported URL scheme " + Quote(name) + ": inputs are local paths or http(s) URLs");
+      report_.At(
+          TaskAt(i) + "/inputs/files/" + std::to_string(k),
+          "unsupported URL scheme " + Quote(name) + ": inputs are local paths or http(s) URLs");
     }
   }
 }

@@ -119,8 +119,8 @@ TaskSpec Decoder::DecodeTask(const json& j, const std::string& at) {
   String(j, "command", &t.command);
   Strings(j, "args", &t.args);
   StringMap(j, "env", &t.env);
-  for (auto [key, schema] : {std::pair{"input_schema", &t.input_schema},
-                             std::pair{"output_schema", &t.output_schema}}) {
+  for (auto [key, schema] :
+       {std::pair{"input_schema", &t.input_schema}, std::pair{"output_schema", &t.output_schema}}) {
     const json* v = Field(j, key);
     if (v && (v->is_object() || v->is_boolean())) *schema = *v;
   }

@@ -45,7 +45,8 @@ void FindUnknownFields(const JsonSchema& schema, const nlohmann::json& node,
   for (const auto& [key, value] : node.items()) {
     std::string member = pointer + "/" + EscapePointerToken(key);
     if (closed && key == "<<") {
-      report->AtKey(member, "YAML merge keys (\"<<\") are not supported; write the fields out in full");
+      report->AtKey(member,
+                    "YAML merge keys (\"<<\") are not supported; write the fields out in full");
       continue;
     }
     if (closed && std::find(known.begin(), known.end(), key) == known.end()) {

@@ -113,13 +113,15 @@ CriticalPath ComputeCriticalPath(const Dag& dag, const std::vector<double>& weig
   for (auto it = dag.topo_order.rbegin(); it != dag.topo_order.rend(); ++it) {
     size_t i = static_cast<size_t>(*it);
     double after = 0;
-    for (int d : dag.nodes[i].dependents) after = std::max(after, cp.remaining[static_cast<size_t>(d)]);
+    for (int d : dag.nodes[i].dependents)
+      after = std::max(after, cp.remaining[static_cast<size_t>(d)]);
     cp.remaining[i] = weights[i] + after;
   }
   auto heaviest = [&](const std::vector<int>& candidates) {
     int best = -1;
     for (int c : candidates) {
-      if (best < 0 || cp.remaining[static_cast<size_t>(c)] > cp.remaining[static_cast<size_t>(best)]) {
+      if (best < 0 ||
+          cp.remaining[static_cast<size_t>(c)] > cp.remaining[static_cast<size_t>(best)]) {
         best = c;
       }
     }

@@ -37,9 +37,9 @@ std::vector<std::vector<int>> FindCycles(const std::vector<std::vector<int>>& de
 std::string DescribeCycle(const std::vector<int>& cycle, const std::vector<std::string>& ids);
 
 struct CriticalPath {
-  std::vector<int> path;           // root to leaf, heaviest first
-  double length = 0;               // sum of the path's weights
-  std::vector<double> remaining;   // per node: its weight + the heaviest path after it
+  std::vector<int> path;          // root to leaf, heaviest first
+  double length = 0;              // sum of the path's weights
+  std::vector<double> remaining;  // per node: its weight + the heaviest path after it
 };
 
 // Longest path by node weight (weights.size() == nodes.size(); use 1.0 for

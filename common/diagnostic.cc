@@ -23,9 +23,10 @@ void SortDiagnostics(Diagnostics* diags) {
   };
   std::stable_sort(diags->begin(), diags->end(),
                    [&](const Diagnostic& a, const Diagnostic& b) { return key(a) < key(b); });
-  diags->erase(std::unique(diags->begin(), diags->end(),
-                           [&](const Diagnostic& a, const Diagnostic& b) { return key(a) == key(b); }),
-               diags->end());
+  diags->erase(
+      std::unique(diags->begin(), diags->end(),
+                  [&](const Diagnostic& a, const Diagnostic& b) { return key(a) == key(b); }),
+      diags->end());
 }
 
 nlohmann::json DiagnosticToJson(const Diagnostic& d) {

@@ -53,9 +53,8 @@ std::string PointerToFieldPath(std::string_view pointer, const nlohmann::json* r
   std::string out;
   const nlohmann::json* node = root;
   for (const std::string& t : *tokens) {
-    bool digits = !t.empty() && std::all_of(t.begin(), t.end(), [](unsigned char c) {
-      return std::isdigit(c) != 0;
-    });
+    bool digits = !t.empty() && std::all_of(t.begin(), t.end(),
+                                            [](unsigned char c) { return std::isdigit(c) != 0; });
     bool index = node ? node->is_array() : digits;
     if (node && node->is_array() && digits && std::stoull(t) < node->size()) {
       node = &(*node)[std::stoull(t)];

@@ -111,8 +111,7 @@ bool JsonPositionScanner::Scan() {
       std::string pointer = BeginValue();
       if (static_cast<int>(stack_.size()) >= limits_.max_depth) {
         diags_->push_back({doc_->file, Here(), "",
-                           "nesting deeper than " + std::to_string(limits_.max_depth) +
-                               " levels"});
+                           "nesting deeper than " + std::to_string(limits_.max_depth) + " levels"});
         return false;
       }
       stack_.emplace_back(c == '{', std::move(pointer));
@@ -129,8 +128,8 @@ bool JsonPositionScanner::Scan() {
       if (key && !ReadKey(start, pos)) return true;
     } else {
       BeginValue();  // number or literal
-      while (i_ < text_.size() && std::string_view(" \t\r\n,]}:").find(text_[i_]) ==
-                                      std::string_view::npos) {
+      while (i_ < text_.size() &&
+             std::string_view(" \t\r\n,]}:").find(text_[i_]) == std::string_view::npos) {
         Advance();
       }
     }

@@ -147,8 +147,8 @@ std::string Explain(const std::string& raw, const nlohmann::json* fragment,
   if (raw.starts_with("Expected number")) {
     bool has_min = f.contains("minimum"), has_max = f.contains("maximum");
     if (has_min && has_max) {
-      return "must be between " + f["minimum"].dump() + " and " + f["maximum"].dump() +
-             ", got " + Quoted(*value);
+      return "must be between " + f["minimum"].dump() + " and " + f["maximum"].dump() + ", got " +
+             Quoted(*value);
     }
     if (has_min) return "must be at least " + f["minimum"].dump() + ", got " + Quoted(*value);
     if (has_max) return "must be at most " + f["maximum"].dump() + ", got " + Quoted(*value);
@@ -242,8 +242,7 @@ std::string PercentDecode(std::string_view s) {
       if (c >= 'A' && c <= 'F') return c - 'A' + 10;
       return -1;
     };
-    if (s[i] == '%' && i + 2 < s.size() && (hi = hex(s[i + 1])) >= 0 &&
-        (lo = hex(s[i + 2])) >= 0) {
+    if (s[i] == '%' && i + 2 < s.size() && (hi = hex(s[i + 1])) >= 0 && (lo = hex(s[i + 2])) >= 0) {
       out += static_cast<char>(hi * 16 + lo);
       i += 2;
     } else {
@@ -270,8 +269,8 @@ bool CheckRefs(const nlohmann::json& root, const nlohmann::json& node, int depth
   }
   if (!node.is_object() && !node.is_array()) return true;
   for (const auto& [key, value] : node.items()) {
-    if (node.is_object() && (key == "enum" || key == "const" || key == "default" ||
-                             key == "examples")) {
+    if (node.is_object() &&
+        (key == "enum" || key == "const" || key == "default" || key == "examples")) {
       continue;  // data, not schemas
     }
     if (node.is_object() && key == "$ref" && value.is_string()) {
@@ -410,8 +409,8 @@ void CheckPatterns(const nlohmann::json& schema, const std::string& pointer,
         check(regex, at + "/" + EscapePointerToken(regex));
         CheckPatterns(sub, at + "/" + EscapePointerToken(regex), problems);
       }
-    } else if (!(schema.is_object() && (key == "enum" || key == "const" || key == "default" ||
-                                        key == "examples"))) {
+    } else if (!(schema.is_object() &&
+                 (key == "enum" || key == "const" || key == "default" || key == "examples"))) {
       CheckPatterns(value, at, problems);
     }
   }

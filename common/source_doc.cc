@@ -44,18 +44,18 @@ bool CheckText(std::string_view text, const std::string& file, Diagnostics* diag
     if (len == 0) {
       char hex[8];
       snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned char>(text[i]));
-      diags->push_back({file, PosAtOffset(text, i), "",
-                        std::string("not valid UTF-8 (byte ") + hex +
-                            "); chain files must be UTF-8 text"});
+      diags->push_back(
+          {file, PosAtOffset(text, i), "",
+           std::string("not valid UTF-8 (byte ") + hex + "); chain files must be UTF-8 text"});
       return false;
     }
     unsigned char c = static_cast<unsigned char>(text[i]);
     if (len == 1 && (c < 0x20 || c == 0x7F) && c != '\t' && c != '\n' && c != '\r') {
       char code[8];
       snprintf(code, sizeof code, "U+%04X", c);
-      diags->push_back({file, PosAtOffset(text, i), "",
-                        std::string("control character ") + code +
-                            " in text; is this a binary file?"});
+      diags->push_back(
+          {file, PosAtOffset(text, i), "",
+           std::string("control character ") + code + " in text; is this a binary file?"});
       return false;
     }
     i += len;
@@ -126,9 +126,11 @@ SourceFormat DetectFormat(std::string_view file_name, std::string_view text) {
 bool ParseSourceDoc(std::string_view text, SourceFormat format, const ParseLimits& limits,
                     SourceDoc* doc, Diagnostics* diags) {
   if (text.size() > limits.max_bytes) {
-    diags->push_back({doc->file, {}, "",
-                      "file is too large: the limit is " + FormatSize(limits.max_bytes) +
-                          " bytes"});
+    diags->push_back(
+        {doc->file,
+         {},
+         "",
+         "file is too large: the limit is " + FormatSize(limits.max_bytes) + " bytes"});
     return false;
   }
   if (text.starts_with("\xEF\xBB\xBF")) text.remove_prefix(3);  // UTF-8 byte order mark

@@ -149,8 +149,8 @@ std::optional<uint64_t> ParseSize(std::string_view text, std::string* err) {
   Decimal d;
   bool overflow = false;
   if (!ReadDecimal(text, &pos, &d, &overflow)) {
-    *err = overflow ? "size " + Quote(text) + " is too large"
-                    : "invalid size " + Quote(text) + usage;
+    *err =
+        overflow ? "size " + Quote(text) + " is too large" : "invalid size " + Quote(text) + usage;
     return std::nullopt;
   }
   std::string_view suffix = text.substr(pos);
@@ -158,9 +158,11 @@ std::optional<uint64_t> ParseSize(std::string_view text, std::string* err) {
   uint64_t unit = 1;
   if (!suffix.empty()) {
     static constexpr std::string_view kLetters = "KMGTPE";
-    size_t power = kLetters.find(static_cast<char>(std::toupper(static_cast<unsigned char>(suffix[0]))));
+    size_t power =
+        kLetters.find(static_cast<char>(std::toupper(static_cast<unsigned char>(suffix[0]))));
     bool lower_ok = suffix[0] == 'k';  // "k" is the SI spelling; "m" would be milli
-    bool valid = (power != std::string_view::npos) && (std::isupper(static_cast<unsigned char>(suffix[0])) || lower_ok);
+    bool valid = (power != std::string_view::npos) &&
+                 (std::isupper(static_cast<unsigned char>(suffix[0])) || lower_ok);
     bool binary = suffix.size() == 2 && suffix[1] == 'i';
     if (!valid || (suffix.size() > 1 && !binary)) {
       *err = "invalid size " + Quote(text) + usage;

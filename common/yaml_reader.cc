@@ -56,9 +56,8 @@ SourcePos EmptyItemPos(std::string_view text, const YAML::Mark& mark) {
   for (size_t i = line_start; i < dash; ++i) {
     if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) ++chars;
   }
-  int line = mark.pos > static_cast<int>(text.size())
-                 ? PosAtOffset(text, dash).line
-                 : mark.line + 1 - lines_back;
+  int line = mark.pos > static_cast<int>(text.size()) ? PosAtOffset(text, dash).line
+                                                      : mark.line + 1 - lines_back;
   return {line, chars + 1};
 }
 
@@ -103,8 +102,7 @@ struct StopParse {};
 // document unusable throw StopParse; others are reported and building goes on.
 class JsonBuilder : public YAML::EventHandler {
  public:
-  JsonBuilder(std::string_view text, const ParseLimits& limits, SourceDoc* doc,
-              Diagnostics* diags)
+  JsonBuilder(std::string_view text, const ParseLimits& limits, SourceDoc* doc, Diagnostics* diags)
       : text_(text), limits_(limits), doc_(doc), diags_(diags) {}
 
   bool done() const { return done_; }
@@ -127,9 +125,9 @@ class JsonBuilder : public YAML::EventHandler {
     nlohmann::json value;  // the array or object being filled
     std::string pointer;
     YAML::anchor_t anchor = YAML::NullAnchor;
-    size_t nodes_before = 0;   // nodes_ when the collection opened
-    bool expect_key = false;   // maps: the next event is a key
-    std::string key;           // maps: the key of the value that comes next
+    size_t nodes_before = 0;  // nodes_ when the collection opened
+    bool expect_key = false;  // maps: the next event is a key
+    std::string key;          // maps: the key of the value that comes next
     SourcePos key_pos;
   };
   struct Anchored {
@@ -210,8 +208,8 @@ void JsonBuilder::CountNodes(size_t n, bool via_alias, const YAML::Mark& mark) {
     Stop(mark, "", "document has more than " + std::to_string(limits_.max_nodes) + " nodes");
   }
   if (via_alias && (alias_nodes_ += n) > limits_.max_alias_nodes) {
-    Stop(mark, "", "YAML aliases expand to more than " +
-                          std::to_string(limits_.max_alias_nodes) + " nodes");
+    Stop(mark, "",
+         "YAML aliases expand to more than " + std::to_string(limits_.max_alias_nodes) + " nodes");
   }
 }
 
@@ -276,8 +274,10 @@ void JsonBuilder::OnScalar(const YAML::Mark& mark, const std::string& tag, YAML:
     out = nullptr;
   }
   if (out.is_number_float() && !std::isfinite(out.get<double>())) {
-    Reject(mark, pointer, "\"" + value + "\" is not a finite number; chain files, like JSON, "
-                          "have no infinity or NaN");
+    Reject(mark, pointer,
+           "\"" + value +
+               "\" is not a finite number; chain files, like JSON, "
+               "have no infinity or NaN");
     out = nullptr;
   }
   Place(std::move(out), anchor, 1);
@@ -290,7 +290,8 @@ void JsonBuilder::Open(const YAML::Mark& mark, const std::string& tag, YAML::anc
     Stop(mark, "", "nesting deeper than " + std::to_string(limits_.max_depth) + " levels");
   }
   std::string pointer = BeginValue(mark, false);
-  if (tag != "?" && tag != "!" && tag != (map ? "tag:yaml.org,2002:map" : "tag:yaml.org,2002:seq")) {
+  if (tag != "?" && tag != "!" &&
+      tag != (map ? "tag:yaml.org,2002:map" : "tag:yaml.org,2002:seq")) {
     Reject(mark, pointer, "unsupported YAML tag \"" + tag + "\"");
   }
   CountNodes(1, false, mark);
@@ -309,8 +310,8 @@ void JsonBuilder::OnSequenceStart(const YAML::Mark& mark, const std::string& tag
   Open(mark, tag, anchor, false);
 }
 
-void JsonBuilder::OnMapStart(const YAML::Mark& mark, const std::string& tag,
-                             YAML::anchor_t anchor, YAML::EmitterStyle::value) {
+void JsonBuilder::OnMapStart(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                             YAML::EmitterStyle::value) {
   Open(mark, tag, anchor, true);
 }
 

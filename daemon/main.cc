@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
-  std::cerr << "chaind " << chainctl::kVersion << ": the server is not built yet (--version, --help)\n";
+  std::cerr << "chaind " << chainctl::kVersion
+            << ": the server is not built yet (--version, --help)\n";
   return 2;
 }

@@ -54,12 +54,11 @@ TEST_F(Cli, ValidateJsonOutput) {
   EXPECT_EQ(r.status, kExitInvalid);
   nlohmann::json errors = nlohmann::json::parse(r.out);
   ASSERT_EQ(errors.size(), 1u);
-  EXPECT_EQ(errors[0],
-            (nlohmann::json{{"file", bad_},
-                            {"line", 4},
-                            {"column", 20},
-                            {"path", "tasks[0].dependencies[0]"},
-                            {"message", "unknown task \"lod\""}}));
+  EXPECT_EQ(errors[0], (nlohmann::json{{"file", bad_},
+                                       {"line", 4},
+                                       {"column", 20},
+                                       {"path", "tasks[0].dependencies[0]"},
+                                       {"message", "unknown task \"lod\""}}));
   Result ok = RunChainctl({"validate", "-o", "json", good_});
   EXPECT_EQ(ok.status, 0);
   EXPECT_EQ(nlohmann::json::parse(ok.out), nlohmann::json::array());
@@ -81,9 +80,12 @@ TEST_F(Cli, GraphFormats) {
 }
 
 TEST_F(Cli, UsageErrorsExitTwo) {
-  for (const auto& args : std::vector<std::vector<std::string>>{
-           {}, {"frobnicate"}, {"validate"}, {"graph", "x", "--format", "svg"},
-           {"validate", "-o", "xml", "x"}, {"--bogus"}}) {
+  for (const auto& args : std::vector<std::vector<std::string>>{{},
+                                                                {"frobnicate"},
+                                                                {"validate"},
+                                                                {"graph", "x", "--format", "svg"},
+                                                                {"validate", "-o", "xml", "x"},
+                                                                {"--bogus"}}) {
     Result r = RunChainctl(args);
     EXPECT_EQ(r.status, kExitInvalid) << ::testing::PrintToString(args);
     EXPECT_NE(r.err.find("--help"), std::string::npos) << r.err;

@@ -114,9 +114,7 @@ TEST(Dag, VerifyDagCatchesBrokenInvariants) {
   EXPECT_EQ(err, "leaves are not exactly the nodes without dependents");
 }
 
-TEST(Dag, DescribeCycle) {
-  EXPECT_EQ(DescribeCycle({0, 1, 0}, {"a", "b"}), "cycle: a -> b -> a");
-}
+TEST(Dag, DescribeCycle) { EXPECT_EQ(DescribeCycle({0, 1, 0}, {"a", "b"}), "cycle: a -> b -> a"); }
 
 }  // namespace
 }  // namespace chainctl

@@ -172,7 +172,8 @@ TEST(SourceDoc, SizeLimit) {
 
 TEST(SourceDoc, DeepNesting) {
   std::string deep_json = std::string(10000, '[') + std::string(10000, ']');
-  EXPECT_EQ(OnlyError(Parse(deep_json, SourceFormat::kJson)), "f:1:65: nesting deeper than 64 levels");
+  EXPECT_EQ(OnlyError(Parse(deep_json, SourceFormat::kJson)),
+            "f:1:65: nesting deeper than 64 levels");
   std::string deep_object;
   for (int i = 0; i < 10000; ++i) deep_object += "{\"a\":";
   deep_object += "1" + std::string(10000, '}');
@@ -199,11 +200,11 @@ TEST(SourceDoc, AliasBombIsStopped) {
   }
   Parsed p = Parse(bomb, SourceFormat::kYaml);
   EXPECT_FALSE(p.ok);
-  EXPECT_NE(OnlyError(p).find("YAML aliases expand to more than 100000 nodes"),
-            std::string::npos);
+  EXPECT_NE(OnlyError(p).find("YAML aliases expand to more than 100000 nodes"), std::string::npos);
   Parsed self = Parse("a: &a [*a]\n", SourceFormat::kYaml);
   EXPECT_FALSE(self.ok);
-  EXPECT_NE(OnlyError(self).find("a YAML alias that refers to a node containing itself"), std::string::npos);
+  EXPECT_NE(OnlyError(self).find("a YAML alias that refers to a node containing itself"),
+            std::string::npos);
   // Ordinary aliases are fine.
   Parsed ok = Parse("base: &b {cpu: 1}\nx: *b\ny: *b\n", SourceFormat::kYaml);
   ASSERT_TRUE(ok.ok);

@@ -27,8 +27,9 @@ TEST(ParseDuration, RejectsGarbageWithAReason) {
     EXPECT_NE(err.find("duration"), std::string::npos) << bad << ": " << err;
   }
   EXPECT_FALSE(ParseDuration("5", &err));
-  EXPECT_EQ(err, "duration \"5\" has no unit: expected a number and a unit (ms, s, m, h), "
-                 "e.g. 250ms, 1.5s, 2m, 1h30m");
+  EXPECT_EQ(err,
+            "duration \"5\" has no unit: expected a number and a unit (ms, s, m, h), "
+            "e.g. 250ms, 1.5s, 2m, 1h30m");
 }
 
 TEST(ParseDuration, RejectsOverflow) {
