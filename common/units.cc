@@ -141,6 +141,26 @@ std::string FormatDuration(Duration d) {
   return out;
 }
 
+namespace {
+
+// "Ki" -> 1024, "M" -> 10^6, "" or "B" -> 1; nullopt for anything else.
+std::optional<uint64_t> SizeMultiplier(std::string_view suffix) {
+  if (suffix.ends_with("B")) suffix.remove_suffix(1);
+  if (suffix.empty()) return 1;
+  static constexpr std::string_view kPrefixes = "KMGTPE";
+  // "k" is the SI spelling of kilo; a lower-case "m" would be milli.
+  char letter = suffix[0] == 'k' ? 'K' : suffix[0];
+  size_t power = kPrefixes.find(letter);
+  std::string_view rest = suffix.substr(1);
+  if (power == std::string_view::npos || !(rest.empty() || rest == "i")) return std::nullopt;
+  uint64_t base = rest == "i" ? 1024 : 1000;
+  uint64_t unit = 1;
+  for (size_t i = 0; i <= power; ++i) unit *= base;
+  return unit;
+}
+
+}  // namespace
+
 std::optional<uint64_t> ParseSize(std::string_view text, std::string* err) {
   const std::string usage =
       ": expected bytes or a number with a suffix (K, M, G, T, P, E or Ki, Mi, Gi, Ti, Pi, "
@@ -148,37 +168,19 @@ std::optional<uint64_t> ParseSize(std::string_view text, std::string* err) {
   size_t pos = 0;
   Decimal d;
   bool overflow = false;
-  if (!ReadDecimal(text, &pos, &d, &overflow)) {
-    *err =
-        overflow ? "size " + Quote(text) + " is too large" : "invalid size " + Quote(text) + usage;
-    return std::nullopt;
-  }
-  std::string_view suffix = text.substr(pos);
-  if (suffix.ends_with("B")) suffix.remove_suffix(1);
-  uint64_t unit = 1;
-  if (!suffix.empty()) {
-    static constexpr std::string_view kLetters = "KMGTPE";
-    size_t power =
-        kLetters.find(static_cast<char>(std::toupper(static_cast<unsigned char>(suffix[0]))));
-    bool lower_ok = suffix[0] == 'k';  // "k" is the SI spelling; "m" would be milli
-    bool valid = (power != std::string_view::npos) &&
-                 (std::isupper(static_cast<unsigned char>(suffix[0])) || lower_ok);
-    bool binary = suffix.size() == 2 && suffix[1] == 'i';
-    if (!valid || (suffix.size() > 1 && !binary)) {
-      *err = "invalid size " + Quote(text) + usage;
-      return std::nullopt;
-    }
-    for (size_t i = 0; i <= power; ++i) unit *= binary ? 1024 : 1000;
-  } else if (d.fraction_digits > 0 && d.fraction != 0) {
-    *err = "invalid size " + Quote(text) + ": a byte count must be a whole number";
-    return std::nullopt;
-  }
-  uint64_t bytes;
-  if (!Scale(d, unit, &bytes)) {
+  bool number = ReadDecimal(text, &pos, &d, &overflow);
+  std::optional<uint64_t> unit = SizeMultiplier(text.substr(pos));
+  uint64_t bytes = 0;
+  if (overflow || (number && unit && !Scale(d, *unit, &bytes))) {
     *err = "size " + Quote(text) + " is too large";
-    return std::nullopt;
+  } else if (!number || !unit) {
+    *err = "invalid size " + Quote(text) + usage;
+  } else if (*unit == 1 && d.fraction != 0) {
+    *err = "invalid size " + Quote(text) + ": a byte count must be a whole number";
+  } else {
+    return bytes;
   }
-  return bytes;
+  return std::nullopt;
 }
 
 std::string FormatSize(uint64_t bytes) {
