@@ -20,7 +20,7 @@ int RunValidate(const ValidateOptions& options, std::ostream& out, std::ostream&
   if (options.output == "json") {
     nlohmann::json errors = nlohmann::json::array();
     for (const Diagnostic& d : all) errors.push_back(DiagnosticToJson(d));
-    out << errors.dump(2) << "\n";
+    out << errors.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   } else {
     for (const Diagnostic& d : all) err << FormatDiagnostic(d) << "\n";
     if (!all.empty()) {

@@ -1,5 +1,6 @@
 #include "common/json_schema.h"
 
+#include <algorithm>
 #include <cmath>
 #include <regex>
 #include <string_view>
@@ -76,8 +77,26 @@ struct JsonSchema::Impl {
 
 namespace {
 
-// A value as it appears in a message: strings quoted and cut to 60
-// characters, non-finite numbers as YAML writes them (JSON has none).
+// JSON text of a value; invalid UTF-8 (which a YAML escape can produce) is
+// replaced rather than thrown about.
+std::string Dump(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// The first `max_bytes` of `s`, not cutting a UTF-8 sequence in two.
+std::string_view CutUtf8(std::string_view s, size_t max_bytes) {
+  if (s.size() <= max_bytes) return s;
+  while (max_bytes > 0 && (static_cast<unsigned char>(s[max_bytes]) & 0xC0) == 0x80) --max_bytes;
+  return s.substr(0, max_bytes);
+}
+
+size_t CountChars(std::string_view s) {
+  return static_cast<size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+// A value as it appears in a message: strings quoted and cut to 60 bytes,
+// non-finite numbers as YAML writes them (JSON has none).
 std::string Quoted(const nlohmann::json& value) {
   if (value.is_number_float() && !std::isfinite(value.get<double>())) {
     double d = value.get<double>();
@@ -86,19 +105,20 @@ std::string Quoted(const nlohmann::json& value) {
   if (value.is_string()) {
     const std::string& s = value.get_ref<const std::string&>();
     if (s.size() > 60) {
-      std::string cut = nlohmann::json(s.substr(0, 57)).dump();
-      return cut.insert(cut.size() - 1, "...") + " (" + std::to_string(s.size()) + " characters)";
+      std::string cut = Dump(std::string(CutUtf8(s, 57)));
+      return cut.insert(cut.size() - 1, "...") + " (" + std::to_string(CountChars(s)) +
+             " characters)";
     }
   }
-  std::string text = value.dump();
-  return text.size() > 60 ? text.substr(0, 57) + "..." : text;
+  std::string text = Dump(value);
+  return text.size() > 60 ? std::string(CutUtf8(text, 57)) + "..." : text;
 }
 
 std::string JoinValues(const nlohmann::json& values, bool quote) {
   std::string out;
   for (const auto& v : values) {
     if (!out.empty()) out += ", ";
-    out += quote || !v.is_string() ? v.dump() : v.get<std::string>();
+    out += quote || !v.is_string() ? Dump(v) : v.get<std::string>();
   }
   return out;
 }
@@ -147,11 +167,11 @@ std::string Explain(const std::string& raw, const nlohmann::json* fragment,
   if (raw.starts_with("Expected number")) {
     bool has_min = f.contains("minimum"), has_max = f.contains("maximum");
     if (has_min && has_max) {
-      return "must be between " + f["minimum"].dump() + " and " + f["maximum"].dump() + ", got " +
+      return "must be between " + Dump(f["minimum"]) + " and " + Dump(f["maximum"]) + ", got " +
              Quoted(*value);
     }
-    if (has_min) return "must be at least " + f["minimum"].dump() + ", got " + Quoted(*value);
-    if (has_max) return "must be at most " + f["maximum"].dump() + ", got " + Quoted(*value);
+    if (has_min) return "must be at least " + Dump(f["minimum"]) + ", got " + Quoted(*value);
+    if (has_max) return "must be at most " + Dump(f["maximum"]) + ", got " + Quoted(*value);
   }
   if ((raw.starts_with("Array should contain no fewer") ||
        raw.starts_with("String should be no fewer")) &&

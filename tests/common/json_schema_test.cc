@@ -48,6 +48,18 @@ TEST(JsonSchema, MessagesNameTheProblem) {
   EXPECT_FALSE(schema->Accepts(json{{"n", 12}}));
 }
 
+// Regression found by fuzzing: cutting a long value inside a UTF-8 sequence
+// made the message invalid UTF-8, and dumping it as JSON threw.
+TEST(JsonSchema, LongValuesAreCutBetweenCharacters) {
+  auto schema = CompileOrDie(json::parse(R"({"type": "string", "pattern": "^x"})"));
+  std::string value;
+  for (int i = 0; i < 30; ++i) value += "\u00e9\u20ac";  // 2- and 3-byte characters
+  auto v = schema->Validate(json(value));
+  ASSERT_EQ(v.size(), 1u);
+  EXPECT_NO_THROW(json(v[0].message).dump());
+  EXPECT_TRUE(v[0].message.ends_with("...\" (60 characters)")) << v[0].message;
+}
+
 TEST(JsonSchema, FalseSchemaSaysSo) {
   auto schema = CompileOrDie(json::parse(R"({"properties": {"x": false}})"));
   auto v = schema->Validate(json{{"x", 1}});
