@@ -84,6 +84,9 @@ assert errors == [{\"file\": \"$tmp/dep.yaml\", \"line\": 2, \"column\": 45,
                    \"path\": \"tasks[0].dependencies[0]\", \"message\": \"unknown task \\\"b\\\"\"}], errors
 '; [[ \${PIPESTATUS[0]} -eq 2 ]]"
 
+# The manual renders without a groff warning.
+check "man page" groff -man -ww -z "$SOURCE_DIR/man/chainctl.1"
+
 # Versions and help.
 check "chainctl --version" bash -c "'$CHAINCTL' --version | grep -q '^chainctl [0-9]'"
 check "chaind --version" bash -c "'$CHAIND' --version | grep -q '^chaind [0-9]'"
