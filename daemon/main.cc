@@ -3,12 +3,12 @@
 #include <cstring>
 #include <iostream>
 
-#include "common/version.h"
+#include "daemon/version_info.h"
 
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--version") == 0) {
-      std::cout << "chaind " << chainctl::kVersion << "\n";
+      std::cout << chainctl::daemon::VersionLine() << "\n";
       return 0;
     }
     if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
@@ -17,7 +17,7 @@ int main(int argc, char** argv) {
       return 0;
     }
   }
-  std::cerr << "chaind " << chainctl::kVersion
+  std::cerr << chainctl::daemon::VersionLine()
             << ": the server is not built yet (--version, --help)\n";
   return 2;
 }
