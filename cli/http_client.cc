@@ -1,0 +1,188 @@
+#include "cli/http_client.h"
+
+#include <http_parser.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace chainctl::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Closes the descriptor when it goes out of scope.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Milliseconds left until `deadline`, at least 0.
+int MsLeft(Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return left.count() > 0 ? static_cast<int>(left.count()) : 0;
+}
+
+// Waits for `events` on fd; false on timeout or error (errno set).
+bool WaitFor(int fd, short events, Clock::time_point deadline) {
+  while (true) {
+    pollfd p{fd, events, 0};
+    int n = poll(&p, 1, MsLeft(deadline));
+    if (n > 0) return true;
+    if (n == 0) {
+      errno = ETIMEDOUT;
+      return false;
+    }
+    if (errno != EINTR) return false;
+  }
+}
+
+std::string Serialize(const HttpClientRequest& r) {
+  std::string out = r.method + " " + r.target + " HTTP/1.1\r\nHost: localhost\r\n";
+  out += "Connection: close\r\nUser-Agent: chainctl\r\nAccept: application/json\r\n";
+  if (!r.body.empty() || r.method == "POST" || r.method == "PUT") {
+    if (!r.content_type.empty()) out += "Content-Type: " + r.content_type + "\r\n";
+    out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+  }
+  return out + "\r\n" + r.body;
+}
+
+// State shared with http_parser's callbacks.
+struct ParseState {
+  HttpClientResponse* response = nullptr;
+  const std::function<void(std::string_view)>* on_body = nullptr;
+  std::string header_name;
+  bool header_value_next = false;
+  bool complete = false;
+};
+
+int OnHeaderField(http_parser* p, const char* at, size_t len) {
+  auto* s = static_cast<ParseState*>(p->data);
+  if (s->header_value_next) s->header_name.clear();
+  s->header_value_next = false;
+  for (size_t i = 0; i < len; ++i) {
+    s->header_name += static_cast<char>(std::tolower(static_cast<unsigned char>(at[i])));
+  }
+  return 0;
+}
+
+int OnHeaderValue(http_parser* p, const char* at, size_t len) {
+  auto* s = static_cast<ParseState*>(p->data);
+  if (!s->header_value_next) s->response->headers.emplace_back(s->header_name, "");
+  s->header_value_next = true;
+  s->response->headers.back().second.append(at, len);
+  return 0;
+}
+
+int OnBody(http_parser* p, const char* at, size_t len) {
+  auto* s = static_cast<ParseState*>(p->data);
+  if (*s->on_body) {
+    (*s->on_body)(std::string_view(at, len));
+  } else {
+    s->response->body.append(at, len);
+  }
+  return 0;
+}
+
+int OnComplete(http_parser* p) {
+  auto* s = static_cast<ParseState*>(p->data);
+  s->response->status = static_cast<int>(p->status_code);
+  s->complete = true;
+  return 0;
+}
+
+bool Fail(HttpCallError kind, std::string message, HttpCallError* error, std::string* err) {
+  *error = kind;
+  *err = std::move(message);
+  return false;
+}
+
+}  // namespace
+
+bool HttpCall(const std::string& socket_path, const HttpClientRequest& request,
+              std::chrono::milliseconds timeout, HttpClientResponse* response, HttpCallError* error,
+              std::string* err, const std::function<void(std::string_view)>& on_body) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  *error = HttpCallError::kNone;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof addr.sun_path) {
+    return Fail(HttpCallError::kIo, "socket path is too long: " + socket_path, error, err);
+  }
+  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) return Fail(HttpCallError::kIo, std::strerror(errno), error, err);
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    bool absent = errno == ENOENT || errno == ECONNREFUSED;
+    return Fail(absent ? HttpCallError::kNoDaemon : HttpCallError::kIo,
+                "cannot connect to " + socket_path + ": " + std::strerror(errno), error, err);
+  }
+  const std::string out = Serialize(request);
+  for (size_t sent = 0; sent < out.size();) {
+    if (!WaitFor(fd.get(), POLLOUT, deadline)) {
+      return Fail(errno == ETIMEDOUT ? HttpCallError::kTimeout : HttpCallError::kIo,
+                  "sending to chaind: " + std::string(std::strerror(errno)), error, err);
+    }
+    ssize_t n = send(fd.get(), out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno != EINTR && errno != EAGAIN) {
+      return Fail(HttpCallError::kIo, "sending to chaind: " + std::string(std::strerror(errno)),
+                  error, err);
+    }
+    if (n > 0) sent += static_cast<size_t>(n);
+  }
+
+  *response = HttpClientResponse{};
+  ParseState state;
+  state.response = response;
+  state.on_body = &on_body;
+  http_parser parser;
+  http_parser_init(&parser, HTTP_RESPONSE);
+  parser.data = &state;
+  http_parser_settings settings;
+  http_parser_settings_init(&settings);
+  settings.on_header_field = OnHeaderField;
+  settings.on_header_value = OnHeaderValue;
+  settings.on_body = OnBody;
+  settings.on_message_complete = OnComplete;
+  char buffer[65536];
+  while (!state.complete) {
+    if (!WaitFor(fd.get(), POLLIN, deadline)) {
+      return Fail(errno == ETIMEDOUT ? HttpCallError::kTimeout : HttpCallError::kIo,
+                  "no answer from chaind within " + std::to_string(timeout.count()) + " ms", error,
+                  err);
+    }
+    ssize_t n = recv(fd.get(), buffer, sizeof buffer, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return Fail(HttpCallError::kIo, "reading from chaind: " + std::string(std::strerror(errno)),
+                  error, err);
+    }
+    size_t len = static_cast<size_t>(n);
+    size_t parsed = http_parser_execute(&parser, &settings, buffer, len);  // len 0: EOF
+    if (parser.http_errno != HPE_OK || parsed != len) {
+      return Fail(HttpCallError::kProtocol,
+                  std::string("bad answer from chaind: ") +
+                      http_errno_description(static_cast<http_errno>(parser.http_errno)),
+                  error, err);
+    }
+    if (n == 0 && !state.complete) {
+      return Fail(HttpCallError::kProtocol, "chaind closed the connection before answering", error,
+                  err);
+    }
+  }
+  return true;
+}
+
+}  // namespace chainctl::cli
