@@ -19,6 +19,7 @@
 
 #include "common/json_pointer.h"
 #include "common/source_doc.h"
+#include "common/yaml_util.h"
 
 namespace chainctl {
 namespace {
@@ -59,40 +60,6 @@ SourcePos EmptyItemPos(std::string_view text, const YAML::Mark& mark) {
   int line = mark.pos > static_cast<int>(text.size()) ? PosAtOffset(text, dash).line
                                                       : mark.line + 1 - lines_back;
   return {line, chars + 1};
-}
-
-// Resolves a plain scalar by the YAML 1.2 core schema.
-nlohmann::json ResolvePlainScalar(const std::string& s) {
-  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") return nullptr;
-  if (s == "true" || s == "True" || s == "TRUE") return true;
-  if (s == "false" || s == "False" || s == "FALSE") return false;
-  static const std::regex kInt("[-+]?[0-9]+");
-  static const std::regex kOctOrHex("0o[0-7]+|0x[0-9a-fA-F]+");
-  static const std::regex kFloat("[-+]?(\\.[0-9]+|[0-9]+(\\.[0-9]*)?)([eE][-+]?[0-9]+)?");
-  const char* begin = s.data();
-  const char* end = s.data() + s.size();
-  if (s.size() <= 40 && std::regex_match(s, kInt)) {
-    if (*begin == '+') ++begin;
-    int64_t i;
-    if (std::from_chars(begin, end, i).ec == std::errc()) return i;
-    uint64_t u;
-    if (std::from_chars(begin, end, u).ec == std::errc()) return u;
-    return std::strtod(s.c_str(), nullptr);  // too large for 64 bits: a float
-  }
-  if (s.size() <= 40 && std::regex_match(s, kOctOrHex)) {
-    uint64_t u;
-    if (std::from_chars(begin + 2, end, u, s[1] == 'o' ? 8 : 16).ec == std::errc()) return u;
-    return s;
-  }
-  if (s.size() <= 400 && std::regex_match(s, kFloat)) return std::strtod(s.c_str(), nullptr);
-  std::string_view v = s;
-  std::string_view magnitude = v[0] == '-' || v[0] == '+' ? v.substr(1) : v;
-  if (magnitude == ".inf" || magnitude == ".Inf" || magnitude == ".INF") {
-    return v[0] == '-' ? -std::numeric_limits<double>::infinity()
-                       : std::numeric_limits<double>::infinity();
-  }
-  if (v == ".nan" || v == ".NaN" || v == ".NAN") return std::numeric_limits<double>::quiet_NaN();
-  return s;
 }
 
 // Thrown by the builder to stop the parse once it has reported why.
