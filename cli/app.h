@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "cli/daemon_client.h"
+
 namespace chainctl::cli {
 
 // Exit statuses (DESIGN.md §7).
@@ -32,5 +34,37 @@ struct GraphOptions {
   std::string format = "text";  // dot | mermaid | text
 };
 int RunGraph(const GraphOptions& options, std::ostream& out, std::ostream& err);
+
+// Commands that talk to chaind; `output` is table, json, yaml or "" (table on
+// a terminal, JSON otherwise).
+struct ApplyOptions {
+  DaemonOptions daemon;
+  std::string file;
+  std::string output;
+};
+int RunApply(const ApplyOptions& options, std::ostream& out, std::ostream& err);
+
+struct GetOptions {
+  DaemonOptions daemon;
+  std::string kind;  // chain | task
+  std::string id;
+  int version = 0;  // chains: 0 = latest
+  std::string output;
+};
+int RunGet(const GetOptions& options, std::ostream& out, std::ostream& err);
+int RunDelete(const GetOptions& options, std::ostream& out, std::ostream& err);
+
+struct ListOptions {
+  DaemonOptions daemon;
+  std::string kind;  // chains | tasks
+  std::string output;
+};
+int RunList(const ListOptions& options, std::ostream& out, std::ostream& err);
+
+struct DaemonCommandOptions {
+  DaemonOptions daemon;
+  std::string action;  // start | stop | status | run
+};
+int RunDaemonCommand(const DaemonCommandOptions& options, std::ostream& out, std::ostream& err);
 
 }  // namespace chainctl::cli

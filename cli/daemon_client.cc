@@ -36,15 +36,6 @@ std::string Tail(const std::string& path, int lines) {
   return all;
 }
 
-bool Healthy(const DaemonOptions& o) {
-  HttpClientResponse response;
-  HttpCallError error;
-  std::string err;
-  return HttpCall(o.socket, {"GET", "/health", "", ""}, std::chrono::milliseconds(2000), &response,
-                  &error, &err) &&
-         response.status == 200;
-}
-
 // posix_spawn's file actions: stdin /dev/null, stdout and stderr to the log.
 bool SpawnDetached(const DaemonOptions& o, pid_t* pid, std::string* err) {
   std::string chaind = FindChaind();
@@ -103,7 +94,8 @@ bool StartDaemon(const DaemonOptions& o, std::string* err) {
   auto deadline = std::chrono::steady_clock::now() + o.start_timeout;
   auto pause = std::chrono::milliseconds(5);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (Healthy(o)) return true;
+    nlohmann::json health;
+    if (DaemonHealth(o, &health)) return true;
     int status;
     if (waitpid(pid, &status, WNOHANG) == pid) {
       *err = "chaind exited at start (" +
@@ -132,6 +124,19 @@ bool CallDaemon(const DaemonOptions& o, const HttpClientRequest& request,
   }
   if (!StartDaemon(o, err)) return false;
   return HttpCall(o.socket, request, o.timeout, response, &error, err);
+}
+
+bool DaemonHealth(const DaemonOptions& o, nlohmann::json* health) {
+  HttpClientResponse response;
+  HttpCallError error;
+  std::string err;
+  if (!HttpCall(o.socket, {"GET", "/health", "", ""}, std::chrono::milliseconds(2000), &response,
+                &error, &err) ||
+      response.status != 200) {
+    return false;
+  }
+  *health = nlohmann::json::parse(response.body, nullptr, false);
+  return true;
 }
 
 std::string ApiErrorMessage(const HttpClientResponse& response) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "cli/http_client.h"
@@ -34,6 +35,10 @@ bool StartDaemon(const DaemonOptions& options, std::string* err);
 // (no HTTP answer at all); an HTTP error status is an answer.
 bool CallDaemon(const DaemonOptions& options, const HttpClientRequest& request,
                 HttpClientResponse* response, std::string* err);
+
+// GET /health without starting anything: true and *health set if chaind
+// answers.
+bool DaemonHealth(const DaemonOptions& options, nlohmann::json* health);
 
 // The message of an API error body {"error": {"code", "message", "details"}},
 // or the raw body.

@@ -1,0 +1,164 @@
+// chainctl apply, get, list, delete: the chain and task registry of chaind.
+#include <unistd.h>
+
+#include <ostream>
+
+#include "cli/app.h"
+#include "cli/daemon_client.h"
+#include "cli/output.h"
+#include "common/chain_load.h"
+#include "common/dag.h"
+#include "common/graph_render.h"
+
+namespace chainctl::cli {
+namespace {
+
+// Calls the daemon. Returns kExitOk with a 2xx answer in *response, else
+// prints why to `err` and returns the exit status of DESIGN.md §7.
+int Call(const DaemonOptions& daemon, const HttpClientRequest& request,
+         HttpClientResponse* response, std::ostream& err) {
+  std::string why;
+  if (!CallDaemon(ResolveDaemonOptions(daemon), request, response, &why)) {
+    err << "chainctl: " << why << "\n";
+    return kExitUnreachable;
+  }
+  if (response->status >= 200 && response->status < 300) return kExitOk;
+  err << "chainctl: " << ApiErrorMessage(*response) << "\n";
+  nlohmann::json body = nlohmann::json::parse(response->body, nullptr, false);
+  if (body.is_object() && body["error"].is_object() && body["error"]["details"].is_array()) {
+    for (const auto& d : body["error"]["details"]) {
+      if (d.is_object() && d.contains("message")) {
+        err << d.value("file", "") << ":" << d.value("line", 0) << ":" << d.value("column", 0)
+            << ": " << d.value("path", "") << ": " << d.value("message", "") << "\n";
+      }
+    }
+  }
+  int s = response->status;
+  return s == 400 || s == 413 || s == 415 || s == 422 ? kExitInvalid : kExitUnreachable;
+}
+
+nlohmann::json ParseBody(const HttpClientResponse& response) {
+  return nlohmann::json::parse(response.body, nullptr, false);
+}
+
+std::string UsedBy(const nlohmann::json& used_by) {
+  std::string out;
+  for (const auto& u : used_by) {
+    if (!out.empty()) out += ", ";
+    out += u.value("chain_id", "?") + "@" + std::to_string(u.value("version", 0));
+  }
+  return out;
+}
+
+void PrintChainTable(const nlohmann::json& chain, std::ostream& out) {
+  out << "chain " << chain.value("chain_id", "") << ", version " << chain.value("version", 0)
+      << " of " << chain["versions"].size() << ", stored "
+      << FormatTime(chain.value("created_unix_ms", int64_t{0})) << " UTC\n";
+  Diagnostics diags;
+  LoadOptions load;
+  load.check_executables = false;
+  auto parsed = ParseChain(chain["definition"].dump(), "definition.json", load, &diags);
+  Dag dag;
+  std::string err;
+  if (parsed && BuildDag(*parsed, &dag, &err)) {
+    out << RenderGraph(*parsed, dag, chain.value("chain_id", ""), GraphFormat::kText);
+  }
+}
+
+}  // namespace
+
+int RunApply(const ApplyOptions& options, std::ostream& out, std::ostream& err) {
+  Diagnostics diags;
+  std::optional<Chain> chain = LoadChainFile(options.file, {}, &diags);
+  if (!chain) {
+    for (const Diagnostic& d : diags) err << FormatDiagnostic(d) << "\n";
+    return kExitInvalid;
+  }
+  // Executable paths are absolute now: the daemon does not know this folder.
+  HttpClientRequest request{"POST", "/chains", "application/json", ChainToJson(*chain).dump()};
+  HttpClientResponse response;
+  if (int status = Call(options.daemon, request, &response, err); status != kExitOk) {
+    return status;
+  }
+  nlohmann::json body = ParseBody(response);
+  OutputFormat format = ParseOutputFormat(options.output, isatty(1));
+  if (format != OutputFormat::kTable) {
+    PrintData(out, body, format);
+  } else {
+    out << "chain " << body.value("chain_id", "") << " version " << body.value("version", 0)
+        << (body.value("created", false) ? " stored\n" : " unchanged\n");
+  }
+  return kExitOk;
+}
+
+int RunGet(const GetOptions& options, std::ostream& out, std::ostream& err) {
+  std::string target = (options.kind == "chain" ? "/chains/" : "/tasks/") + options.id;
+  if (options.kind == "chain" && options.version > 0) {
+    target += "?version=" + std::to_string(options.version);
+  }
+  HttpClientResponse response;
+  if (int status = Call(options.daemon, {"GET", target, "", ""}, &response, err);
+      status != kExitOk) {
+    return status;
+  }
+  nlohmann::json body = ParseBody(response);
+  OutputFormat format = ParseOutputFormat(options.output, isatty(1));
+  if (format != OutputFormat::kTable) {
+    PrintData(out, body, format);
+  } else if (options.kind == "chain") {
+    PrintChainTable(body, out);
+  } else {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& v : body["versions"]) {
+      rows.push_back({v.value("content_hash", "").substr(0, 12),
+                      FormatTime(v.value("created_unix_ms", int64_t{0})), UsedBy(v["used_by"])});
+    }
+    out << "task " << body.value("task_id", "") << "\n";
+    PrintTable(out, {"version", "stored (UTC)", "used by"}, rows);
+  }
+  return kExitOk;
+}
+
+int RunList(const ListOptions& options, std::ostream& out, std::ostream& err) {
+  HttpClientResponse response;
+  std::string target = options.kind == "chains" ? "/chains" : "/tasks";
+  if (int status = Call(options.daemon, {"GET", target, "", ""}, &response, err);
+      status != kExitOk) {
+    return status;
+  }
+  nlohmann::json body = ParseBody(response);
+  OutputFormat format = ParseOutputFormat(options.output, isatty(1));
+  if (format != OutputFormat::kTable) {
+    PrintData(out, body, format);
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows;
+  if (options.kind == "chains") {
+    for (const auto& c : body["chains"]) {
+      rows.push_back({c.value("chain_id", ""), std::to_string(c.value("version", 0)),
+                      std::to_string(c.value("tasks", 0)),
+                      FormatTime(c.value("created_unix_ms", int64_t{0}))});
+    }
+    PrintTable(out, {"chain", "version", "tasks", "stored (UTC)"}, rows);
+  } else {
+    for (const auto& t : body["tasks"]) {
+      rows.push_back(
+          {t.value("task_id", ""), std::to_string(t.value("versions", 0)), UsedBy(t["used_by"])});
+    }
+    PrintTable(out, {"task", "versions", "used by"}, rows);
+  }
+  return kExitOk;
+}
+
+int RunDelete(const GetOptions& options, std::ostream& out, std::ostream& err) {
+  HttpClientResponse response;
+  if (int status =
+          Call(options.daemon, {"DELETE", "/chains/" + options.id, "", ""}, &response, err);
+      status != kExitOk) {
+    return status;
+  }
+  out << "chain " << options.id << " deleted\n";
+  return kExitOk;
+}
+
+}  // namespace chainctl::cli

@@ -1,0 +1,26 @@
+// How chainctl prints results: tables for people, JSON or YAML for scripts.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace chainctl::cli {
+
+enum class OutputFormat { kTable, kJson, kYaml };
+
+// "table", "json", "yaml"; "" means table on a terminal and JSON otherwise.
+OutputFormat ParseOutputFormat(const std::string& name, bool stdout_is_tty);
+
+// Columns padded to their widest cell; the header row in capitals.
+void PrintTable(std::ostream& out, const std::vector<std::string>& header,
+                const std::vector<std::vector<std::string>>& rows);
+
+// `value` as indented JSON or as YAML.
+void PrintData(std::ostream& out, const nlohmann::json& value, OutputFormat format);
+
+// "2026-11-24 05:48:11" (UTC) for a Unix time in milliseconds.
+std::string FormatTime(int64_t unix_ms);
+
+}  // namespace chainctl::cli
