@@ -135,6 +135,11 @@ void ChainChecker::CheckExecutable(size_t i) {
     return;
   }
   fs::path path(location);
+  if (path.is_relative() && options_.require_absolute_executables) {
+    report_.At(at, "executable " + Quote(location) +
+                       " must be an absolute path here (chainctl apply makes paths absolute)");
+    return;
+  }
   if (path.is_relative()) {
     path = fs::path(options_.base_dir.empty() ? "." : options_.base_dir) / path;
   }

@@ -28,11 +28,13 @@ void Reporter::AtKey(const std::string& pointer, std::string message) {
 }  // namespace internal
 
 std::optional<Chain> ParseChain(std::string_view text, std::string_view file_name,
-                                const LoadOptions& options, Diagnostics* diags) {
+                                const LoadOptions& options, Diagnostics* diags, bool* malformed) {
   Diagnostics found;
   SourceDoc doc;
   doc.file = std::string(file_name);
-  if (!ParseSourceDoc(text, options.format, options.limits, &doc, &found)) {
+  bool readable = ParseSourceDoc(text, options.format, options.limits, &doc, &found);
+  if (malformed) *malformed = !readable;
+  if (!readable) {
     SortDiagnostics(&found);
     diags->insert(diags->end(), found.begin(), found.end());
     return std::nullopt;

@@ -20,15 +20,21 @@ struct LoadOptions {
   std::string base_dir;
   // Check that local executables exist and are executable.
   bool check_executables = true;
+  // Refuse relative executable paths (the API: there is no chain file folder
+  // to resolve them against; chainctl apply sends absolute ones).
+  bool require_absolute_executables = false;
   SourceFormat format = SourceFormat::kAuto;
   ParseLimits limits;
 };
 
 // Parses and checks `text`; `file_name` is used in diagnostics and to pick
 // the format. Returns the chain, with executable paths made absolute, or
-// nullopt if there is any error (all appended to *diags, sorted).
+// nullopt if there is any error (all appended to *diags, sorted). *malformed,
+// if given, tells whether the text could not be read as YAML/JSON at all (a
+// 400 for the API) rather than read but invalid (a 422).
 std::optional<Chain> ParseChain(std::string_view text, std::string_view file_name,
-                                const LoadOptions& options, Diagnostics* diags);
+                                const LoadOptions& options, Diagnostics* diags,
+                                bool* malformed = nullptr);
 
 // Reads `path` ("-": standard input, at most options.limits.max_bytes) and
 // calls ParseChain.

@@ -176,6 +176,22 @@ TEST(ChainLoad, ExecutableChecksCanBeTurnedOff) {
   EXPECT_TRUE(ParseChain(text, "c.yaml", options, &diags));
 }
 
+TEST(ChainLoad, ApiOptions) {
+  LoadOptions options;
+  options.require_absolute_executables = true;
+  Diagnostics diags;
+  bool malformed = true;
+  EXPECT_FALSE(ParseChain("tasks: [{task_id: a, executable_code_location: run.sh}]", "request",
+                          options, &diags, &malformed));
+  EXPECT_FALSE(malformed);
+  EXPECT_EQ(Messages(diags)[0],
+            "request:1:48: tasks[0].executable_code_location: executable \"run.sh\" must be an "
+            "absolute path here (chainctl apply makes paths absolute)");
+  diags.clear();
+  EXPECT_FALSE(ParseChain("tasks: [", "request", options, &diags, &malformed));
+  EXPECT_TRUE(malformed);
+}
+
 TEST(ChainLoad, UnreadableFiles) {
   ScopedTempDir dir;
   Diagnostics diags;
