@@ -1,23 +1,48 @@
-// chaind: the chainctl daemon. For now it only reports its version; the
-// server arrives with the gateway (DESIGN.md §1, §6).
-#include <cstring>
+// chaind: the chainctl daemon (DESIGN.md §1, §6). Flags here; the rest in
+// daemon/daemon.cc.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "common/paths.h"
+#include "common/units.h"
+#include "daemon/daemon.h"
 #include "daemon/version_info.h"
 
 int main(int argc, char** argv) {
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--version") == 0) {
-      std::cout << chainctl::daemon::VersionLine() << "\n";
-      return 0;
-    }
-    if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
-      std::cout << "Usage: chaind [--version] [--help]\n"
-                   "The chainctl daemon. The server is not built yet: see DESIGN.md.\n";
-      return 0;
-    }
+  using namespace chainctl;
+  daemon::DaemonConfig config;
+  std::string log_level = "info";
+  std::string max_body = "16Mi";
+  CLI::App app{"chaind: the chainctl daemon. It serves the API of DESIGN.md §6 on a Unix socket.",
+               "chaind"};
+  app.set_version_flag("--version", daemon::VersionLine());
+  app.add_option("--socket", config.socket_path,
+                 "Socket to listen on (default: $CHAINCTL_SOCKET, "
+                 "$XDG_RUNTIME_DIR/chainctl/chaind.sock, /tmp/chainctl-$UID/chaind.sock)");
+  app.add_option("--state-dir", config.state_dir,
+                 "State folder (default: $CHAINCTL_STATE_DIR, $XDG_STATE_HOME/chainctl, "
+                 "~/.local/state/chainctl)");
+  app.add_option("--log-level", log_level, "debug, info, warning or error")
+      ->check(CLI::IsMember({"debug", "info", "warning", "error"}))
+      ->capture_default_str();
+  app.add_option("--max-body", max_body, "Largest request body (413 above it)")
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  daemon::LogLevel level;
+  daemon::ParseLogLevel(log_level, &level);
+  daemon::SetLogLevel(level);
+  std::string err;
+  std::optional<uint64_t> body_limit = ParseSize(max_body, &err);
+  if (!body_limit || *body_limit == 0) {
+    std::cerr << "chaind: --max-body: " << (err.empty() ? "must be above 0" : err) << "\n";
+    return 2;
   }
-  std::cerr << chainctl::daemon::VersionLine()
-            << ": the server is not built yet (--version, --help)\n";
-  return 2;
+  config.limits.max_body_bytes = *body_limit;
+  EnvLookup env = RealEnv();
+  if (config.socket_path.empty()) config.socket_path = DefaultSocketPath(env, getuid());
+  if (config.state_dir.empty()) config.state_dir = DefaultStateDir(env, getuid());
+  return daemon::RunDaemon(config);
 }

@@ -1,0 +1,305 @@
+#include "daemon/api.h"
+
+#include <unistd.h>
+
+#include <memory>
+
+#include "common/chain_load.h"
+#include "common/version.h"
+#include "common/yaml_util.h"
+#include "daemon/work_queue.h"
+
+namespace chainctl::daemon {
+namespace {
+
+using nlohmann::json;
+
+HttpResponse Json(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+HttpResponse StoreError(const std::string& err) {
+  return JsonError(500, "store_error", "the store failed: " + err);
+}
+
+json UsedBy(const TaskVersion& t) {
+  json out = json::array();
+  for (const auto& [chain_id, version] : t.used_by) {
+    out.push_back({{"chain_id", chain_id}, {"version", version}});
+  }
+  return out;
+}
+
+json ChainSummary(const ChainVersion& c) {
+  return {{"chain_id", c.chain_id},
+          {"version", c.version},
+          {"content_hash", c.content_hash},
+          {"created_unix_ms", c.created_unix_ms},
+          {"tasks", c.definition.value("tasks", json::array()).size()}};
+}
+
+json TaskJson(const TaskVersion& t) {
+  return {{"task_id", t.task_id},           {"version", t.version},
+          {"content_hash", t.content_hash}, {"created_unix_ms", t.created_unix_ms},
+          {"definition", t.definition},     {"used_by", UsedBy(t)}};
+}
+
+// Splits "/chains/etl" into {"chains", "etl"}, percent-decoding each segment.
+bool SplitPath(const std::string& path, std::vector<std::string>* segments) {
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string::npos) slash = path.size();
+    std::string segment;
+    if (!PercentDecode(std::string_view(path).substr(start, slash - start), &segment)) {
+      return false;
+    }
+    if (!segment.empty()) segments->push_back(std::move(segment));
+    start = slash + 1;
+  }
+  return true;
+}
+
+// The chain format named by a Content-Type, or nullopt for an unsupported one.
+std::optional<SourceFormat> FormatOfContentType(const std::string* content_type) {
+  if (!content_type) return SourceFormat::kAuto;
+  std::string type = content_type->substr(0, content_type->find(';'));
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  if (type == "application/json") return SourceFormat::kJson;
+  if (type == "application/yaml" || type == "application/x-yaml" || type == "text/yaml" ||
+      type == "text/x-yaml") {
+    return SourceFormat::kYaml;
+  }
+  return std::nullopt;
+}
+
+HttpResponse MethodNotAllowed(const std::string& method, const std::string& allowed) {
+  HttpResponse r =
+      JsonError(405, "method_not_allowed", method + " is not allowed here; allowed: " + allowed);
+  r.headers.emplace_back("Allow", allowed);
+  return r;
+}
+
+}  // namespace
+
+bool PercentDecode(std::string_view in, std::string* out) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      *out += in[i];
+      continue;
+    }
+    if (i + 2 >= in.size() || hex(in[i + 1]) < 0 || hex(in[i + 2]) < 0) return false;
+    *out += static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2]));
+    i += 2;
+  }
+  return true;
+}
+
+std::string QueryParam(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    size_t eq = pair.find('=');
+    std::string key, value;
+    if (PercentDecode(pair.substr(0, eq), &key) && key == name) {
+      if (eq == std::string_view::npos || !PercentDecode(pair.substr(eq + 1), &value)) return "";
+      return value;
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return "";
+}
+
+void Api::Handle(HttpRequest request, Responder respond) {
+  std::vector<std::string> s;
+  if (!SplitPath(request.path, &s)) {
+    return respond(JsonError(400, "bad_path", "malformed percent-escape in " + request.path));
+  }
+  const std::string& m = request.method;
+  if (s.size() == 1 && s[0] == "chains") {
+    if (m == "POST") return PostChain(request, std::move(respond));
+    if (m == "GET") return ListChains(std::move(respond));
+    return respond(MethodNotAllowed(m, "GET, POST"));
+  }
+  if (s.size() == 2 && s[0] == "chains") {
+    if (m == "GET") return GetChain(s[1], request.query, std::move(respond));
+    if (m == "DELETE") return DeleteChain(s[1], std::move(respond));
+    return respond(MethodNotAllowed(m, "GET, DELETE"));
+  }
+  if ((s.size() == 1 || s.size() == 2) && s[0] == "tasks") {
+    if (m != "GET") return respond(MethodNotAllowed(m, "GET"));
+    return s.size() == 1 ? ListTasks(std::move(respond)) : GetTask(s[1], std::move(respond));
+  }
+  if (s.size() == 1 && (s[0] == "health" || s[0] == "version")) {
+    if (m != "GET") return respond(MethodNotAllowed(m, "GET"));
+    return s[0] == "health" ? Health(std::move(respond)) : Version(std::move(respond));
+  }
+  respond(JsonError(404, "not_found", "no such endpoint: " + m + " " + request.path));
+}
+
+void Api::PostChain(const HttpRequest& request, Responder respond) {
+  std::optional<SourceFormat> format = FormatOfContentType(request.Header("content-type"));
+  if (!format) {
+    return respond(JsonError(415, "unsupported_media_type",
+                             "send a chain as application/json or application/yaml, not " +
+                                 *request.Header("content-type")));
+  }
+  LoadOptions options;
+  options.format = *format;
+  options.require_absolute_executables = true;
+  Diagnostics diags;
+  bool malformed = false;
+  std::optional<Chain> chain = ParseChain(request.body, "request", options, &diags, &malformed);
+  if (!chain) {
+    json details = json::array();
+    for (const Diagnostic& d : diags) details.push_back(DiagnosticToJson(d));
+    std::string first = diags.empty() ? "" : ": " + FormatDiagnostic(diags[0]);
+    return respond(malformed
+                       ? JsonError(400, "malformed_chain", "cannot read the chain" + first, details)
+                       : JsonError(422, "invalid_chain",
+                                   std::to_string(diags.size()) + " error(s) in the chain" + first,
+                                   details));
+  }
+  // The commit fsyncs: off the loop.
+  struct Result {
+    ChainVersion version;
+    bool created = false;
+    bool ok = false;
+    std::string err;
+  };
+  auto result = std::make_shared<Result>();
+  auto shared_chain = std::make_shared<Chain>(std::move(*chain));
+  Registry* registry = context_.registry;
+  QueueWork(
+      context_.loop,
+      [=] {
+        result->ok =
+            registry->PutChain(*shared_chain, &result->version, &result->created, &result->err);
+      },
+      [=] {
+        if (!result->ok) return respond(StoreError(result->err));
+        respond(Json(result->created ? 201 : 200, {{"chain_id", result->version.chain_id},
+                                                   {"version", result->version.version},
+                                                   {"created", result->created}}));
+      });
+}
+
+void Api::GetChain(const std::string& id, const std::string& query, Responder respond) {
+  std::string version_text = QueryParam(query, "version");
+  int version = 0;
+  if (!version_text.empty()) {
+    try {
+      size_t used = 0;
+      version = std::stoi(version_text, &used);
+      if (used != version_text.size() || version < 1) throw std::invalid_argument("");
+    } catch (const std::exception&) {
+      return respond(JsonError(400, "bad_version",
+                               "version must be a number from 1, got \"" + version_text + "\""));
+    }
+  }
+  std::string format = QueryParam(query, "format");
+  if (!format.empty() && format != "json" && format != "yaml") {
+    return respond(JsonError(400, "bad_format", "format must be json or yaml"));
+  }
+  std::optional<ChainVersion> chain;
+  std::vector<int> versions;
+  std::string err;
+  if (!context_.registry->GetChain(id, version, &chain, &err) ||
+      !context_.registry->ListChainVersions(id, &versions, &err)) {
+    return respond(StoreError(err));
+  }
+  if (!chain) {
+    return respond(
+        JsonError(404, "not_found",
+                  version ? "chain " + id + " has no version " + version_text : "no chain " + id));
+  }
+  if (format == "yaml") {
+    HttpResponse r;
+    r.content_type = "application/yaml";
+    r.body = JsonToYaml(chain->definition);
+    return respond(std::move(r));
+  }
+  json body = ChainSummary(*chain);
+  body["versions"] = versions;
+  body["definition"] = chain->definition;
+  respond(Json(200, body));
+}
+
+void Api::ListChains(Responder respond) {
+  std::vector<ChainVersion> chains;
+  std::string err;
+  if (!context_.registry->ListChains(&chains, &err)) return respond(StoreError(err));
+  json list = json::array();
+  for (const ChainVersion& c : chains) list.push_back(ChainSummary(c));
+  respond(Json(200, {{"chains", list}}));
+}
+
+void Api::DeleteChain(const std::string& id, Responder respond) {
+  struct Result {
+    bool existed = false;
+    bool ok = false;
+    std::string err;
+  };
+  auto result = std::make_shared<Result>();
+  Registry* registry = context_.registry;
+  QueueWork(
+      context_.loop,
+      [=] { result->ok = registry->DeleteChain(id, &result->existed, &result->err); },
+      [=] {
+        if (!result->ok) return respond(StoreError(result->err));
+        if (!result->existed) return respond(JsonError(404, "not_found", "no chain " + id));
+        respond(Json(200, {{"chain_id", id}, {"deleted", true}}));
+      });
+}
+
+void Api::GetTask(const std::string& id, Responder respond) {
+  std::vector<TaskVersion> versions;
+  std::string err;
+  if (!context_.registry->GetTask(id, &versions, &err)) return respond(StoreError(err));
+  if (versions.empty()) return respond(JsonError(404, "not_found", "no task " + id));
+  json list = json::array();
+  for (const TaskVersion& t : versions) list.push_back(TaskJson(t));
+  respond(Json(200, {{"task_id", id}, {"versions", list}}));
+}
+
+void Api::ListTasks(Responder respond) {
+  std::vector<TaskVersion> tasks;
+  std::string err;
+  if (!context_.registry->ListTasks(&tasks, &err)) return respond(StoreError(err));
+  json list = json::array();
+  for (const TaskVersion& t : tasks) {
+    list.push_back({{"task_id", t.task_id},
+                    {"versions", t.version},
+                    {"content_hash", t.content_hash},
+                    {"created_unix_ms", t.created_unix_ms},
+                    {"used_by", UsedBy(t)}});
+  }
+  respond(Json(200, {{"tasks", list}}));
+}
+
+void Api::Health(Responder respond) {
+  int64_t uptime_ms = RealUnixMs() - context_.started_unix_ms;
+  respond(Json(200, {{"status", "ok"},
+                     {"pid", getpid()},
+                     {"version", kVersion},
+                     {"uptime_s", uptime_ms / 1000},
+                     {"socket", context_.socket_path},
+                     {"state_dir", context_.state_dir}}));
+}
+
+void Api::Version(Responder respond) {
+  respond(Json(200, {{"version", kVersion}, {"api", 1}, {"store_format", context_.store_format}}));
+}
+
+}  // namespace chainctl::daemon

@@ -1,0 +1,51 @@
+// The HTTP API of chaind (DESIGN.md §6): routes requests to the registry and
+// answers in JSON. Runs on the loop thread; writes to the store go to the
+// thread pool (daemon/work_queue.h).
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+
+#include "daemon/http_types.h"
+#include "daemon/registry.h"
+
+namespace chainctl::daemon {
+
+struct ApiContext {
+  uv_loop_t* loop = nullptr;
+  Registry* registry = nullptr;  // not owned; outlives the Api
+  std::string socket_path;
+  std::string state_dir;
+  int store_format = 0;
+  int64_t started_unix_ms = 0;
+};
+
+class Api {
+ public:
+  explicit Api(ApiContext context) : context_(std::move(context)) {}
+
+  // The Handler of the HTTP server.
+  void Handle(HttpRequest request, Responder respond);
+
+ private:
+  void PostChain(const HttpRequest& request, Responder respond);
+  void GetChain(const std::string& id, const std::string& query, Responder respond);
+  void ListChains(Responder respond);
+  void DeleteChain(const std::string& id, Responder respond);
+  void GetTask(const std::string& id, Responder respond);
+  void ListTasks(Responder respond);
+  void Health(Responder respond);
+  void Version(Responder respond);
+
+  ApiContext context_;
+};
+
+// "a%2Fb" -> "a/b"; false if an escape is broken.
+bool PercentDecode(std::string_view in, std::string* out);
+
+// The value of `name` in a query string "a=1&b=2", percent-decoded; "" if absent.
+std::string QueryParam(std::string_view query, std::string_view name);
+
+}  // namespace chainctl::daemon

@@ -1,0 +1,176 @@
+#include "daemon/daemon.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+
+#include "common/paths.h"
+#include "common/version.h"
+#include "daemon/api.h"
+#include "daemon/http_server.h"
+#include "daemon/registry.h"
+#include "daemon/store.h"
+#include "daemon/systemd.h"
+
+namespace chainctl::daemon {
+namespace {
+
+bool Fail(const std::string& message) {
+  Log(LogLevel::kError, message);
+  return false;
+}
+
+// Holds an exclusive flock on STATE_DIR/chaind.lock for the daemon's life, so
+// that a second chaind on the same state directory refuses to start.
+class StateLock {
+ public:
+  bool Acquire(const std::string& state_dir) {
+    std::string path = state_dir + "/chaind.lock";
+    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) return Fail("cannot open " + path + ": " + std::strerror(errno));
+    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      char pid[32] = {};
+      ssize_t n = pread(fd_, pid, sizeof pid - 1, 0);
+      std::string who = n > 0 ? std::string(pid, static_cast<size_t>(n)) : "?";
+      while (!who.empty() && who.back() == '\n') who.pop_back();
+      return Fail("another chaind (pid " + who + ") is using the state directory " + state_dir);
+    }
+    std::string pid = std::to_string(getpid()) + "\n";
+    if (ftruncate(fd_, 0) != 0 || pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+      return Fail("cannot write " + path + ": " + std::strerror(errno));
+    }
+    return true;
+  }
+  ~StateLock() {
+    if (fd_ >= 0) close(fd_);  // releases the lock
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// True if something accepts connections on `path`.
+bool SomeoneListens(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  bool live = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return live;
+}
+
+// Makes the socket's folder and clears a stale socket file; refuses if a
+// live daemon answers there.
+bool PrepareSocketPath(const std::string& path) {
+  std::string err;
+  if (!CheckSocketPathLength(path, &err)) return Fail(err);
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (!dir.empty() && !EnsurePrivateDir(dir, &err)) return Fail(err);
+  struct stat st;
+  if (lstat(path.c_str(), &st) != 0) return true;
+  if (!S_ISSOCK(st.st_mode)) return Fail(path + " exists and is not a socket; remove it");
+  if (SomeoneListens(path)) return Fail("a chaind is already listening on " + path);
+  Log(LogLevel::kInfo, "removing the stale socket " + path);
+  unlink(path.c_str());
+  return true;
+}
+
+// Signal handles that start the shutdown; owned by the loop until closed.
+struct Signals {
+  uv_signal_t term;
+  uv_signal_t interrupt;
+  HttpServer* server;
+  bool stopping = false;
+};
+
+void OnSignal(uv_signal_t* handle, int signum) {
+  auto* signals = static_cast<Signals*>(handle->data);
+  if (signals->stopping) return;
+  signals->stopping = true;
+  Log(LogLevel::kInfo, std::string("received ") + strsignal(signum) + ": shutting down");
+  SystemdNotify("STOPPING=1");
+  uv_close(reinterpret_cast<uv_handle_t*>(&signals->term), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&signals->interrupt), nullptr);
+  signals->server->Shutdown([] { Log(LogLevel::kInfo, "all connections closed"); });
+}
+
+bool Serve(uv_loop_t* loop, HttpServer* server, const DaemonConfig& config, int systemd_fd,
+           Signals* signals) {
+  int rc = systemd_fd >= 0 ? server->ListenFd(systemd_fd) : server->Listen(config.socket_path);
+  if (rc != 0) {
+    return Fail("cannot listen on " + config.socket_path + ": " + uv_strerror(rc));
+  }
+  signals->server = server;
+  for (auto [handle, signum] :
+       {std::pair{&signals->term, SIGTERM}, std::pair{&signals->interrupt, SIGINT}}) {
+    uv_signal_init(loop, handle);
+    handle->data = signals;
+    uv_signal_start(handle, OnSignal, signum);
+  }
+  Log(LogLevel::kInfo, "chaind " + std::string(kVersion) + " (pid " + std::to_string(getpid()) +
+                           ") listening on " +
+                           (systemd_fd >= 0 ? "the socket from systemd" : config.socket_path) +
+                           ", state in " + config.state_dir);
+  SystemdNotify("READY=1");
+  return true;
+}
+
+}  // namespace
+
+int RunDaemon(const DaemonConfig& config) {
+  signal(SIGPIPE, SIG_IGN);
+  std::string err;
+  if (!EnsurePrivateDir(config.state_dir, &err)) {
+    Fail(err);
+    return 1;
+  }
+  StateLock lock;
+  if (!lock.Acquire(config.state_dir)) return 1;
+  int systemd_fd = SystemdListenFd();
+  if (systemd_fd < 0 && !PrepareSocketPath(config.socket_path)) return 1;
+
+  StoreOptions store_options;
+  store_options.dir = config.state_dir + "/store";
+  std::unique_ptr<Store> store = Store::Open(store_options, &err);
+  if (!store) {
+    Fail("cannot open the store: " + err);
+    return 1;
+  }
+  Registry registry(store.get());
+
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  ApiContext context{
+      &loop, &registry, config.socket_path, config.state_dir, kStoreFormatVersion, RealUnixMs()};
+  Api api(context);
+  int status = 0;
+  {
+    HttpServer server(&loop, config.limits, [&api](HttpRequest request, Responder respond) {
+      api.Handle(std::move(request), std::move(respond));
+    });
+    Signals signals;
+    if (Serve(&loop, &server, config, systemd_fd, &signals)) {
+      uv_run(&loop, UV_RUN_DEFAULT);
+    } else {
+      status = 1;
+      server.Shutdown([] {});
+      uv_run(&loop, UV_RUN_DEFAULT);
+    }
+  }
+  if (uv_loop_close(&loop) != 0) Log(LogLevel::kWarning, "libuv handles left open at exit");
+  if (systemd_fd < 0 && status == 0) unlink(config.socket_path.c_str());
+  Log(LogLevel::kInfo, status == 0 ? "stopped" : "could not start");
+  return status;
+}
+
+}  // namespace chainctl::daemon

@@ -1,0 +1,58 @@
+#include "daemon/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <ctime>
+
+namespace chainctl::daemon {
+namespace {
+
+std::atomic<LogLevel> g_level{LogLevel::kInfo};
+
+const char* Name(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kError:
+      return "error";
+  }
+  return "?";
+}
+
+}  // namespace
+
+bool ParseLogLevel(std::string_view name, LogLevel* level) {
+  for (LogLevel l : {LogLevel::kDebug, LogLevel::kInfo, LogLevel::kWarning, LogLevel::kError}) {
+    if (name == Name(l)) {
+      *level = l;
+      return true;
+    }
+  }
+  return false;
+}
+
+void SetLogLevel(LogLevel level) { g_level = level; }
+
+void Log(LogLevel level, const std::string& message) {
+  if (level < g_level.load()) return;
+  auto now = std::chrono::system_clock::now();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  char millis[8];
+  snprintf(millis, sizeof millis, ".%03dZ ", static_cast<int>(ms % 1000));
+  std::string line = std::string(stamp) + millis + Name(level) + " " + message + "\n";
+  ssize_t ignored = write(STDERR_FILENO, line.data(), line.size());
+  (void)ignored;
+}
+
+}  // namespace chainctl::daemon
