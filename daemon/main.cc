@@ -29,7 +29,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-body", max_body, "Largest request body (413 above it)")
       ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return 0;
+  } catch (const CLI::CallForVersion&) {
+    std::cout << app.version() << "\n";
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "chaind: " << e.what() << "\nRun 'chaind --help' for usage.\n";
+    return 2;
+  }
 
   daemon::LogLevel level;
   daemon::ParseLogLevel(log_level, &level);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end: the real chainctl binary on real files, as a user runs it.
-# Needs CHAINCTL, CHAIND and SOURCE_DIR (set by ctest).
+# Needs CHAINCTL, CHAIND, SOURCE_DIR and MAN_DIR (the built man pages; set by ctest).
 set -uo pipefail
-: "${CHAINCTL:?}" "${CHAIND:?}" "${SOURCE_DIR:?}"
+: "${CHAINCTL:?}" "${CHAIND:?}" "${SOURCE_DIR:?}" "${MAN_DIR:?}"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -84,8 +84,33 @@ assert errors == [{\"file\": \"$tmp/dep.yaml\", \"line\": 2, \"column\": 45,
                    \"path\": \"tasks[0].dependencies[0]\", \"message\": \"unknown task \\\"b\\\"\"}], errors
 '; [[ \${PIPESTATUS[0]} -eq 2 ]]"
 
-# The manual renders without a groff warning.
-check "man page" groff -man -ww -z "$SOURCE_DIR/man/chainctl.1"
+# The manual pages (built from man/*.scd into MAN_DIR) render without a groff
+# warning, and say what they must.
+# man_mentions PAGE WORD...: `man -l PAGE` (groff alone where man-db is not
+# installed) renders it, and its text has every WORD.
+man_mentions() {
+  local page=$1 word text
+  shift
+  if command -v man >/dev/null; then
+    text=$(LC_ALL=C MANWIDTH=80 man --no-hyphenation -l "$page" 2>&1) || return 1
+  else
+    text=$(LC_ALL=C groff -man -Tascii -rLL=80n -P-cbou "$page" 2>&1) || return 1
+  fi
+  for word in "$@"; do
+    if ! grep -qF -- "$word" <<<"$text"; then
+      echo "  $page does not mention $word" >&2
+      return 1
+    fi
+  done
+}
+for page in chainctl.1 chaind.8; do
+  check "man $page renders" bash -c "[[ -s '$MAN_DIR/$page' ]] &&
+    [[ -z \$(groff -man -ww -z '$MAN_DIR/$page' 2>&1) ]]"
+done
+check "man chainctl.1 content" man_mentions "$MAN_DIR/chainctl.1" \
+  validate graph apply --no-autostart CHAINCTL_SOCKET "EXIT STATUS" EXAMPLES
+check "man chaind.8 content" man_mentions "$MAN_DIR/chaind.8" \
+  "POST /chains" LISTEN_FDS READY=1 chaind.lock "EXIT STATUS" EXAMPLES
 
 # Versions and help.
 check "chainctl --version" bash -c "'$CHAINCTL' --version | grep -q '^chainctl [0-9]'"
