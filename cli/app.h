@@ -3,10 +3,12 @@
 #pragma once
 
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/daemon_client.h"
+#include "common/chain.h"
 
 namespace chainctl::cli {
 
@@ -22,6 +24,9 @@ enum ExitCode {
 // Runs chainctl with `args` (args[0] is the program name). Output goes to
 // `out` (results, parseable) and `err` (diagnostics, progress).
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+// Loads a chain file; on failure prints its errors to `err`.
+std::optional<Chain> LoadOrReport(const std::string& file, std::ostream& err);
 
 struct ValidateOptions {
   std::vector<std::string> files;

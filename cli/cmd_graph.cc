@@ -10,12 +10,8 @@
 namespace chainctl::cli {
 
 int RunGraph(const GraphOptions& options, std::ostream& out, std::ostream& err) {
-  Diagnostics diags;
-  std::optional<Chain> chain = LoadChainFile(options.file, {}, &diags);
-  if (!chain) {
-    for (const Diagnostic& d : diags) err << FormatDiagnostic(d) << "\n";
-    return kExitInvalid;
-  }
+  std::optional<Chain> chain = LoadOrReport(options.file, err);
+  if (!chain) return kExitInvalid;
   Dag dag;
   std::string build_err;
   if (!BuildDag(*chain, &dag, &build_err)) {  // cannot happen after a clean load

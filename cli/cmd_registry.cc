@@ -37,8 +37,22 @@ int Call(const DaemonOptions& daemon, const HttpClientRequest& request,
   return s == 400 || s == 413 || s == 415 || s == 422 ? kExitInvalid : kExitUnreachable;
 }
 
-nlohmann::json ParseBody(const HttpClientResponse& response) {
-  return nlohmann::json::parse(response.body, nullptr, false);
+// GETs `target`. In JSON or YAML output, prints the answer and leaves *body
+// null; for a table, leaves the printing to the caller with the answer in *body.
+int Fetch(const DaemonOptions& daemon, const std::string& target, const std::string& output,
+          std::ostream& out, std::ostream& err, nlohmann::json* body) {
+  HttpClientResponse response;
+  if (int status = Call(daemon, {"GET", target, "", ""}, &response, err); status != kExitOk) {
+    return status;
+  }
+  nlohmann::json answer = nlohmann::json::parse(response.body, nullptr, false);
+  OutputFormat format = ParseOutputFormat(output, isatty(1));
+  if (format == OutputFormat::kTable) {
+    *body = std::move(answer);
+  } else {
+    PrintData(out, answer, format);
+  }
+  return kExitOk;
 }
 
 std::string UsedBy(const nlohmann::json& used_by) {
@@ -68,19 +82,15 @@ void PrintChainTable(const nlohmann::json& chain, std::ostream& out) {
 }  // namespace
 
 int RunApply(const ApplyOptions& options, std::ostream& out, std::ostream& err) {
-  Diagnostics diags;
-  std::optional<Chain> chain = LoadChainFile(options.file, {}, &diags);
-  if (!chain) {
-    for (const Diagnostic& d : diags) err << FormatDiagnostic(d) << "\n";
-    return kExitInvalid;
-  }
+  std::optional<Chain> chain = LoadOrReport(options.file, err);
+  if (!chain) return kExitInvalid;
   // Executable paths are absolute now: the daemon does not know this folder.
   HttpClientRequest request{"POST", "/chains", "application/json", ChainToJson(*chain).dump()};
   HttpClientResponse response;
   if (int status = Call(options.daemon, request, &response, err); status != kExitOk) {
     return status;
   }
-  nlohmann::json body = ParseBody(response);
+  nlohmann::json body = nlohmann::json::parse(response.body, nullptr, false);
   OutputFormat format = ParseOutputFormat(options.output, isatty(1));
   if (format != OutputFormat::kTable) {
     PrintData(out, body, format);
@@ -96,16 +106,10 @@ int RunGet(const GetOptions& options, std::ostream& out, std::ostream& err) {
   if (options.kind == "chain" && options.version > 0) {
     target += "?version=" + std::to_string(options.version);
   }
-  HttpClientResponse response;
-  if (int status = Call(options.daemon, {"GET", target, "", ""}, &response, err);
-      status != kExitOk) {
-    return status;
-  }
-  nlohmann::json body = ParseBody(response);
-  OutputFormat format = ParseOutputFormat(options.output, isatty(1));
-  if (format != OutputFormat::kTable) {
-    PrintData(out, body, format);
-  } else if (options.kind == "chain") {
+  nlohmann::json body;
+  int status = Fetch(options.daemon, target, options.output, out, err, &body);
+  if (status != kExitOk || body.is_null()) return status;
+  if (options.kind == "chain") {
     PrintChainTable(body, out);
   } else {
     std::vector<std::vector<std::string>> rows;
@@ -120,18 +124,10 @@ int RunGet(const GetOptions& options, std::ostream& out, std::ostream& err) {
 }
 
 int RunList(const ListOptions& options, std::ostream& out, std::ostream& err) {
-  HttpClientResponse response;
+  nlohmann::json body;
   std::string target = options.kind == "chains" ? "/chains" : "/tasks";
-  if (int status = Call(options.daemon, {"GET", target, "", ""}, &response, err);
-      status != kExitOk) {
-    return status;
-  }
-  nlohmann::json body = ParseBody(response);
-  OutputFormat format = ParseOutputFormat(options.output, isatty(1));
-  if (format != OutputFormat::kTable) {
-    PrintData(out, body, format);
-    return kExitOk;
-  }
+  int status = Fetch(options.daemon, target, options.output, out, err, &body);
+  if (status != kExitOk || body.is_null()) return status;
   std::vector<std::vector<std::string>> rows;
   if (options.kind == "chains") {
     for (const auto& c : body["chains"]) {

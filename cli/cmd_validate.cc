@@ -6,6 +6,13 @@
 
 namespace chainctl::cli {
 
+std::optional<Chain> LoadOrReport(const std::string& file, std::ostream& err) {
+  Diagnostics diags;
+  std::optional<Chain> chain = LoadChainFile(file, {}, &diags);
+  for (const Diagnostic& d : diags) err << FormatDiagnostic(d) << "\n";
+  return chain;
+}
+
 int RunValidate(const ValidateOptions& options, std::ostream& out, std::ostream& err) {
   Diagnostics all;
   for (const std::string& file : options.files) {

@@ -22,4 +22,8 @@ std::string EscapePointerToken(std::string_view token);
 // tokens made only of digits are. An invalid pointer is returned as it is.
 std::string PointerToFieldPath(std::string_view pointer, const nlohmann::json* root = nullptr);
 
+// Decodes URI percent-escapes ("a%2Fb" -> "a/b"), as in $ref fragments and
+// request paths. Returns false if an escape is broken ("%4", "%zz").
+bool PercentDecode(std::string_view in, std::string* out);
+
 }  // namespace chainctl

@@ -7,27 +7,6 @@ namespace {
 
 constexpr std::string_view kDraft7Uri = "http://json-schema.org/draft-07/schema";
 
-// A URI fragment is percent-encoded ("#/percent%25field").
-std::string PercentDecode(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    int hi, lo;
-    auto hex = [](char c) {
-      if (c >= '0' && c <= '9') return c - '0';
-      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-      return -1;
-    };
-    if (s[i] == '%' && i + 2 < s.size() && (hi = hex(s[i + 1])) >= 0 && (lo = hex(s[i + 2])) >= 0) {
-      out += static_cast<char>(hi * 16 + lo);
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 // Checks every "$ref" before valijson sees it: valijson 1.0 recurses without
 // end on some malformed URIs ("https:@/x") and on cycles of bare $refs.
 // Allowed: local fragments that resolve ("#", "#/definitions/x") and the
@@ -57,7 +36,9 @@ bool CheckRefsIn(const nlohmann::json& root, const nlohmann::json& node, int dep
       for (int hops = 0;; ++hops) {
         const nlohmann::json* next = nullptr;
         try {
-          next = &root.at(nlohmann::json::json_pointer(PercentDecode(target.substr(1))));
+          std::string fragment;  // a URI fragment is percent-encoded ("#/percent%25field")
+          if (!PercentDecode(target.substr(1), &fragment)) fragment = target.substr(1);
+          next = &root.at(nlohmann::json::json_pointer(fragment));
         } catch (const nlohmann::json::exception&) {
           *err = "$ref \"" + target + "\" does not point into this schema";
           return false;

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "common/chain_load.h"
+#include "common/json_pointer.h"
 #include "common/version.h"
 #include "common/yaml_util.h"
 #include "daemon/work_queue.h"
@@ -84,26 +85,6 @@ HttpResponse MethodNotAllowed(const std::string& method, const std::string& allo
 }
 
 }  // namespace
-
-bool PercentDecode(std::string_view in, std::string* out) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  out->clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      *out += in[i];
-      continue;
-    }
-    if (i + 2 >= in.size() || hex(in[i + 1]) < 0 || hex(in[i + 2]) < 0) return false;
-    *out += static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2]));
-    i += 2;
-  }
-  return true;
-}
 
 std::string QueryParam(std::string_view query, std::string_view name) {
   while (!query.empty()) {

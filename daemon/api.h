@@ -42,9 +42,6 @@ class Api {
   ApiContext context_;
 };
 
-// "a%2Fb" -> "a/b"; false if an escape is broken.
-bool PercentDecode(std::string_view in, std::string* out);
-
 // The value of `name` in a query string "a=1&b=2", percent-decoded; "" if absent.
 std::string QueryParam(std::string_view query, std::string_view name);
 

@@ -38,5 +38,16 @@ TEST(JsonPointer, FieldPaths) {
   EXPECT_EQ(PointerToFieldPath("/3"), "[3]");
 }
 
+TEST(JsonPointer, PercentDecode) {
+  std::string out;
+  EXPECT_TRUE(PercentDecode("a%2Fb%25c%7e", &out));
+  EXPECT_EQ(out, "a/b%c~");
+  EXPECT_TRUE(PercentDecode("", &out));
+  EXPECT_EQ(out, "");
+  EXPECT_FALSE(PercentDecode("a%2", &out));
+  EXPECT_FALSE(PercentDecode("%zz", &out));
+  EXPECT_FALSE(PercentDecode("%", &out));
+}
+
 }  // namespace
 }  // namespace chainctl

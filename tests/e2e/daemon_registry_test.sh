@@ -13,18 +13,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
-passed=0 failed=0
-
-check() {  # check NAME COMMAND...: the command must succeed
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $name" >&2
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # http METHOD PATH [curl args...]: prints "STATUS BODY"
 http() {
@@ -160,5 +149,4 @@ if [[ -n "${REGISTRY_LOAD:-}" ]]; then
   check "100 clients x 20 chains" "$REGISTRY_LOAD" "$CHAIND" 100 20
 fi
 
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish

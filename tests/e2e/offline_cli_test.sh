@@ -6,18 +6,7 @@ set -uo pipefail
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-passed=0 failed=0
-
-check() {  # check NAME COMMAND...: the command must succeed
-  local name=$1
-  shift
-  if "$@"; then
-    passed=$((passed + 1))
-  else
-    failed=$((failed + 1))
-    echo "FAIL: $name" >&2
-  fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # run EXPECTED_STATUS FILE...: chainctl validate within 30 s, with that exit
 # status, and (when it fails) exactly one diagnostic line naming the file.
@@ -117,5 +106,4 @@ check "chainctl --version" bash -c "'$CHAINCTL' --version | grep -q '^chainctl [
 check "chaind --version" bash -c "'$CHAIND' --version | grep -q '^chaind [0-9]'"
 check "usage error exit 2" bash -c "'$CHAINCTL' frobnicate 2>/dev/null; [[ \$? -eq 2 ]]"
 
-echo "$passed passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish
