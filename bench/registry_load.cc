@@ -121,6 +121,17 @@ int main(int argc, char** argv) {
         return HttpClientRequest{"GET", "/health", "", ""};
       },
       &errors);
+  // While the applies run, one more client probes GET /health back to back:
+  // its latency shows whether commits ever stall the event loop.
+  std::atomic<bool> loading{true};
+  std::vector<double> probes;
+  std::thread prober([&] {
+    while (loading) {
+      double probe_ms;
+      if (!Call(sock, health, 200, &probe_ms)) ++errors;
+      probes.push_back(probe_ms);
+    }
+  });
   auto start = Clock::now();
   auto applies = Load(
       clients, per_client, sock, 201,
@@ -136,6 +147,9 @@ int main(int argc, char** argv) {
       },
       &errors);
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  loading = false;
+  prober.join();
+  std::sort(probes.begin(), probes.end());
   long rss_after = RssKb(pid);
 
   HttpClientResponse list;
@@ -158,6 +172,11 @@ int main(int argc, char** argv) {
          Percentile(applies, 0.99));
   printf("  GET /health    p50 %.2f ms   p99 %.2f ms   (baseline, same run)\n",
          Percentile(baseline, 0.5), Percentile(baseline, 0.99));
+  printf(
+      "  GET /health during the applies (loop responsiveness): p50 %.2f ms   p99 %.2f ms   "
+      "max %.2f ms (%zu probes)\n",
+      Percentile(probes, 0.5), Percentile(probes, 0.99), probes.empty() ? 0 : probes.back(),
+      probes.size());
   printf("  ratio apply/health: p50 %.1fx   p99 %.1fx\n",
          Percentile(applies, 0.5) / Percentile(baseline, 0.5),
          Percentile(applies, 0.99) / Percentile(baseline, 0.99));
