@@ -95,6 +95,31 @@ check "body over 16 MiB: 413" status_is 413 POST /chains -H 'Content-Type: appli
 check "errors are JSON" json_has "set(b['error']) >= {'code', 'message', 'details'}"
 check "still serving" status_is 200 GET /health
 
+# Raw clients: a header flood, a truncated body, garbage; the daemon answers
+# or cuts them off and keeps serving.
+check "header flood: 431" python3 - "$sock" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n" + b"X-Flood: " + b"a" * 20000 + b"\r\n\r\n")
+reply = s.recv(4096)
+assert reply.startswith(b"HTTP/1.1 431"), reply[:80]
+PY
+check "truncated body, then hang up" python3 - "$sock" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"POST /chains HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+          b"Content-Length: 1000\r\n\r\n{\"tasks\": [")
+s.close()
+PY
+check "garbage: 400" python3 - "$sock" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"\x00\x01\x02 not http at all\r\n\r\n")
+reply = s.recv(4096)
+assert reply.startswith(b"HTTP/1.1 400"), reply[:80]
+PY
+check "still serving after raw clients" status_is 200 GET /health
+
 # Chains survive a restart and a kill -9.
 check "daemon stop" bash -c "'$CHAINCTL' daemon stop | grep -q 'chaind stopped'"
 check "socket removed on stop" test ! -e "$sock"
