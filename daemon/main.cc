@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <tuple>
 
 #include "common/paths.h"
 #include "common/units.h"
@@ -15,6 +16,8 @@ int main(int argc, char** argv) {
   daemon::DaemonConfig config;
   std::string log_level = "info";
   std::string max_body = "16Mi";
+  std::string idle_timeout = "60s";
+  std::string request_timeout = "30s";
   CLI::App app{"chaind: the chainctl daemon. It serves the API of DESIGN.md §6 on a Unix socket.",
                "chaind"};
   app.set_version_flag("--version", daemon::VersionLine());
@@ -29,6 +32,15 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-body", max_body, "Largest request body (413 above it)")
       ->capture_default_str();
+  app.add_option("--idle-timeout", idle_timeout, "Close a connection idle this long")
+      ->capture_default_str();
+  app.add_option("--request-timeout", request_timeout,
+                 "A request must arrive within this of its first byte (408 after)")
+      ->capture_default_str();
+  app.add_option("--max-connections", config.limits.max_connections,
+                 "Connections served at once (503 above)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -52,6 +64,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   config.limits.max_body_bytes = *body_limit;
+  for (auto [flag, text, out] :
+       {std::tuple{"--idle-timeout", &idle_timeout, &config.limits.idle_timeout_ms},
+        std::tuple{"--request-timeout", &request_timeout, &config.limits.request_timeout_ms}}) {
+    std::optional<Duration> d = ParseDuration(*text, &err);
+    if (!d || d->count() == 0) {
+      std::cerr << "chaind: " << flag << ": " << (d ? "must be longer than 0" : err) << "\n";
+      return 2;
+    }
+    *out = static_cast<uint64_t>(d->count());
+  }
   EnvLookup env = RealEnv();
   if (config.socket_path.empty()) config.socket_path = DefaultSocketPath(env, getuid());
   if (config.state_dir.empty()) config.state_dir = DefaultStateDir(env, getuid());

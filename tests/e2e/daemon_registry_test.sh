@@ -146,6 +146,31 @@ check "other uid: 403" bash -c "[[ \$(setpriv --reuid=65534 --regid=65534 --clea
   curl -s -o /dev/null -w '%{http_code}' --unix-socket '$sock' http://localhost/health) == 403 ]]"
 chmod 600 "$sock"
 
+# A client that sends one byte and stalls is cut off with 408 (a second daemon
+# with a short request timeout), and the daemon keeps serving.
+"$CHAIND" --socket "$tmp/slow.sock" --state-dir "$tmp/slow-state" --request-timeout 1s \
+  2>"$tmp/slow.log" &
+slow_pid=$!
+check "slow client: 408" python3 - "$tmp/slow.sock" <<'PY'
+import socket, sys, time
+deadline = time.time() + 30
+while True:  # bounded poll until the daemon listens
+    try:
+        s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); break
+    except OSError:
+        assert time.time() < deadline, "chaind did not start"
+        time.sleep(0.02)
+s.sendall(b"G")
+s.settimeout(30)
+reply = s.recv(4096)
+assert reply.startswith(b"HTTP/1.1 408"), reply[:80]
+s2 = socket.socket(socket.AF_UNIX); s2.connect(sys.argv[1])
+s2.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+assert s2.recv(4096).startswith(b"HTTP/1.1 200")
+PY
+kill "$slow_pid"
+check "second daemon stops on SIGTERM with status 0" wait "$slow_pid"
+
 # No descriptor leaks: the same count before and after 10,000 requests.
 pid=$(daemon_pid)
 before=$(ls /proc/"$pid"/fd | wc -l)
