@@ -9,10 +9,7 @@
 #include <yaml-cpp/mark.h>
 #include <yaml-cpp/parser.h>
 
-#include <charconv>
 #include <cmath>
-#include <limits>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <unordered_map>
