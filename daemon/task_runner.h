@@ -1,0 +1,79 @@
+// How the orchestrator has tasks run (DESIGN.md §4 "executors are pluggable"). The
+// orchestrator decides what runs and with which input; a TaskRunner only runs one attempt of
+// one task and reports how it ended. Nothing above this interface may assume a local pid.
+//
+// The local implementation is daemon/process_runner.h (subprocesses); unit tests of the
+// orchestrator use a fake.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace chainctl::daemon {
+
+// Everything needed to start one attempt of one task. Paths are absolute and the folders
+// exist (the orchestrator makes them); files named here are written by the orchestrator
+// before Start, except `log_path` and `output_file`, which the task's run creates.
+struct TaskLaunch {
+  std::string run_id;
+  std::string task_id;
+  int attempt = 1;                // counts from 1 (CHAIN_ATTEMPT)
+  std::vector<std::string> argv;  // argv[0] is an absolute path (e.g. /bin/sh for `command`)
+  // The complete environment of the task, "NAME=value" (the daemon's own environment, the
+  // task's `env`, and the CHAIN_* variables: the orchestrator puts them all here).
+  std::vector<std::string> env;
+  std::string workdir;     // the task's current directory ($CHAIN_WORKDIR)
+  std::string stdin_data;  // written to the task's stdin, then stdin is closed
+  std::string log_path;    // the task's stderr goes here (created, truncated)
+  std::string output_file;  // $CHAIN_OUTPUT_FILE: if the task wrote it, it is the output
+  uint64_t max_output_bytes = 16ull << 20;  // stdout (or output_file) above this fails the task
+  uint64_t timeout_ms = 0;                  // 0: none. Then SIGTERM to the group, SIGKILL later
+  uint64_t kill_grace_ms = 5000;            // between SIGTERM and SIGKILL
+};
+
+// How one attempt ended.
+struct TaskResult {
+  enum class Kind {
+    kExited,          // exit_code says how (0 = success as far as the process goes)
+    kSignaled,        // killed by `signal`
+    kTimedOut,        // ran past timeout_ms and was killed
+    kOutputTooLarge,  // stdout or output_file over max_output_bytes; the group was killed
+    kSpawnFailed,     // the process could not be started (error says why)
+    kCancelled,       // Cancel() was called; the group was killed
+  };
+  Kind kind = Kind::kExited;
+  int exit_code = 0;
+  int signal = 0;
+  std::string output;  // stdout, or the output file's content if the task wrote one
+  std::string error;   // for every kind but kExited with 0: one line saying what happened
+  int64_t start_unix_ms = 0;  // when the process was started
+  int64_t end_unix_ms = 0;    // when its exit was seen
+  double startup_ms = 0;      // from Start to the process running the task's program (exec done)
+  double cpu_s = 0;           // user + system of the task's process and waited-for children
+  int64_t max_rss_kb = 0;
+  uint64_t bytes_in = 0;   // stdin bytes written
+  uint64_t bytes_out = 0;  // output bytes read
+  bool cold = true;        // false when a prewarmed process was used (the prefetch issue)
+
+  bool ok() const { return kind == Kind::kExited && exit_code == 0; }
+};
+
+// Runs attempts. Loop thread only. `done` is called exactly once per Start, on the loop
+// thread, later (never from inside Start), unless the runner is destroyed first.
+class TaskRunner {
+ public:
+  using Handle = uint64_t;  // identifies one started attempt; never 0
+  using Done = std::function<void(TaskResult)>;
+
+  virtual ~TaskRunner() = default;
+  virtual Handle Start(TaskLaunch launch, Done done) = 0;
+  // Stops the attempt (its `done` then reports kCancelled); nothing if it already ended.
+  virtual void Cancel(Handle handle) = 0;
+  // Attempts started and not yet done.
+  virtual size_t running() const = 0;
+};
+
+}  // namespace chainctl::daemon
