@@ -53,10 +53,10 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   add_output(apply_cmd, &apply.output);
 
   GetOptions get;
-  CLI::App* get_cmd = app.add_subcommand("get", "Show a chain or a task of the registry");
-  get_cmd->add_option("KIND", get.kind, "chain or task")
+  CLI::App* get_cmd = app.add_subcommand("get", "Show a chain, a task or a run");
+  get_cmd->add_option("KIND", get.kind, "chain, task or run")
       ->required()
-      ->check(CLI::IsMember({"chain", "task"}));
+      ->check(CLI::IsMember({"chain", "task", "run"}));
   get_cmd->add_option("ID", get.id, "Its id")->required();
   get_cmd->add_option("--version", get.version, "A chain's version (default: the latest)");
   add_output(get_cmd, &get.output);
@@ -67,11 +67,53 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   delete_cmd->add_option("ID", remove.id, "Its id")->required();
 
   ListOptions list;
-  CLI::App* list_cmd = app.add_subcommand("list", "List the chains or tasks of the registry");
-  list_cmd->add_option("KIND", list.kind, "chains or tasks")
+  CLI::App* list_cmd = app.add_subcommand("list", "List chains, tasks or runs");
+  list_cmd->add_option("KIND", list.kind, "chains, tasks or runs")
       ->required()
-      ->check(CLI::IsMember({"chains", "tasks"}));
+      ->check(CLI::IsMember({"chains", "tasks", "runs"}));
   add_output(list_cmd, &list.output);
+  RunsOptions runs;
+  list_cmd->add_option("--chain", runs.chain, "runs: only those of this chain");
+  list_cmd->add_option("--limit", runs.limit, "runs: at most this many, newest first")
+      ->capture_default_str();
+
+  RunOptions run;
+  auto add_input = [&run](CLI::App* cmd) {
+    cmd->add_option("-i,--input", run.input, "Trigger input: JSON, @FILE or - for stdin")
+        ->capture_default_str();
+    cmd->add_option("--progress", run.progress, "auto, tty, plain or quiet")
+        ->check(CLI::IsMember({"auto", "tty", "plain", "quiet"}))
+        ->capture_default_str();
+  };
+  CLI::App* trigger_cmd = app.add_subcommand(
+      "trigger", "Start a run of a stored chain; print its id (or its output with --wait)");
+  trigger_cmd->add_option("CHAIN", run.chain, "The chain's id")->required();
+  add_input(trigger_cmd);
+  trigger_cmd->add_flag("--wait", run.wait, "Wait for the run to end; print its output");
+  trigger_cmd->add_flag("--follow", run.follow,
+                        "Show progress until the run ends (implies --wait)");
+  CLI::App* run_cmd = app.add_subcommand(
+      "run", "Apply a chain file, run it and show progress; print the output on success");
+  run_cmd->add_option("-f,--file", run.file, "Chain file (YAML or JSON; - for stdin)")->required();
+  add_input(run_cmd);
+  CLI::App* cancel_cmd = app.add_subcommand("cancel", "Cancel a run");
+  cancel_cmd->add_option("RUN", run.run_id, "The run's id")->required();
+
+  CLI::App* logs_cmd = app.add_subcommand("logs", "Print the stderr of a run's tasks");
+  logs_cmd->add_option("RUN", runs.run_id, "The run's id")->required();
+  logs_cmd->add_option("TASK", runs.task, "Only this task (default: every task that started)");
+
+  RunsOptions history;
+  CLI::App* history_cmd = app.add_subcommand(
+      "history", "Show past task executions; `history export FILE` writes them as JSONL v1");
+  history_cmd->add_option("ACTION", history.action, "export")->check(CLI::IsMember({"export"}));
+  history_cmd->add_option("FILE", history.file, "export: the file to write (- for stdout)");
+  history_cmd->add_option("--task", history.task, "Only this task");
+  history_cmd->add_option("--chain", history.chain, "Only this chain");
+  history_cmd->add_option("--run", history.run_id, "Only this run");
+  history_cmd->add_option("--limit", history.limit, "At most this many, newest first")
+      ->capture_default_str();
+  add_output(history_cmd, &history.output);
 
   DaemonCommandOptions daemon_cmd_options;
   CLI::App* daemon_cmd = app.add_subcommand("daemon", "Start, stop or look at chaind");
@@ -103,10 +145,31 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (validate_cmd->parsed()) return RunValidate(validate, out, err);
   if (graph_cmd->parsed()) return RunGraph(graph, out, err);
   apply.daemon = get.daemon = remove.daemon = list.daemon = daemon_cmd_options.daemon = daemon;
+  run.daemon = runs.daemon = history.daemon = daemon;
   if (apply_cmd->parsed()) return RunApply(apply, out, err);
+  if (get_cmd->parsed() && get.kind == "run") {
+    runs.run_id = get.id;
+    runs.output = get.output;
+    return RunGetRun(runs, out, err);
+  }
   if (get_cmd->parsed()) return RunGet(get, out, err);
   if (delete_cmd->parsed()) return RunDelete(remove, out, err);
+  if (list_cmd->parsed() && list.kind == "runs") {
+    runs.output = list.output;
+    return RunListRuns(runs, out, err);
+  }
   if (list_cmd->parsed()) return RunList(list, out, err);
+  if (trigger_cmd->parsed()) return RunTrigger(run, out, err);
+  if (run_cmd->parsed()) return RunRun(run, out, err);
+  if (cancel_cmd->parsed()) return RunCancel(run, out, err);
+  if (logs_cmd->parsed()) return RunLogs(runs, out, err);
+  if (history_cmd->parsed()) {
+    if (history.action == "export" && history.file.empty()) {
+      err << "chainctl: history export needs a FILE (- for stdout)\n";
+      return kExitInvalid;
+    }
+    return RunHistory(history, out, err);
+  }
   if (daemon_cmd->parsed()) return RunDaemonCommand(daemon_cmd_options, out, err);
   return kExitInvalid;
 }

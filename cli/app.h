@@ -66,6 +66,37 @@ struct ListOptions {
 };
 int RunList(const ListOptions& options, std::ostream& out, std::ostream& err);
 
+// trigger, run, cancel (cmd_run.cc).
+struct RunOptions {
+  DaemonOptions daemon;
+  std::string chain;   // trigger
+  std::string file;    // run
+  std::string run_id;  // cancel
+  std::string input;   // JSON text, @FILE or -; empty: {}
+  bool wait = false;
+  bool follow = false;
+  std::string progress = "auto";  // auto | tty | plain | quiet
+};
+int RunTrigger(const RunOptions& options, std::ostream& out, std::ostream& err);
+int RunRun(const RunOptions& options, std::ostream& out, std::ostream& err);
+int RunCancel(const RunOptions& options, std::ostream& out, std::ostream& err);
+
+// get run, list runs, logs, history (cmd_runs.cc).
+struct RunsOptions {
+  DaemonOptions daemon;
+  std::string run_id;
+  std::string task;
+  std::string chain;
+  std::string action;  // history: "" (show) or "export"
+  std::string file;    // history export: "-" for stdout
+  size_t limit = 50;
+  std::string output;
+};
+int RunGetRun(const RunsOptions& options, std::ostream& out, std::ostream& err);
+int RunListRuns(const RunsOptions& options, std::ostream& out, std::ostream& err);
+int RunLogs(const RunsOptions& options, std::ostream& out, std::ostream& err);
+int RunHistory(const RunsOptions& options, std::ostream& out, std::ostream& err);
+
 struct DaemonCommandOptions {
   DaemonOptions daemon;
   std::string action;  // start | stop | status | run

@@ -3,8 +3,8 @@
 
 #include <ostream>
 
+#include "cli/api_call.h"
 #include "cli/app.h"
-#include "cli/daemon_client.h"
 #include "cli/output.h"
 #include "common/chain_load.h"
 #include "common/dag.h"
@@ -12,51 +12,6 @@
 
 namespace chainctl::cli {
 namespace {
-
-// Calls the daemon. Returns kExitOk with a 2xx answer in *response, else
-// prints why to `err` and returns the exit status of DESIGN.md §7.
-int Call(const DaemonOptions& daemon, const HttpClientRequest& request,
-         HttpClientResponse* response, std::ostream& err) {
-  std::string why;
-  if (!CallDaemon(ResolveDaemonOptions(daemon), request, response, &why)) {
-    err << "chainctl: " << why << "\n";
-    return kExitUnreachable;
-  }
-  if (response->status >= 200 && response->status < 300) return kExitOk;
-  err << "chainctl: " << ApiErrorMessage(*response) << "\n";
-  nlohmann::json body = nlohmann::json::parse(response->body, nullptr, false);
-  if (body.is_object() && body["error"].is_object() && body["error"]["details"].is_array()) {
-    for (const auto& d : body["error"]["details"]) {
-      if (d.is_object() && d.contains("message")) {  // DiagnosticToJson's form
-        err << FormatDiagnostic({d.value("file", ""),
-                                 {d.value("line", 0), d.value("column", 0)},
-                                 d.value("path", ""),
-                                 d.value("message", "")})
-            << "\n";
-      }
-    }
-  }
-  int s = response->status;
-  return s == 400 || s == 413 || s == 415 || s == 422 ? kExitInvalid : kExitUnreachable;
-}
-
-// GETs `target`. In JSON or YAML output, prints the answer and leaves *body
-// null; for a table, leaves the printing to the caller with the answer in *body.
-int Fetch(const DaemonOptions& daemon, const std::string& target, const std::string& output,
-          std::ostream& out, std::ostream& err, nlohmann::json* body) {
-  HttpClientResponse response;
-  if (int status = Call(daemon, {"GET", target, "", ""}, &response, err); status != kExitOk) {
-    return status;
-  }
-  nlohmann::json answer = nlohmann::json::parse(response.body, nullptr, false);
-  OutputFormat format = ParseOutputFormat(output, isatty(1));
-  if (format == OutputFormat::kTable) {
-    *body = std::move(answer);
-  } else {
-    PrintData(out, answer, format);
-  }
-  return kExitOk;
-}
 
 std::string UsedBy(const nlohmann::json& used_by) {
   std::string out;

@@ -1,0 +1,170 @@
+// chainctl trigger, run and cancel: starting runs and following them (DESIGN.md §7).
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "cli/api_call.h"
+#include "cli/app.h"
+#include "cli/output.h"
+#include "cli/progress.h"
+
+namespace chainctl::cli {
+namespace {
+
+using nlohmann::json;
+
+// The trigger input from --input: JSON text, @FILE, or - for stdin; {} if not given.
+bool ReadInput(const std::string& spec, json* input, std::string* err) {
+  if (spec.empty()) {
+    *input = json::object();
+    return true;
+  }
+  std::string text, where = "--input";
+  if (spec == "-") {
+    std::stringstream buffer;
+    buffer << std::cin.rdbuf();
+    text = buffer.str();
+    where = "stdin";
+  } else if (spec[0] == '@') {
+    std::ifstream file(spec.substr(1), std::ios::binary);
+    if (!file) {
+      *err = "--input: cannot read " + spec.substr(1);
+      return false;
+    }
+    std::stringstream buffer;
+    buffer << file.rdbuf();
+    text = buffer.str();
+    where = spec.substr(1);
+  } else {
+    text = spec;
+  }
+  try {
+    *input = json::parse(text);
+  } catch (const json::exception& e) {
+    std::string what = e.what();
+    *err = where + " is not JSON: " + what.substr(what.find(']') + 2);
+    return false;
+  }
+  return true;
+}
+
+// Starts a run; prints nothing on success.
+int StartRun(const DaemonOptions& daemon, const std::string& chain_id, const json& input,
+             std::string* run_id, std::ostream& err) {
+  HttpClientRequest request{"POST", "/chains/" + chain_id + "/trigger", "application/json",
+                            json{{"input", input}}.dump()};
+  HttpClientResponse response;
+  if (int status = Call(daemon, request, &response, err); status != kExitOk) return status;
+  *run_id = json::parse(response.body, nullptr, false).value("run_id", "");
+  return kExitOk;
+}
+
+// The end of a failed task's log, indented, for the failure report.
+void ShowLogTail(const DaemonOptions& daemon, const std::string& run_id, const std::string& task,
+                 std::ostream& err) {
+  HttpClientResponse response;
+  std::string why;
+  if (!CallDaemon(daemon, {"GET", "/runs/" + run_id + "/tasks/" + task + "/log?tail=20", "", ""},
+                  &response, &why) ||
+      response.status != 200 || response.body.empty()) {
+    return;
+  }
+  err << "--- the end of " << task << "'s log (chainctl logs " << run_id << " " << task
+      << ") ---\n";
+  err << response.body;
+  if (response.body.back() != '\n') err << "\n";
+}
+
+// Follows a run to its end; prints the output on success. Returns the exit status.
+int Wait(const DaemonOptions& daemon, const std::string& run_id, const RunOptions& options,
+         std::ostream& out, std::ostream& err) {
+  std::optional<ProgressMode> mode = ParseProgressMode(options.progress, isatty(2));
+  Progress progress(err, mode.value_or(ProgressMode::kPlain),
+                    isatty(2) && std::getenv("NO_COLOR") == nullptr);
+  json last;
+  std::string why;
+  if (!FollowRun(daemon, run_id, &progress, &last, &why)) {
+    err << "chainctl: " << why << "\n";
+    return kExitUnreachable;
+  }
+  if (last.value("status", "") == "succeeded") {
+    out << last["output"].dump(2) << "\n";
+    return kExitOk;
+  }
+  err << "chainctl: " << run_id << " " << last.value("status", "") << ": "
+      << last.value("error", "") << "\n";
+  HttpClientResponse response;
+  if (CallDaemon(daemon, {"GET", "/runs/" + run_id, "", ""}, &response, &why) &&
+      response.status == 200) {
+    json run = json::parse(response.body, nullptr, false);
+    if (run.is_object()) {
+      for (const json& task : run["tasks"]) {
+        if (task.value("state", "") == "failed") {
+          ShowLogTail(daemon, run_id, task.value("task_id", ""), err);
+        }
+      }
+    }
+  }
+  return kExitChainFailed;
+}
+
+}  // namespace
+
+int RunTrigger(const RunOptions& options, std::ostream& out, std::ostream& err) {
+  json input;
+  std::string why;
+  if (!ReadInput(options.input, &input, &why)) {
+    err << "chainctl: " << why << "\n";
+    return kExitInvalid;
+  }
+  DaemonOptions daemon = ResolveDaemonOptions(options.daemon);
+  std::string run_id;
+  if (int status = StartRun(daemon, options.chain, input, &run_id, err); status != kExitOk) {
+    return status;
+  }
+  if (!options.wait && !options.follow) {
+    out << run_id << "\n";
+    return kExitOk;
+  }
+  RunOptions follow = options;
+  if (!options.follow) follow.progress = "quiet";
+  return Wait(daemon, run_id, follow, out, err);
+}
+
+int RunRun(const RunOptions& options, std::ostream& out, std::ostream& err) {
+  std::optional<Chain> chain = LoadOrReport(options.file, err);
+  if (!chain) return kExitInvalid;
+  json input;
+  std::string why;
+  if (!ReadInput(options.input, &input, &why)) {
+    err << "chainctl: " << why << "\n";
+    return kExitInvalid;
+  }
+  DaemonOptions daemon = ResolveDaemonOptions(options.daemon);
+  HttpClientRequest apply{"POST", "/chains", "application/json", ChainToJson(*chain).dump()};
+  HttpClientResponse response;
+  if (int status = Call(daemon, apply, &response, err); status != kExitOk) return status;
+  std::string chain_id = json::parse(response.body, nullptr, false).value("chain_id", "");
+  std::string run_id;
+  if (int status = StartRun(daemon, chain_id, input, &run_id, err); status != kExitOk) {
+    return status;
+  }
+  return Wait(daemon, run_id, options, out, err);
+}
+
+int RunCancel(const RunOptions& options, std::ostream& out, std::ostream& err) {
+  HttpClientResponse response;
+  DaemonOptions daemon = ResolveDaemonOptions(options.daemon);
+  if (int status =
+          Call(daemon, {"POST", "/runs/" + options.run_id + "/cancel", "", ""}, &response, err);
+      status != kExitOk) {
+    return status;
+  }
+  out << options.run_id << " cancelling\n";
+  return kExitOk;
+}
+
+}  // namespace chainctl::cli

@@ -1,0 +1,131 @@
+#include "cli/progress.h"
+
+#include <cstdio>
+
+namespace chainctl::cli {
+
+using nlohmann::json;
+
+std::optional<ProgressMode> ParseProgressMode(const std::string& name, bool stderr_is_tty) {
+  if (name == "auto") return stderr_is_tty ? ProgressMode::kTty : ProgressMode::kPlain;
+  if (name == "tty") return ProgressMode::kTty;
+  if (name == "plain") return ProgressMode::kPlain;
+  if (name == "quiet") return ProgressMode::kQuiet;
+  return std::nullopt;
+}
+
+namespace {
+
+std::string Seconds(int64_t ms) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2fs", static_cast<double>(ms) / 1000.0);
+  return text;
+}
+
+}  // namespace
+
+std::string Progress::Paint(const std::string& text, const char* sgr) const {
+  return color_ ? std::string("\x1b[") + sgr + "m" + text + "\x1b[0m" : text;
+}
+
+void Progress::Clear() {
+  if (mode_ == ProgressMode::kTty && status_shown_) {
+    err_ << "\r\x1b[K";
+    status_shown_ = false;
+  }
+}
+
+void Progress::Status() {
+  if (mode_ != ProgressMode::kTty) return;
+  std::string names;
+  for (const std::string& task : running_) names += (names.empty() ? "" : ", ") + task;
+  std::string line = "[" + std::to_string(finished_) + "/" + std::to_string(total_) + "] " + names;
+  if (line.size() > 100) line = line.substr(0, 97) + "...";
+  err_ << "\r" << line << "\x1b[K" << std::flush;
+  status_shown_ = true;
+}
+
+void Progress::OnEvent(const json& event) {
+  if (mode_ == ProgressMode::kQuiet) return;
+  std::string type = event.value("type", "");
+  std::string task = event.value("task_id", "");
+  if (type == "run_started") {
+    total_ = event.value("tasks", size_t{0});
+    if (mode_ == ProgressMode::kPlain) {
+      err_ << event.value("run_id", "") << ": chain " << event.value("chain_id", "") << " v"
+           << event.value("chain_version", 0) << ", " << total_ << " task(s)\n";
+    }
+  } else if (type == "task_started") {
+    running_.insert(task);
+    if (mode_ == ProgressMode::kPlain) {
+      err_ << "[" << finished_ << "/" << total_ << "] start " << task;
+      if (event.value("attempt", 1) > 1) err_ << " (attempt " << event.value("attempt", 1) << ")";
+      err_ << "\n";
+    }
+  } else if (type == "task_retrying") {
+    running_.erase(task);
+    Clear();
+    err_ << Paint("retry", "33") << " " << task << ": " << event.value("error", "") << " (again in "
+         << Seconds(event.value("backoff_ms", int64_t{0})) << ")\n";
+  } else if (type == "task_finished") {
+    running_.erase(task);
+    ++finished_;
+    std::string state = event.value("state", "");
+    Clear();
+    std::string mark = state == "succeeded" ? Paint("ok", "32")
+                       : state == "failed"  ? Paint("FAILED", "31")
+                                            : Paint(state, "33");
+    err_ << "[" << finished_ << "/" << total_ << "] " << mark << " " << task;
+    if (event.contains("duration_ms"))
+      err_ << " " << Seconds(event.value("duration_ms", int64_t{0}));
+    if (event.contains("error")) err_ << ": " << event.value("error", "");
+    err_ << "\n";
+  } else if (type == "run_finished") {
+    Clear();
+    std::string status = event.value("status", "");
+    err_ << event.value("run_id", "") << " "
+         << (status == "succeeded" ? Paint(status, "32") : Paint(status, "31")) << " in "
+         << Seconds(event.value("duration_ms", int64_t{0})) << "\n";
+    return;
+  }
+  Status();
+}
+
+bool FollowRun(const DaemonOptions& daemon, const std::string& run_id, Progress* progress,
+               json* last, std::string* err) {
+  std::string pending;
+  bool ended = false;
+  auto on_body = [&](std::string_view data) {
+    pending.append(data);
+    size_t start = 0;
+    for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+      json event = json::parse(pending.begin() + static_cast<std::ptrdiff_t>(start),
+                               pending.begin() + static_cast<std::ptrdiff_t>(nl), nullptr, false);
+      if (event.is_discarded()) continue;
+      progress->OnEvent(event);
+      if (event.value("type", "") == "run_finished") {
+        *last = event;
+        ended = true;
+      }
+    }
+    pending.erase(0, start);
+  };
+  HttpClientRequest request{"GET", "/runs/" + run_id + "/events?follow=1", "", ""};
+  HttpClientResponse response;
+  HttpCallError error;
+  // A run may take days; the stream itself says when it ends.
+  constexpr std::chrono::hours kNoDeadline(24 * 365);
+  if (!HttpCall(daemon.socket, request, kNoDeadline, &response, &error, err, on_body)) {
+    progress->Clear();
+    return false;
+  }
+  if (response.status != 200) {
+    response.body = pending;  // an error answer went to on_body too
+    *err = ApiErrorMessage(response);
+    return false;
+  }
+  if (!ended) *err = "the event stream of " + run_id + " ended before the run did";
+  return ended;
+}
+
+}  // namespace chainctl::cli
