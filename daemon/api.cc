@@ -118,6 +118,15 @@ void Api::Handle(HttpRequest request, Responder respond) {
     if (m == "DELETE") return DeleteChain(s[1], std::move(respond));
     return respond(MethodNotAllowed(m, "GET, DELETE"));
   }
+  if (s.size() == 3 && s[0] == "chains" && s[2] == "trigger") {
+    if (m != "POST") return respond(MethodNotAllowed(m, "POST"));
+    return Trigger(s[1], request, std::move(respond));
+  }
+  if (!s.empty() && s[0] == "runs") return HandleRuns(request, s, std::move(respond));
+  if (s.size() == 1 && s[0] == "history") {
+    if (m != "GET") return respond(MethodNotAllowed(m, "GET"));
+    return GetHistory(request.query, std::move(respond));
+  }
   if ((s.size() == 1 || s.size() == 2) && s[0] == "tasks") {
     if (m != "GET") return respond(MethodNotAllowed(m, "GET"));
     return s.size() == 1 ? ListTasks(std::move(respond)) : GetTask(s[1], std::move(respond));
@@ -127,6 +136,31 @@ void Api::Handle(HttpRequest request, Responder respond) {
     return s[0] == "health" ? Health(std::move(respond)) : Version(std::move(respond));
   }
   respond(JsonError(404, "not_found", "no such endpoint: " + m + " " + request.path));
+}
+
+void Api::HandleRuns(const HttpRequest& request, const std::vector<std::string>& s,
+                     Responder respond) {
+  const std::string& m = request.method;
+  auto only = [&](const char* method) {
+    if (m == method) return true;
+    respond(MethodNotAllowed(m, method));
+    return false;
+  };
+  if (s.size() == 1) {
+    if (only("GET")) ListRuns(request.query, std::move(respond));
+  } else if (s.size() == 2) {
+    if (only("GET")) GetRun(s[1], std::move(respond));
+  } else if (s.size() == 3 && s[2] == "events") {
+    if (only("GET")) Events(s[1], request.query, std::move(respond));
+  } else if (s.size() == 3 && s[2] == "cancel") {
+    if (only("POST")) CancelRun(s[1], std::move(respond));
+  } else if (s.size() == 5 && s[2] == "tasks" && s[4] == "log") {
+    if (only("GET")) TaskLog(s[1], s[3], request.query, std::move(respond));
+  } else if (s.size() == 5 && s[2] == "tasks" && s[4] == "output") {
+    if (only("GET")) TaskOutput(s[1], s[3], std::move(respond));
+  } else {
+    respond(JsonError(404, "not_found", "no such endpoint: " + m + " " + request.path));
+  }
 }
 
 void Api::PostChain(const HttpRequest& request, Responder respond) {

@@ -1,5 +1,5 @@
-// The HTTP API of chaind (DESIGN.md §6): routes requests to the registry and
-// answers in JSON. Runs on the loop thread; writes to the store go to the
+// The HTTP API of chaind (DESIGN.md §6): routes requests to the registry, the orchestrator
+// and the history, and answers in JSON. Runs on the loop thread; writes to the store go to the
 // thread pool (daemon/work_queue.h).
 #pragma once
 
@@ -7,15 +7,20 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "daemon/history.h"
 #include "daemon/http_types.h"
+#include "daemon/orchestrator.h"
 #include "daemon/registry.h"
 
 namespace chainctl::daemon {
 
 struct ApiContext {
   uv_loop_t* loop = nullptr;
-  Registry* registry = nullptr;  // not owned; outlives the Api
+  Registry* registry = nullptr;  // not owned; these outlive the Api
+  Orchestrator* orchestrator = nullptr;
+  History* history = nullptr;
   std::string socket_path;
   std::string state_dir;
   int store_format = 0;
@@ -30,6 +35,8 @@ class Api {
   void Handle(HttpRequest request, Responder respond);
 
  private:
+  void HandleRuns(const HttpRequest& request, const std::vector<std::string>& segments,
+                  Responder respond);
   void PostChain(const HttpRequest& request, Responder respond);
   void GetChain(const std::string& id, const std::string& query, Responder respond);
   void ListChains(Responder respond);
@@ -37,6 +44,16 @@ class Api {
   void GetTask(const std::string& id, Responder respond);
   void ListTasks(Responder respond);
   void Health(Responder respond);
+  // api_runs.cc
+  void Trigger(const std::string& chain_id, const HttpRequest& request, Responder respond);
+  void ListRuns(const std::string& query, Responder respond);
+  void GetRun(const std::string& id, Responder respond);
+  void Events(const std::string& id, const std::string& query, Responder respond);
+  void TaskLog(const std::string& id, const std::string& task, const std::string& query,
+               Responder respond);
+  void TaskOutput(const std::string& id, const std::string& task, Responder respond);
+  void CancelRun(const std::string& id, Responder respond);
+  void GetHistory(const std::string& query, Responder respond);
   void Version(Responder respond);
 
   ApiContext context_;

@@ -7,17 +7,23 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <thread>
 
 #include "common/paths.h"
 #include "common/version.h"
 #include "daemon/api.h"
+#include "daemon/history.h"
 #include "daemon/http_server.h"
+#include "daemon/orchestrator.h"
+#include "daemon/process_runner.h"
 #include "daemon/registry.h"
 #include "daemon/store.h"
+#include "daemon/store_writer.h"
 #include "daemon/systemd.h"
 
 namespace chainctl::daemon {
@@ -90,6 +96,7 @@ struct Signals {
   uv_signal_t term;
   uv_signal_t interrupt;
   HttpServer* server;
+  Orchestrator* orchestrator;
   bool stopping = false;
 };
 
@@ -102,6 +109,7 @@ void OnSignal(uv_signal_t* handle, int signum) {
   uv_close(reinterpret_cast<uv_handle_t*>(&signals->term), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&signals->interrupt), nullptr);
   signals->server->Shutdown([] { Log(LogLevel::kInfo, "all connections closed"); });
+  signals->orchestrator->Shutdown([] { Log(LogLevel::kInfo, "all runs stopped and stored"); });
 }
 
 bool Serve(uv_loop_t* loop, HttpServer* server, const DaemonConfig& config, int systemd_fd,
@@ -147,11 +155,30 @@ int RunDaemon(const DaemonConfig& config) {
     return 1;
   }
   Registry registry(store.get());
+  History history(store.get(), config.history_retention);
 
   uv_loop_t loop;
   uv_loop_init(&loop);
-  ApiContext context{
-      &loop, &registry, config.socket_path, config.state_dir, kStoreFormatVersion, RealUnixMs()};
+  StoreWriter writer(&loop, store.get());
+  ProcessRunner runner(&loop);
+  OrchestratorOptions run_options;
+  run_options.runs_dir = config.state_dir + "/runs";
+  run_options.jobs = config.jobs ? config.jobs : std::max(1u, std::thread::hardware_concurrency());
+  run_options.kill_grace_ms = config.kill_grace_ms;
+  for (char** e = environ; *e; ++e) run_options.base_env.emplace_back(*e);
+  Orchestrator orchestrator(&loop, &registry, &history, store.get(), &writer, &runner, run_options);
+  if (!orchestrator.Open(&err)) {
+    Fail("cannot open the runs: " + err);
+    return 1;
+  }
+  ApiContext context{&loop,
+                     &registry,
+                     &orchestrator,
+                     &history,
+                     config.socket_path,
+                     config.state_dir,
+                     kStoreFormatVersion,
+                     RealUnixMs()};
   Api api(context);
   int status = 0;
   {
@@ -159,6 +186,7 @@ int RunDaemon(const DaemonConfig& config) {
       api.Handle(std::move(request), std::move(respond));
     });
     Signals signals;
+    signals.orchestrator = &orchestrator;
     if (Serve(&loop, &server, config, systemd_fd, &signals)) {
       uv_run(&loop, UV_RUN_DEFAULT);
     } else {

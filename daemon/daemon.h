@@ -2,6 +2,8 @@
 // store in the state directory, orderly shutdown on SIGTERM/SIGINT.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "daemon/http_types.h"
@@ -13,6 +15,9 @@ struct DaemonConfig {
   std::string socket_path;  // ignored under systemd socket activation
   std::string state_dir;
   HttpLimits limits;
+  size_t jobs = 0;  // tasks running at once; 0: one per core
+  uint64_t history_retention = 1'000'000;  // history records kept
+  uint64_t kill_grace_ms = 5000;           // SIGTERM to SIGKILL for timeouts and cancels
 };
 
 // Runs until SIGTERM or SIGINT, then stops accepting, answers what is in

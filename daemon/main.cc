@@ -37,6 +37,16 @@ int main(int argc, char** argv) {
   app.add_option("--request-timeout", request_timeout,
                  "A request must arrive within this of its first byte (408 after)")
       ->capture_default_str();
+  app.add_option("--jobs,-j", config.jobs, "Tasks running at once, across runs (default: cores)")
+      ->check(CLI::PositiveNumber);
+  std::string kill_grace = "5s";
+  app.add_option("--kill-grace", kill_grace,
+                 "After SIGTERM to a task that timed out or was cancelled, SIGKILL this much later")
+      ->capture_default_str();
+  app.add_option("--history-retention", config.history_retention,
+                 "History records kept (the oldest are dropped)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--max-connections", config.limits.max_connections,
                  "Connections served at once (503 above)")
       ->capture_default_str()
@@ -74,6 +84,12 @@ int main(int argc, char** argv) {
     }
     *out = static_cast<uint64_t>(d->count());
   }
+  std::optional<Duration> grace = ParseDuration(kill_grace, &err);
+  if (!grace) {
+    std::cerr << "chaind: --kill-grace: " << err << "\n";
+    return 2;
+  }
+  config.kill_grace_ms = static_cast<uint64_t>(grace->count());
   EnvLookup env = RealEnv();
   if (config.socket_path.empty()) config.socket_path = DefaultSocketPath(env, getuid());
   if (config.state_dir.empty()) config.state_dir = DefaultStateDir(env, getuid());

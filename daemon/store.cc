@@ -66,6 +66,23 @@ int SeekLast(MDB_cursor* cursor, std::string_view prefix, MDB_val* k, MDB_val* v
   return rc == 0 ? mdb_cursor_get(cursor, k, v, MDB_PREV) : rc;
 }
 
+// Positions `cursor` where a scan of the keys with `prefix` starts: at the first (or, if
+// `reverse`, the last) such key, or with `from`, at the first key >= from (the last <= from).
+int SeekStart(MDB_cursor* cursor, std::string_view prefix, const std::string_view* from,
+              bool reverse, MDB_val* k, MDB_val* v) {
+  if (from == nullptr) {
+    if (reverse) return SeekLast(cursor, prefix, k, v);
+    *k = ToVal(prefix);
+    return mdb_cursor_get(cursor, k, v, prefix.empty() ? MDB_FIRST : MDB_SET_RANGE);
+  }
+  if (from->empty()) return reverse ? MDB_NOTFOUND : mdb_cursor_get(cursor, k, v, MDB_FIRST);
+  *k = ToVal(*from);
+  int rc = mdb_cursor_get(cursor, k, v, MDB_SET_RANGE);  // the first key >= from
+  if (!reverse) return rc;
+  if (rc == MDB_NOTFOUND) return mdb_cursor_get(cursor, k, v, MDB_LAST);
+  return rc == 0 && FromVal(*k) != *from ? mdb_cursor_get(cursor, k, v, MDB_PREV) : rc;
+}
+
 }  // namespace
 
 const char* DbName(Db db) { return kDbNames[static_cast<size_t>(db)]; }
@@ -184,7 +201,11 @@ bool Store::CheckFormat(WriteTxn& txn, std::string* err) {
            ": upgrade chaind";
     return false;
   }
-  return true;  // format == kStoreFormatVersion: the first format, nothing to migrate yet
+  if (format == kStoreFormatVersion) return true;
+  // Format 1 (chaind of the registry issue) had the runs and history databases reserved and
+  // empty: its stores are format 2 stores as they are; only the number moves on.
+  return txn.Put(Db::kMeta, kFormatVersionKey,
+                 EncodeValue(kMetaValueVersion, std::to_string(kStoreFormatVersion)), err);
 }
 
 bool Store::Read(const ReadFn& fn, std::string* err) {
@@ -305,16 +326,22 @@ bool ReadTxn::Get(Db db, std::string_view key, std::string* value, bool* found, 
 
 bool ReadTxn::Scan(Db db, std::string_view prefix, bool reverse, const Visitor& fn,
                    std::string* err) {
+  return ScanImpl(db, prefix, nullptr, reverse, fn, err);
+}
+
+bool ReadTxn::ScanFrom(Db db, std::string_view prefix, std::string_view from, bool reverse,
+                       const Visitor& fn, std::string* err) {
+  return ScanImpl(db, prefix, &from, reverse, fn, err);
+}
+
+bool ReadTxn::ScanImpl(Db db, std::string_view prefix, const std::string_view* from, bool reverse,
+                       const Visitor& fn, std::string* err) {
   MDB_cursor* cursor = nullptr;
   int rc = mdb_cursor_open(txn_, Dbi(db), &cursor);
   if (rc == 0) {
     std::unique_ptr<MDB_cursor, void (*)(MDB_cursor*)> closer(cursor, mdb_cursor_close);
-    MDB_val k = ToVal(prefix), v;
-    if (reverse) {
-      rc = SeekLast(cursor, prefix, &k, &v);
-    } else {
-      rc = mdb_cursor_get(cursor, &k, &v, prefix.empty() ? MDB_FIRST : MDB_SET_RANGE);
-    }
+    MDB_val k, v;
+    rc = SeekStart(cursor, prefix, from, reverse, &k, &v);
     while (rc == 0 && FromVal(k).starts_with(prefix) && fn(FromVal(k), FromVal(v))) {
       rc = mdb_cursor_get(cursor, &k, &v, reverse ? MDB_PREV : MDB_NEXT);
     }

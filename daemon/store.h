@@ -16,12 +16,14 @@
 // end, so keep read callbacks short. A map grown by another process (MDB_MAP_RESIZED) is
 // adopted the same way. Files: DIR/data.mdb (sparse) and DIR/lock.mdb.
 //
-// Layout, store format version 1 (kStoreFormatVersion). Every value is an envelope:
+// Layout, store format version 2 (kStoreFormatVersion; version 1 had runs and history empty,
+// and is renumbered 2 at open). Every value is an envelope:
 //   byte 0      the value's own format version (uint8), refused by DecodeValue if newer
 //               than the reader knows
 //   bytes 1..   the payload of that version ("JSON" below: CanonicalJson, content_hash.h)
-// Keys hold ids as raw bytes; "\0" is one zero byte; BE32 is a 4-byte big-endian uint32 (so
-// LMDB's byte order is numeric order and all records of one id are adjacent, oldest first).
+// Keys hold ids as raw bytes; "\0" is one zero byte; BE32 is a 4-byte big-endian uint32 and
+// BE64 an 8-byte big-endian uint64 (so LMDB's byte order is numeric order and all records of
+// one id are adjacent, oldest first). "empty" is a value of zero bytes (no envelope).
 //
 //   database  key                        value (envelope version: payload)
 //   --------  -------------------------  ---------------------------------------------------
@@ -36,8 +38,19 @@
 //                                           "definition": ChainToJson(chain)["tasks"][i],
 //                                           "used_by": [[chain_id, chain version], ...]}
 //                                           ver = 1, 2, ... per task_id, one per content
-//   runs      (reserved, empty)          defined by the orchestrator issue
-//   history   (reserved, empty)          defined by the history issue
+//   runs      "r" BE64(n)                1: JSON run record of run "run-<n>" (orchestrator.h;
+//                                           n = 1, 2, ... in trigger order)
+//             "o" BE64(n) task_id        1: JSON output of a succeeded task of run n
+//             "e" BE64(n) BE32(seq)      1: JSON event seq (1, 2, ...) of run n, one NDJSON line
+//                                           (run_keys.h)
+//   history   "m"                        1: JSON {"count": records kept, "next_seq": the seq
+//                                           the next record gets} (absent = {0, 1})
+//             "s" BE64(seq)              1: JSON HistoryRecordToJson(record) without "seq"
+//                                           (history.h); seq = 1, 2, ... in append order,
+//                                           never reused; the oldest go first (retention)
+//             tag id "\0" BE64(seq)      empty: one key per record in each of 3 indexes:
+//                                           tag "r" with the record's run_id, "t" with its
+//                                           task_id, "c" with its chain_id
 //   model     (reserved, empty)          defined by the predictor issue
 //
 // Rule for changes: a change of any key or value layout adds a row here and bumps
@@ -59,7 +72,7 @@
 
 namespace chainctl::daemon {
 
-inline constexpr uint32_t kStoreFormatVersion = 1;
+inline constexpr uint32_t kStoreFormatVersion = 2;
 // The meta key holding the store format version.
 inline constexpr std::string_view kFormatVersionKey = "format_version";
 
@@ -90,11 +103,17 @@ class ReadTxn {
   // order or, if `reverse`, descending, until fn returns false.
   using Visitor = std::function<bool(std::string_view key, std::string_view value)>;
   bool Scan(Db db, std::string_view prefix, bool reverse, const Visitor& fn, std::string* err);
+  // As Scan, but starting at `from` (which starts with `prefix`) instead of at the first key
+  // with the prefix: ascending, at the first key >= from; if `reverse`, at the last key <= from.
+  bool ScanFrom(Db db, std::string_view prefix, std::string_view from, bool reverse,
+                const Visitor& fn, std::string* err);
 
  protected:
   friend class Store;
   ReadTxn(MDB_txn* txn, const std::array<MDB_dbi, kDbCount>& dbis) : txn_(txn), dbis_(dbis) {}
   MDB_dbi Dbi(Db db) const { return dbis_[static_cast<size_t>(db)]; }
+  bool ScanImpl(Db db, std::string_view prefix, const std::string_view* from, bool reverse,
+                const Visitor& fn, std::string* err);
 
   MDB_txn* txn_;
   const std::array<MDB_dbi, kDbCount>& dbis_;

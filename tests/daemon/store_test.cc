@@ -98,7 +98,21 @@ TEST(Store, RefusesANewerFormat) {
   std::string err;
   EXPECT_EQ(Store::Open({.dir = tmp.path()}, &err), nullptr);
   EXPECT_EQ(err, "store at " + tmp.path() +
-                     " has format version 99; this chaind understands up to 1: upgrade chaind");
+                     " has format version 99; this chaind understands up to 2: upgrade chaind");
+}
+
+TEST(Store, RenumbersAFormat1Store) {
+  testing::ScopedTempDir tmp;
+  {
+    std::unique_ptr<Store> store = OpenOrDie(tmp.path());
+    ASSERT_TRUE(store);
+    Put(*store, Db::kMeta, std::string(kFormatVersionKey), EncodeValue(1, "1"));
+    Put(*store, Db::kChains, "kept", "v");
+  }
+  std::unique_ptr<Store> store = OpenOrDie(tmp.path());
+  ASSERT_TRUE(store);
+  EXPECT_EQ(Get(*store, Db::kMeta, std::string(kFormatVersionKey)), EncodeValue(1, "2"));
+  EXPECT_EQ(Get(*store, Db::kChains, "kept"), "v");
 }
 
 TEST(Store, DecodeValueRefusesNewerValues) {

@@ -1,0 +1,256 @@
+// The run and history endpoints of the API (DESIGN.md §6): trigger, runs, events, logs,
+// outputs, cancel, history. Routing is in api.cc.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <memory>
+
+#include "daemon/api.h"
+#include "daemon/http_body_stream.h"
+
+namespace chainctl::daemon {
+namespace {
+
+using nlohmann::json;
+
+HttpResponse Json(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+HttpResponse ErrorResponse(const RunError& e) {
+  return JsonError(e.status, e.code, e.message, e.details);
+}
+
+// A non-negative integer query parameter; `fallback` if absent; nullopt if malformed.
+std::optional<uint64_t> NumberParam(std::string_view query, std::string_view name,
+                                    uint64_t fallback) {
+  std::string text = QueryParam(query, name);
+  if (text.empty()) return fallback;
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+HttpResponse BadParam(std::string_view name) {
+  return JsonError(400, "bad_parameter", std::string(name) + " must be a whole number");
+}
+
+// Up to `max_bytes` from the end of a file; `*cut` tells whether the start was left out.
+bool ReadTail(const std::string& path, size_t max_bytes, std::string* out, bool* cut,
+              std::string* err) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *err = path + ": " + std::strerror(errno);
+    return false;
+  }
+  struct stat st {};
+  fstat(fd, &st);
+  size_t size = static_cast<size_t>(st.st_size);
+  size_t from = size > max_bytes ? size - max_bytes : 0;
+  *cut = from > 0;
+  out->resize(size - from);
+  ssize_t got = pread(fd, out->data(), out->size(), static_cast<off_t>(from));
+  close(fd);
+  out->resize(got > 0 ? static_cast<size_t>(got) : 0);
+  return true;
+}
+
+// The last `lines` lines of `text`.
+std::string LastLines(const std::string& text, size_t lines) {
+  size_t end = text.size();
+  if (end > 0 && text[end - 1] == '\n') --end;
+  size_t pos = end;
+  while (lines > 0 && pos > 0) {
+    size_t nl = text.rfind('\n', pos - 1);
+    if (nl == std::string::npos) return text;
+    pos = nl;
+    --lines;
+  }
+  return lines > 0 ? text : text.substr(pos + 1);
+}
+
+}  // namespace
+
+void Api::Trigger(const std::string& chain_id, const HttpRequest& request, Responder respond) {
+  json body = json::object();
+  if (!request.body.empty()) {
+    body = json::parse(request.body, nullptr, false);
+    if (body.is_discarded() || !body.is_object()) {
+      return respond(JsonError(400, "malformed_request",
+                               "the body must be a JSON object such as {\"input\": {...}}"));
+    }
+  }
+  for (const auto& [key, value] : body.items()) {
+    if (key != "input" && key != "version") {
+      return respond(
+          JsonError(400, "unknown_field", "unknown field \"" + key + "\"; known: input, version"));
+    }
+  }
+  int version = 0;
+  if (body.contains("version")) {
+    if (!body["version"].is_number_unsigned() || body["version"].get<uint64_t>() < 1 ||
+        body["version"].get<uint64_t>() > INT32_MAX) {
+      return respond(JsonError(400, "bad_version", "version must be a number from 1"));
+    }
+    version = body["version"].get<int>();
+  }
+  json input = body.contains("input") ? body["input"] : json::object();
+  context_.orchestrator->Trigger(
+      chain_id, version, std::move(input),
+      [respond](std::optional<RunError> error, const std::string& run_id) {
+        if (error) return respond(ErrorResponse(*error));
+        respond(Json(202, {{"run_id", run_id}}));
+      });
+}
+
+void Api::ListRuns(const std::string& query, Responder respond) {
+  std::optional<uint64_t> limit = NumberParam(query, "limit", 100);
+  if (!limit) return respond(BadParam("limit"));
+  std::vector<json> runs;
+  std::string err;
+  if (!context_.orchestrator->ListRuns(QueryParam(query, "chain"), *limit, &runs, &err)) {
+    return respond(JsonError(500, "store_error", "the store failed: " + err));
+  }
+  json list = json::array();
+  for (json& run : runs) {
+    json tasks = run["tasks"];
+    run.erase("tasks");
+    run.erase("input");
+    run.erase("output");
+    json counts = json::object();
+    for (const json& t : tasks)
+      counts[t.value("state", "?")] = counts.value(t.value("state", "?"), 0) + 1;
+    run["task_states"] = counts;
+    list.push_back(std::move(run));
+  }
+  respond(Json(200, {{"runs", list}}));
+}
+
+void Api::GetRun(const std::string& id, Responder respond) {
+  std::optional<json> run;
+  std::string err;
+  if (!context_.orchestrator->GetRun(id, &run, &err)) {
+    return respond(JsonError(500, "store_error", "the store failed: " + err));
+  }
+  if (!run) return respond(JsonError(404, "not_found", "no run " + id));
+  respond(Json(200, *run));
+}
+
+void Api::Events(const std::string& id, const std::string& query, Responder respond) {
+  bool follow = QueryParam(query, "follow") == "1" || QueryParam(query, "follow") == "true";
+  auto stream = std::make_shared<HttpBodyStream>();
+  Orchestrator* orchestrator = context_.orchestrator;
+  uint64_t follower_id = 0;
+  std::optional<RunError> error = orchestrator->Follow(
+      id, follow,
+      {.event = [stream](const std::string& line) { stream->Write(line + "\n"); },
+       .end = [stream] { stream->End(); }},
+      &follower_id);
+  if (error) return respond(ErrorResponse(*error));
+  if (follower_id) {
+    stream->SetOnAbort(
+        [orchestrator, id, follower_id] { orchestrator->Unfollow(id, follower_id); });
+  }
+  HttpResponse r;
+  r.content_type = "application/x-ndjson";
+  r.stream = stream;
+  respond(std::move(r));
+}
+
+void Api::TaskLog(const std::string& id, const std::string& task, const std::string& query,
+                  Responder respond) {
+  std::optional<uint64_t> attempt = NumberParam(query, "attempt", 0);
+  std::optional<uint64_t> tail = NumberParam(query, "tail", 0);
+  if (!attempt || *attempt > INT32_MAX) return respond(BadParam("attempt"));
+  if (!tail) return respond(BadParam("tail"));
+  std::string path;
+  if (std::optional<RunError> error =
+          context_.orchestrator->LogPath(id, task, static_cast<int>(*attempt), &path)) {
+    return respond(ErrorResponse(*error));
+  }
+  constexpr size_t kMaxLog = 16 << 20;
+  std::string text, err;
+  bool cut = false;
+  if (!ReadTail(path, kMaxLog, &text, &cut, &err)) {
+    if (errno == ENOENT) return respond(JsonError(404, "no_log", "no log yet: " + err));
+    return respond(JsonError(500, "io_error", "cannot read the log: " + err));
+  }
+  HttpResponse r;
+  r.content_type = "text/plain; charset=utf-8";
+  r.body = *tail ? LastLines(text, *tail) : std::move(text);
+  if (cut) r.headers.emplace_back("X-Chainctl-Log-Truncated", "1");
+  respond(std::move(r));
+}
+
+void Api::TaskOutput(const std::string& id, const std::string& task, Responder respond) {
+  std::optional<json> output;
+  std::string err;
+  if (!context_.orchestrator->GetOutput(id, task, &output, &err)) {
+    return respond(JsonError(500, "store_error", "the store failed: " + err));
+  }
+  if (!output) {
+    return respond(JsonError(404, "not_found", "no output of task " + task + " in run " + id));
+  }
+  respond(Json(200, *output));
+}
+
+void Api::CancelRun(const std::string& id, Responder respond) {
+  if (std::optional<RunError> error = context_.orchestrator->Cancel(id)) {
+    return respond(ErrorResponse(*error));
+  }
+  respond(Json(202, {{"run_id", id}, {"cancelling", true}}));
+}
+
+void Api::GetHistory(const std::string& query, Responder respond) {
+  HistoryQuery q;
+  q.task_id = QueryParam(query, "task");
+  q.chain_id = QueryParam(query, "chain");
+  q.run_id = QueryParam(query, "run");
+  std::optional<uint64_t> limit = NumberParam(query, "limit", 1000);
+  std::optional<uint64_t> after = NumberParam(query, "after", 0);
+  std::optional<uint64_t> before = NumberParam(query, "before", 0);
+  std::optional<uint64_t> since = NumberParam(query, "since", 0);
+  std::optional<uint64_t> until = NumberParam(query, "until", INT64_MAX);
+  for (auto [name, value] :
+       {std::pair{"limit", limit}, std::pair{"after", after}, std::pair{"before", before},
+        std::pair{"since", since}, std::pair{"until", until}}) {
+    if (!value || *value > INT64_MAX) return respond(BadParam(name));
+  }
+  std::string order = QueryParam(query, "order");
+  if (!order.empty() && order != "oldest" && order != "newest") {
+    return respond(JsonError(400, "bad_parameter", "order must be oldest or newest"));
+  }
+  q.limit = std::min<uint64_t>(*limit, 10000);
+  q.after_seq = *after;
+  q.before_seq = *before;
+  q.since_unix_ms = static_cast<int64_t>(*since);
+  q.until_unix_ms = static_cast<int64_t>(*until);
+  q.newest_first = order == "newest";
+  std::vector<HistoryRecord> records;
+  std::string err;
+  if (!context_.history->Find(q, &records, &err)) {
+    return respond(JsonError(500, "store_error", "the store failed: " + err));
+  }
+  std::string format = QueryParam(query, "format");
+  if (!format.empty() && format != "json" && format != "jsonl") {
+    return respond(JsonError(400, "bad_parameter", "format must be json or jsonl"));
+  }
+  json list = json::array();
+  for (const HistoryRecord& r : records) {
+    list.push_back(format == "jsonl" ? ToJsonlV1(r) : HistoryRecordToJson(r));
+  }
+  json body = {{"records", list}};
+  if (records.size() == q.limit && !records.empty()) body["next"] = records.back().seq;
+  respond(Json(200, body));
+}
+
+}  // namespace chainctl::daemon

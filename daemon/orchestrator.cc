@@ -1,0 +1,892 @@
+#include "daemon/orchestrator.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <random>
+
+#include "common/chain_load.h"
+#include "common/condition.h"
+#include "daemon/content_hash.h"
+#include "daemon/log.h"
+#include "daemon/run_keys.h"
+#include "daemon/task_io.h"
+
+namespace chainctl::daemon {
+
+using nlohmann::json;
+
+// A chain version made ready to run: parsed, its DAG built, its schemas compiled. Shared by
+// the runs of that version.
+struct Orchestrator::Plan {
+  ChainVersion version;
+  Chain chain;
+  Dag dag;
+  std::vector<std::unique_ptr<JsonSchema>> input_schemas;   // nullptr: accepts anything
+  std::vector<std::unique_ptr<JsonSchema>> output_schemas;  // nullptr: accepts anything
+  std::vector<int> task_versions;                           // 0: not found in the registry
+  std::vector<double> weights;                              // for the critical path
+  std::vector<TriggerRule> rules;
+};
+
+struct Orchestrator::Run {
+  struct Task {
+    int attempts = 0;
+    int64_t started_ms = 0;
+    int64_t ended_ms = 0;
+    std::string error;
+    std::optional<json> output;  // once succeeded
+    bool has_files = false;      // its out/ folder holds files for its dependents
+    TaskRunner::Handle handle = 0;
+    uv_timer_t* retry = nullptr;  // waiting for the next attempt
+  };
+  uint64_t n = 0;
+  std::string id;
+  std::shared_ptr<const Plan> plan;
+  json input;
+  std::unique_ptr<Scheduler> scheduler;
+  std::vector<Task> tasks;
+  std::string status = "running";
+  std::string error;
+  int64_t created_ms = 0;
+  int64_t ended_ms = 0;
+  std::vector<std::string> events;
+  std::map<uint64_t, Follower> followers;
+  bool cancelled = false;
+  bool ended = false;
+  std::string dir;
+
+  const TaskSpec& spec(int task) const { return plan->chain.tasks[Index(task)]; }
+  Task& task(int i) { return tasks[Index(i)]; }
+  static size_t Index(int i) { return static_cast<size_t>(i); }
+};
+
+namespace {
+
+size_t Index(int i) { return static_cast<size_t>(i); }
+
+std::string PlanKey(const std::string& chain_id, int version) {
+  return chain_id + '\0' + std::to_string(version);
+}
+
+bool MakeDir(const std::string& path, std::string* err) {
+  if (mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return true;
+  *err = "cannot create " + path + ": " + std::strerror(errno);
+  return false;
+}
+
+bool WriteFile(const std::string& path, const std::string& data, std::string* err) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << data;
+  out.close();
+  if (out) return true;
+  *err = "cannot write " + path + ": " + std::strerror(errno);
+  return false;
+}
+
+// The environment every task starts from: `base` without CHAIN_* variables (a daemon started
+// from inside a task must not hand that task's CHAIN_RUN_ID to others).
+std::vector<std::string> WithoutChainVariables(std::vector<std::string> base) {
+  std::erase_if(base, [](const std::string& v) { return v.rfind("CHAIN_", 0) == 0; });
+  return base;
+}
+
+std::vector<std::string> TaskEnv(const std::vector<std::string>& base, const TaskSpec& spec) {
+  std::vector<std::string> env;
+  env.reserve(base.size() + spec.env.size() + 8);
+  for (const std::string& v : base) {
+    if (!spec.env.empty() && spec.env.count(v.substr(0, v.find('=')))) continue;
+    env.push_back(v);
+  }
+  for (const auto& [name, value] : spec.env) env.push_back(name + "=" + value);
+  return env;
+}
+
+std::vector<std::string> TaskArgv(const TaskSpec& spec) {
+  std::vector<std::string> argv;
+  if (!spec.command.empty()) {
+    argv = {"/bin/sh", "-c", spec.command, "sh"};  // args become $1, $2, ...
+  } else {
+    argv = {spec.executable_code_location};
+  }
+  argv.insert(argv.end(), spec.args.begin(), spec.args.end());
+  return argv;
+}
+
+// The cause of a failed attempt, for the history: "exit 3", "signal 9", "timeout", ...
+std::string CauseOf(const TaskResult& r) {
+  switch (r.kind) {
+    case TaskResult::Kind::kExited:
+      return "exit " + std::to_string(r.exit_code);
+    case TaskResult::Kind::kSignaled:
+      return "signal " + std::to_string(r.signal);
+    case TaskResult::Kind::kTimedOut:
+      return "timeout";
+    case TaskResult::Kind::kOutputTooLarge:
+      return "max_output";
+    case TaskResult::Kind::kSpawnFailed:
+      return "spawn";
+    case TaskResult::Kind::kCancelled:
+      return "cancelled";
+  }
+  return "unknown";
+}
+
+uint64_t BackoffMs(const RetryPolicy& retry, int failed_attempts, std::mt19937_64& rng) {
+  double ms = static_cast<double>(retry.initial_backoff.count());
+  for (int i = 1; i < failed_attempts; ++i) ms *= retry.multiplier;
+  ms = std::min(ms, static_cast<double>(retry.max_backoff.count()));
+  // Jitter: 75% to 125% of the backoff, so retries of many runs do not move in lockstep.
+  std::uniform_real_distribution<double> jitter(0.75, 1.25);
+  return static_cast<uint64_t>(ms * jitter(rng));
+}
+
+std::mt19937_64& Rng() {
+  static std::mt19937_64 rng{std::random_device{}()};
+  return rng;
+}
+
+// What a retry timer's data points to.
+struct RetryTarget {
+  Orchestrator* self;
+  uint64_t n;
+  int task;
+};
+
+// Stops and frees a retry timer and its target.
+void CloseTimer(uv_timer_t* timer) {
+  delete static_cast<RetryTarget*>(timer->data);
+  timer->data = nullptr;
+  uv_timer_stop(timer);
+  uv_close(reinterpret_cast<uv_handle_t*>(timer),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+}
+
+bool DecodeRecord(std::string_view value, std::string_view what, json* out, std::string* err) {
+  uint8_t version = 0;
+  std::string_view payload;
+  if (!DecodeValue(value, 1, what, &version, &payload, err)) return false;
+  *out = json::parse(payload, nullptr, false);
+  if (out->is_discarded()) {
+    *err = std::string(what) + " is not valid JSON";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Orchestrator::Orchestrator(uv_loop_t* loop, Registry* registry, History* history, Store* store,
+                           StoreWriter* writer, TaskRunner* runner, OrchestratorOptions options,
+                           UnixMsClock clock)
+    : loop_(loop),
+      registry_(registry),
+      history_(history),
+      store_(store),
+      writer_(writer),
+      runner_(runner),
+      options_(std::move(options)),
+      clock_(std::move(clock)) {
+  options_.base_env = WithoutChainVariables(std::move(options_.base_env));
+  if (options_.jobs == 0) options_.jobs = 1;
+}
+
+Orchestrator::~Orchestrator() {
+  for (auto& [n, run] : runs_) {
+    for (Run::Task& t : run->tasks) {
+      if (t.retry) CloseTimer(t.retry);
+    }
+  }
+}
+
+bool Orchestrator::Open(std::string* err) {
+  if (!MakeDir(options_.runs_dir, err)) return false;
+  std::vector<std::pair<std::string, json>> interrupted;
+  bool ok = store_->Read(
+      [&](ReadTxn& txn, std::string* e) {
+        return txn.Scan(
+            Db::kRuns, "r", false,
+            [&](std::string_view key, std::string_view value) {
+              last_run_ = std::max(last_run_, RunNumberOfKey(key));
+              json record;
+              std::string decode_err;
+              if (DecodeRecord(value, "run record", &record, &decode_err) &&
+                  record.value("status", "") == "running") {
+                interrupted.emplace_back(std::string(key), std::move(record));
+              }
+              return true;
+            },
+            e);
+      },
+      err);
+  if (!ok || interrupted.empty()) return ok;
+  int64_t now = clock_();
+  for (auto& [key, record] : interrupted) {
+    record["status"] = "interrupted";
+    record["ended_unix_ms"] = now;
+    record["error"] = "chaind stopped while the run was running";
+    for (json& task : record["tasks"]) {
+      if (!IsFinal(ParseTaskState(task.value("state", "")).value_or(TaskState::kPending))) {
+        task["state"] = "cancelled";
+      }
+    }
+  }
+  Log(LogLevel::kWarning, std::to_string(interrupted.size()) +
+                              " run(s) were running when chaind last stopped: marked interrupted");
+  return store_->Write(
+      [&](WriteTxn& txn, std::string* e) {
+        for (const auto& [key, record] : interrupted) {
+          if (!txn.Put(Db::kRuns, key, EncodeValue(1, record.dump()), e)) return false;
+        }
+        return true;
+      },
+      err);
+}
+
+std::shared_ptr<const Orchestrator::Plan> Orchestrator::PlanFor(const ChainVersion& version,
+                                                                std::string* err) {
+  std::string key = PlanKey(version.chain_id, version.version);
+  if (auto it = plans_.find(key); it != plans_.end()) return it->second;
+  auto plan = std::make_shared<Plan>();
+  plan->version = version;
+  LoadOptions options;
+  options.format = SourceFormat::kJson;
+  options.check_executables = false;
+  Diagnostics diags;
+  std::optional<Chain> chain =
+      ParseChain(version.definition.dump(), "chain " + version.chain_id, options, &diags, nullptr);
+  if (!chain) {
+    *err = "stored chain " + version.chain_id +
+           " does not load: " + (diags.empty() ? "" : FormatDiagnostic(diags[0]));
+    return nullptr;
+  }
+  plan->chain = std::move(*chain);
+  if (!BuildDag(plan->chain, &plan->dag, err)) return nullptr;
+  const json& task_defs = version.definition["tasks"];
+  for (size_t i = 0; i < plan->chain.tasks.size(); ++i) {
+    const TaskSpec& t = plan->chain.tasks[i];
+    for (auto [schema, out] : {std::pair{&t.input_schema, &plan->input_schemas},
+                               std::pair{&t.output_schema, &plan->output_schemas}}) {
+      out->push_back(AcceptsAnything(*schema) ? nullptr : JsonSchema::Compile(*schema, err));
+      if (!AcceptsAnything(*schema) && !out->back()) return nullptr;
+    }
+    plan->task_versions.push_back(0);
+    std::string hash;
+    std::vector<TaskVersion> versions;
+    if (JsonContentHash(task_defs[i], &hash, err) &&
+        registry_->GetTask(t.task_id, &versions, err)) {
+      for (const TaskVersion& v : versions) {
+        if (v.content_hash == hash) plan->task_versions.back() = v.version;
+      }
+    }
+    plan->weights.push_back(1.0);
+    plan->rules.push_back(t.trigger_rule);
+  }
+  if (plans_.size() >= 256) plans_.clear();
+  plans_[key] = plan;
+  return plan;
+}
+
+void Orchestrator::Trigger(const std::string& chain_id, int version, json input,
+                           Accepted accepted) {
+  auto refuse = [&](int status, std::string code, std::string message, json details = nullptr) {
+    accepted(RunError{status, std::move(code), std::move(message), std::move(details)}, "");
+  };
+  if (stopping_) return refuse(503, "stopping", "chaind is stopping");
+  std::optional<ChainVersion> chain;
+  std::string err;
+  if (!registry_->GetChain(chain_id, version, &chain, &err)) {
+    return refuse(500, "store_error", "the store failed: " + err);
+  }
+  if (!chain) {
+    return refuse(404, "not_found",
+                  version ? "chain " + chain_id + " has no version " + std::to_string(version)
+                          : "no chain " + chain_id);
+  }
+  std::shared_ptr<const Plan> plan = PlanFor(*chain, &err);
+  if (!plan) return refuse(500, "bad_chain", err);
+  json problems = json::array();
+  for (int root : plan->dag.roots) {
+    const JsonSchema* schema = plan->input_schemas[Index(root)].get();
+    if (!schema || !plan->chain.tasks[Index(root)].input_map.empty()) continue;
+    for (const JsonSchema::Violation& v : schema->Validate(input)) {
+      problems.push_back({{"task_id", plan->chain.tasks[Index(root)].task_id},
+                          {"pointer", v.pointer},
+                          {"message", v.message}});
+    }
+  }
+  if (!problems.empty()) {
+    const json& p = problems[0];
+    return refuse(
+        422, "invalid_input",
+        "the input does not fit the input_schema of task " + p["task_id"].get<std::string>() +
+            ": " +
+            (p["pointer"].get<std::string>().empty() ? "(root)" : p["pointer"].get<std::string>()) +
+            ": " + p["message"].get<std::string>(),
+        problems);
+  }
+  auto run = std::make_unique<Run>();
+  run->n = ++last_run_;
+  run->id = RunId(run->n);
+  run->plan = plan;
+  run->input = std::move(input);
+  run->scheduler = std::make_unique<Scheduler>(plan->dag, plan->weights, plan->rules);
+  run->tasks.resize(plan->chain.tasks.size());
+  run->created_ms = clock_();
+  run->dir = options_.runs_dir + "/" + run->id;
+  if (!MakeDir(run->dir, &err)) return refuse(500, "io_error", err);
+  Run& r = *run;
+  runs_[r.n] = std::move(run);
+  Emit(r, {{"type", "run_started"},
+           {"chain_id", chain->chain_id},
+           {"chain_version", chain->version},
+           {"tasks", plan->chain.tasks.size()}});
+  SaveRecord(r);
+  std::string id = r.id;
+  writer_->Sync([accepted, id](bool ok, const std::string& e) {
+    if (!ok) return accepted(RunError{500, "store_error", "the store failed: " + e, nullptr}, "");
+    accepted(std::nullopt, id);
+  });
+  Pump(r);
+  Dispatch();
+}
+
+void Orchestrator::Pump(Run& run) {
+  for (int task : run.scheduler->TakeReady()) {
+    const TaskSpec& spec = run.spec(task);
+    std::string why;
+    if (!spec.when.empty() && !ConditionsHold(spec.when, ConditionContext(run, task), &why)) {
+      FinishTask(run, task, TaskState::kSkipped, "when: " + why);
+      continue;
+    }
+    queue_.insert({run.scheduler->Priority(task), ++queue_seq_, run.n, task});
+  }
+}
+
+json Orchestrator::ConditionContext(Run& run, int task) {
+  json context = {{"trigger", run.input}};
+  for (const std::string& dep : run.spec(task).dependencies) {
+    context[dep] = run.task(run.plan->chain.FindTask(dep)).output.value_or(nullptr);
+  }
+  return context;
+}
+
+void Orchestrator::Dispatch() {
+  while (running_ < options_.jobs && !queue_.empty()) {
+    Queued next = *queue_.begin();
+    queue_.erase(queue_.begin());
+    auto it = runs_.find(next.run);
+    if (it == runs_.end() || it->second->ended) continue;
+    Run& run = *it->second;
+    TaskState state = run.scheduler->state(next.task);
+    if (state != TaskState::kReady && state != TaskState::kRunning) continue;
+    Launch(run, next.task);
+  }
+}
+
+void Orchestrator::Launch(Run& run, int i) {
+  const TaskSpec& spec = run.spec(i);
+  Run::Task& t = run.task(i);
+  int attempt = ++t.attempts;
+  if (attempt == 1) {
+    run.scheduler->Started(i);
+    t.started_ms = clock_();
+  }
+  std::vector<std::optional<json>> dep_outputs;
+  for (const std::string& dep : spec.dependencies) {
+    dep_outputs.push_back(run.task(run.plan->chain.FindTask(dep)).output);
+  }
+  json input;
+  std::string err;
+  if (!BuildTaskInput(spec, run.input, dep_outputs, &input, &err)) {
+    return FinishTask(run, i, TaskState::kFailed, err);
+  }
+  if (const JsonSchema* schema = run.plan->input_schemas[Index(i)].get()) {
+    std::vector<JsonSchema::Violation> violations = schema->Validate(input);
+    if (!violations.empty()) {
+      return FinishTask(run, i, TaskState::kFailed,
+                        "input_schema: " + DescribeViolations(violations));
+    }
+  }
+  const std::string dir = run.dir + "/" + spec.task_id;
+  const std::string work = dir + "/work";
+  const std::string out = dir + "/out";
+  std::string stdin_data = input.dump(-1, ' ', false, json::error_handler_t::replace);
+  bool ok = (attempt > 1 || (MakeDir(dir, &err) && MakeDir(work, &err) && MakeDir(out, &err))) &&
+            WriteFile(dir + "/input.json", stdin_data, &err);
+  for (const std::string& dep : spec.dependencies) {
+    if (!ok) break;
+    if (attempt == 1 && run.task(run.plan->chain.FindTask(dep)).has_files) {
+      ok = MakeDir(work + "/inputs", &err) &&
+           LinkTree(run.dir + "/" + dep + "/out", work + "/inputs/" + dep, &err);
+    }
+  }
+  if (!ok) return FinishTask(run, i, TaskState::kFailed, err);
+  if (spec.executable_code_location.rfind("cas:", 0) == 0) {
+    return FinishTask(run, i, TaskState::kFailed,
+                      "cas: executables are not supported by this chaind yet");
+  }
+
+  TaskLaunch launch;
+  launch.run_id = run.id;
+  launch.task_id = spec.task_id;
+  launch.attempt = attempt;
+  launch.argv = TaskArgv(spec);
+  launch.env = TaskEnv(options_.base_env, spec);
+  launch.output_file = dir + "/output.json";
+  launch.env.push_back("CHAIN_TASK_ID=" + spec.task_id);
+  launch.env.push_back("CHAIN_RUN_ID=" + run.id);
+  launch.env.push_back("CHAIN_WORKDIR=" + work);
+  launch.env.push_back("CHAIN_OUTDIR=" + out);
+  launch.env.push_back("CHAIN_INPUT_FILE=" + dir + "/input.json");
+  launch.env.push_back("CHAIN_OUTPUT_FILE=" + launch.output_file);
+  launch.env.push_back("CHAIN_ATTEMPT=" + std::to_string(attempt));
+  launch.workdir = work;
+  launch.stdin_data = std::move(stdin_data);
+  launch.log_path = dir + "/attempt-" + std::to_string(attempt) + ".log";
+  launch.max_output_bytes = spec.resource_requirements.max_output_bytes;
+  if (spec.resource_requirements.timeout) {
+    launch.timeout_ms = static_cast<uint64_t>(spec.resource_requirements.timeout->count());
+  }
+  launch.kill_grace_ms = options_.kill_grace_ms;
+  if (attempt > 1) unlink(launch.output_file.c_str());
+
+  Emit(run, {{"type", "task_started"}, {"task_id", spec.task_id}, {"attempt", attempt}});
+  SaveRecord(run);
+  ++running_;
+  uint64_t n = run.n;
+  t.handle = runner_->Start(std::move(launch), [this, n, i, attempt](TaskResult result) {
+    OnResult(n, i, attempt, std::move(result));
+  });
+}
+
+void Orchestrator::OnResult(uint64_t n, int i, int attempt, TaskResult result) {
+  --running_;
+  auto it = runs_.find(n);
+  if (it == runs_.end()) return Dispatch();
+  Run& run = *it->second;
+  const TaskSpec& spec = run.spec(i);
+  Run::Task& t = run.task(i);
+  t.handle = 0;
+
+  std::string error = result.error;
+  json output;
+  bool ok = result.ok();
+  if (ok) {
+    const JsonSchema* schema = run.plan->output_schemas[Index(i)].get();
+    ok = ParseTaskOutput(result.output, schema == nullptr, &output, &error);
+    if (!ok) {
+      error = "output_schema: " + error;
+    } else if (schema) {
+      std::vector<JsonSchema::Violation> violations = schema->Validate(output);
+      ok = violations.empty();
+      if (!ok) error = "output_schema: " + DescribeViolations(violations);
+    }
+  }
+  bool cancelled = result.kind == TaskResult::Kind::kCancelled;
+
+  HistoryRecord h;
+  h.run_id = run.id;
+  h.chain_id = run.plan->version.chain_id;
+  h.task_id = spec.task_id;
+  h.chain_version = run.plan->version.version;
+  h.task_version = run.plan->task_versions[Index(i)];
+  h.attempt = attempt;
+  h.start_unix_ms = result.start_unix_ms;
+  h.end_unix_ms = std::max(result.end_unix_ms, result.start_unix_ms);
+  h.status = ok ? "succeeded" : cancelled ? "cancelled" : "failed";
+  if (!ok) h.cause = result.ok() ? error : CauseOf(result);
+  h.cold = result.cold;
+  h.startup_ms = result.startup_ms;
+  h.cpu_s = result.cpu_s;
+  h.max_rss_kb = result.max_rss_kb;
+  h.bytes_in = result.bytes_in;
+  h.bytes_out = result.bytes_out;
+  History* history = history_;
+  writer_->Add([history, h](WriteTxn& txn, std::string* err) {
+    std::vector<HistoryRecord> records{h};
+    return history->Append(txn, &records, err);
+  });
+
+  if (ok) {
+    t.has_files = HasEntries(run.dir + "/" + spec.task_id + "/out");
+    writer_->Put(Db::kRuns, RunOutputKey(run.n, spec.task_id), EncodeValue(1, output.dump()));
+    t.output = std::move(output);
+    FinishTask(run, i, TaskState::kSucceeded, "");
+  } else if (cancelled || run.cancelled || attempt >= spec.retry.max_attempts) {
+    FinishTask(run, i, cancelled ? TaskState::kCancelled : TaskState::kFailed, error);
+  } else {
+    Retry(run, i, error);
+  }
+  Dispatch();
+}
+
+void Orchestrator::Retry(Run& run, int i, const std::string& error) {
+  Run::Task& t = run.task(i);
+  uint64_t backoff = BackoffMs(run.spec(i).retry, t.attempts, Rng());
+  Emit(run, {{"type", "task_retrying"},
+             {"task_id", run.spec(i).task_id},
+             {"attempt", t.attempts},
+             {"error", error},
+             {"backoff_ms", backoff}});
+  t.error = error;
+  SaveRecord(run);
+  t.retry = new uv_timer_t;
+  uv_timer_init(loop_, t.retry);
+  t.retry->data = new RetryTarget{this, run.n, i};
+  uv_timer_start(
+      t.retry,
+      [](uv_timer_t* timer) {
+        RetryTarget target = *static_cast<RetryTarget*>(timer->data);
+        CloseTimer(timer);
+        auto it = target.self->runs_.find(target.n);
+        if (it == target.self->runs_.end()) return;
+        Run& waiting = *it->second;
+        waiting.task(target.task).retry = nullptr;
+        target.self->queue_.insert({waiting.scheduler->Priority(target.task),
+                                    ++target.self->queue_seq_, waiting.n, target.task});
+        target.self->Dispatch();
+      },
+      backoff, 0);
+}
+
+void Orchestrator::FinishTask(Run& run, int i, TaskState state, const std::string& error) {
+  Run::Task& t = run.task(i);
+  if (t.retry) {
+    CloseTimer(t.retry);
+    t.retry = nullptr;
+  }
+  t.ended_ms = clock_();
+  t.error = error;
+  run.scheduler->Finished(i, state);
+  json event = {
+      {"type", "task_finished"}, {"task_id", run.spec(i).task_id}, {"state", ToString(state)}};
+  if (t.attempts > 0) {
+    event["attempt"] = t.attempts;
+    event["duration_ms"] = t.ended_ms - t.started_ms;
+  }
+  if (!error.empty()) event["error"] = error;
+  Emit(run, std::move(event));
+  std::vector<int> decided = run.scheduler->decided();
+  for (int d : decided) {
+    run.task(d).ended_ms = t.ended_ms;
+    Emit(run, {{"type", "task_finished"},
+               {"task_id", run.spec(d).task_id},
+               {"state", ToString(run.scheduler->state(d))}});
+  }
+  Pump(run);
+  SaveRecord(run);
+  MaybeFinishRun(run);
+}
+
+void Orchestrator::MaybeFinishRun(Run& run) {
+  if (run.ended || !run.scheduler->Done()) return;
+  run.ended = true;
+  run.ended_ms = clock_();
+  const Plan& plan = *run.plan;
+  if (stopping_) {
+    run.status = "interrupted";
+    run.error = "chaind stopped while the run was running";
+  } else if (run.cancelled) {
+    run.status = "cancelled";
+    run.error = "cancelled";
+  } else if (run.scheduler->Succeeded()) {
+    run.status = "succeeded";
+  } else {
+    run.status = "failed";
+    for (size_t i = 0; i < run.tasks.size(); ++i) {
+      if (run.scheduler->state(static_cast<int>(i)) == TaskState::kFailed) {
+        run.error = "task " + plan.chain.tasks[i].task_id + " failed: " + run.tasks[i].error;
+        break;
+      }
+    }
+  }
+  json event = {{"type", "run_finished"},
+                {"status", run.status},
+                {"duration_ms", run.ended_ms - run.created_ms}};
+  if (!run.error.empty()) event["error"] = run.error;
+  if (run.status == "succeeded") event["output"] = RunRecord(run)["output"];
+  Emit(run, std::move(event));
+  SaveRecord(run);
+  std::map<uint64_t, Follower> followers;
+  followers.swap(run.followers);
+  for (auto& [id, follower] : followers) follower.end();
+  uint64_t n = run.n;
+  writer_->Sync([this, n](bool, const std::string&) {
+    runs_.erase(n);
+    if (stopping_ && runs_.empty() && stopped_) {
+      auto done = std::move(stopped_);
+      stopped_ = nullptr;
+      writer_->WhenIdle(std::move(done));
+    }
+  });
+}
+
+void Orchestrator::Emit(Run& run, json event) {
+  json line = {{"seq", run.events.size() + 1}, {"time_unix_ms", clock_()}, {"run_id", run.id}};
+  line.update(event);
+  std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace);
+  writer_->Put(Db::kRuns, RunEventKey(run.n, static_cast<uint32_t>(run.events.size() + 1)),
+               EncodeValue(1, text));
+  run.events.push_back(text);
+  std::vector<uint64_t> ids;
+  for (const auto& [id, follower] : run.followers) ids.push_back(id);
+  for (uint64_t id : ids) {
+    auto it = run.followers.find(id);
+    if (it != run.followers.end()) it->second.event(text);
+  }
+}
+
+void Orchestrator::SaveRecord(Run& run) {
+  uint64_t n = run.n;
+  writer_->PutLater(Db::kRuns, RunKey(n), [this, n] {
+    auto it = runs_.find(n);
+    return it == runs_.end() ? std::string() : EncodeValue(1, RunRecord(*it->second).dump());
+  });
+}
+
+json Orchestrator::RunRecord(const Run& run) const {
+  const Plan& plan = *run.plan;
+  json tasks = json::array();
+  for (size_t i = 0; i < run.tasks.size(); ++i) {
+    const Run::Task& t = run.tasks[i];
+    json task = {{"task_id", plan.chain.tasks[i].task_id},
+                 {"state", ToString(run.scheduler->state(static_cast<int>(i)))},
+                 {"attempts", t.attempts}};
+    if (t.started_ms) task["started_unix_ms"] = t.started_ms;
+    if (t.ended_ms) task["ended_unix_ms"] = t.ended_ms;
+    if (!t.error.empty()) task["error"] = t.error;
+    tasks.push_back(std::move(task));
+  }
+  json record = {{"run_id", run.id},
+                 {"chain_id", plan.version.chain_id},
+                 {"chain_version", plan.version.version},
+                 {"status", run.status},
+                 {"input", run.input},
+                 {"created_unix_ms", run.created_ms},
+                 {"tasks", std::move(tasks)}};
+  if (run.ended) record["ended_unix_ms"] = run.ended_ms;
+  if (!run.error.empty()) record["error"] = run.error;
+  if (run.status == "succeeded") {
+    const std::vector<int>& leaves = plan.dag.leaves;
+    auto output_of = [&](int leaf) { return run.tasks[Index(leaf)].output.value_or(nullptr); };
+    if (leaves.size() == 1) {
+      record["output"] = output_of(leaves[0]);
+    } else {
+      json output = json::object();
+      for (int leaf : leaves) output[plan.chain.tasks[Index(leaf)].task_id] = output_of(leaf);
+      record["output"] = std::move(output);
+    }
+  }
+  return record;
+}
+
+Orchestrator::Run* Orchestrator::Active(std::string_view run_id) {
+  std::optional<uint64_t> n = ParseRunId(run_id);
+  if (!n) return nullptr;
+  auto it = runs_.find(*n);
+  return it == runs_.end() ? nullptr : it->second.get();
+}
+
+bool Orchestrator::GetRun(std::string_view run_id, std::optional<json>* run, std::string* err) {
+  run->reset();
+  if (Run* active = Active(run_id)) {
+    *run = RunRecord(*active);
+    return true;
+  }
+  std::optional<uint64_t> n = ParseRunId(run_id);
+  if (!n) return true;
+  return store_->Read(
+      [&](ReadTxn& txn, std::string* e) {
+        std::string value;
+        bool found = false;
+        if (!txn.Get(Db::kRuns, RunKey(*n), &value, &found, e)) return false;
+        if (!found) return true;
+        json record;
+        if (!DecodeRecord(value, std::string(run_id), &record, e)) return false;
+        *run = std::move(record);
+        return true;
+      },
+      err);
+}
+
+bool Orchestrator::ListRuns(const std::string& chain_id, size_t limit, std::vector<json>* runs,
+                            std::string* err) {
+  std::map<uint64_t, json, std::greater<>> found;
+  for (const auto& [n, run] : runs_) {
+    if (chain_id.empty() || run->plan->version.chain_id == chain_id) found[n] = RunRecord(*run);
+  }
+  bool ok = store_->Read(
+      [&](ReadTxn& txn, std::string* e) {
+        size_t seen = 0;
+        return txn.Scan(
+            Db::kRuns, "r", true,
+            [&](std::string_view key, std::string_view value) {
+              uint64_t n = RunNumberOfKey(key);
+              if (n == 0 || found.count(n)) return true;
+              json record;
+              std::string decode_err;
+              if (!DecodeRecord(value, "run record", &record, &decode_err)) return true;
+              if (!chain_id.empty() && record.value("chain_id", "") != chain_id) return true;
+              found[n] = std::move(record);
+              return ++seen < limit;
+            },
+            e);
+      },
+      err);
+  if (!ok) return false;
+  for (auto& [n, record] : found) {
+    if (runs->size() >= limit) break;
+    runs->push_back(std::move(record));
+  }
+  return true;
+}
+
+bool Orchestrator::GetOutput(std::string_view run_id, std::string_view task_id,
+                             std::optional<json>* output, std::string* err) {
+  output->reset();
+  if (Run* run = Active(run_id)) {
+    int i = run->plan->chain.FindTask(task_id);
+    if (i >= 0) *output = run->task(i).output;
+    return true;
+  }
+  std::optional<uint64_t> n = ParseRunId(run_id);
+  if (!n) return true;
+  return store_->Read(
+      [&](ReadTxn& txn, std::string* e) {
+        std::string value;
+        bool found = false;
+        if (!txn.Get(Db::kRuns, RunOutputKey(*n, task_id), &value, &found, e)) return false;
+        if (!found) return true;
+        json parsed;
+        if (!DecodeRecord(value, "output", &parsed, e)) return false;
+        *output = std::move(parsed);
+        return true;
+      },
+      err);
+}
+
+std::optional<RunError> Orchestrator::Follow(std::string_view run_id, bool follow,
+                                             Follower follower, uint64_t* id) {
+  *id = 0;
+  if (Run* run = Active(run_id)) {
+    for (const std::string& line : run->events) follower.event(line);
+    if (!follow || run->ended) {
+      follower.end();
+      return std::nullopt;
+    }
+    *id = next_follower_++;
+    run->followers[*id] = std::move(follower);
+    return std::nullopt;
+  }
+  std::optional<uint64_t> n = ParseRunId(run_id);
+  std::vector<std::string> lines;
+  bool exists = false;
+  std::string err;
+  bool ok = n && store_->Read(
+                     [&](ReadTxn& txn, std::string* e) {
+                       std::string value;
+                       if (!txn.Get(Db::kRuns, RunKey(*n), &value, &exists, e)) return false;
+                       return txn.Scan(
+                           Db::kRuns, RunEventPrefix(*n), false,
+                           [&](std::string_view, std::string_view v) {
+                             uint8_t version = 0;
+                             std::string_view payload;
+                             std::string decode_err;
+                             if (DecodeValue(v, 1, "event", &version, &payload, &decode_err)) {
+                               lines.emplace_back(payload);
+                             }
+                             return true;
+                           },
+                           e);
+                     },
+                     &err);
+  if (n && !ok) return RunError{500, "store_error", "the store failed: " + err, nullptr};
+  if (!exists) return RunError{404, "not_found", "no run " + std::string(run_id), nullptr};
+  for (const std::string& line : lines) follower.event(line);
+  follower.end();
+  return std::nullopt;
+}
+
+void Orchestrator::Unfollow(std::string_view run_id, uint64_t id) {
+  if (Run* run = Active(run_id)) run->followers.erase(id);
+}
+
+std::optional<RunError> Orchestrator::Cancel(std::string_view run_id) {
+  Run* run = Active(run_id);
+  if (!run || run->ended) {
+    std::optional<json> record;
+    std::string err;
+    if (!GetRun(run_id, &record, &err)) {
+      return RunError{500, "store_error", "the store failed: " + err, nullptr};
+    }
+    if (!record) return RunError{404, "not_found", "no run " + std::string(run_id), nullptr};
+    return RunError{
+        409, "run_ended",
+        std::string(run_id) + " has already ended: " + (*record)["status"].get<std::string>(),
+        nullptr};
+  }
+  run->cancelled = true;
+  std::vector<int> cancelled = run->scheduler->CancelPending();
+  for (int task : cancelled) {
+    run->task(task).ended_ms = clock_();
+    Emit(*run,
+         {{"type", "task_finished"}, {"task_id", run->spec(task).task_id}, {"state", "cancelled"}});
+  }
+  for (size_t i = 0; i < run->tasks.size(); ++i) {
+    Run::Task& t = run->tasks[i];
+    if (t.handle) runner_->Cancel(t.handle);
+    if (t.retry) FinishTask(*run, static_cast<int>(i), TaskState::kCancelled, "cancelled");
+  }
+  SaveRecord(*run);
+  MaybeFinishRun(*run);
+  return std::nullopt;
+}
+
+std::optional<RunError> Orchestrator::LogPath(std::string_view run_id, std::string_view task_id,
+                                              int attempt, std::string* path) {
+  std::optional<json> record;
+  std::string err;
+  if (!GetRun(run_id, &record, &err)) {
+    return RunError{500, "store_error", "the store failed: " + err, nullptr};
+  }
+  if (!record) return RunError{404, "not_found", "no run " + std::string(run_id), nullptr};
+  for (const json& task : (*record)["tasks"]) {
+    if (task.value("task_id", "") != task_id) continue;
+    int attempts = task.value("attempts", 0);
+    if (attempts == 0) {
+      return RunError{404, "not_started",
+                      "task " + std::string(task_id) + " of " + std::string(run_id) +
+                          " never started (" + task.value("state", "") + ")",
+                      nullptr};
+    }
+    if (attempt == 0) attempt = attempts;
+    if (attempt < 1 || attempt > attempts) {
+      return RunError{
+          404, "not_found",
+          "task " + std::string(task_id) + " has attempts 1 to " + std::to_string(attempts),
+          nullptr};
+    }
+    *path = options_.runs_dir + "/" + std::string(run_id) + "/" + std::string(task_id) +
+            "/attempt-" + std::to_string(attempt) + ".log";
+    return std::nullopt;
+  }
+  return RunError{404, "not_found", std::string(run_id) + " has no task " + std::string(task_id),
+                  nullptr};
+}
+
+void Orchestrator::Shutdown(std::function<void()> done) {
+  stopping_ = true;
+  if (runs_.empty()) return writer_->WhenIdle(std::move(done));
+  stopped_ = std::move(done);
+  std::vector<uint64_t> active;
+  for (const auto& [n, run] : runs_) {
+    if (!run->ended) active.push_back(n);
+  }
+  for (uint64_t n : active) Cancel(RunId(n));
+}
+
+}  // namespace chainctl::daemon

@@ -1,0 +1,163 @@
+// Runs chains (DESIGN.md §1 "orchestrator", §3, §4): a run is created by Trigger, its tasks
+// are decided by a Scheduler, started through a TaskRunner up to `jobs` at a time across all
+// runs (longest remaining path first), fed their input and checked against their schemas;
+// every transition is an event, persisted through the StoreWriter (group commit) together
+// with one history record per attempt.
+//
+// Run record (runs db, key RunKey(n), envelope 1, JSON):
+//   {"run_id", "chain_id", "chain_version", "status": running|succeeded|failed|cancelled|
+//    interrupted, "input", "created_unix_ms", "ended_unix_ms"?, "error"?, "output"? (on
+//    success: the leaf's output, or {"<leaf>": output, ...} for several leaves),
+//    "tasks": [{"task_id", "state" (scheduler.h), "attempts", "started_unix_ms"?,
+//               "ended_unix_ms"?, "error"?}, ...] in chain order}
+// Events (NDJSON lines, key RunEventKey(n, seq)): {"seq", "time_unix_ms", "run_id", "type",
+// ...} with type run_started {chain_id, chain_version, tasks}, task_started {task_id,
+// attempt}, task_retrying {task_id, attempt, error, backoff_ms}, task_finished {task_id,
+// state, attempt?, duration_ms?, error?}, run_finished {status, duration_ms, error?, output?}.
+//
+// Files of a run: RUNS_DIR/run-N/TASK/ holds input.json, attempt-K.log (stderr), output.json
+// ($CHAIN_OUTPUT_FILE), work/ ($CHAIN_WORKDIR, the task's current folder; work/inputs/DEP/
+// has the files DEP wrote) and out/ ($CHAIN_OUTDIR).
+//
+// Loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "daemon/history.h"
+#include "daemon/registry.h"
+#include "daemon/scheduler.h"
+#include "daemon/store_writer.h"
+#include "daemon/task_runner.h"
+
+namespace chainctl::daemon {
+
+struct OrchestratorOptions {
+  std::string runs_dir;               // made if missing
+  size_t jobs = 1;                    // tasks running at once, across runs
+  std::vector<std::string> base_env;  // "NAME=value": the environment every task starts from
+  uint64_t kill_grace_ms = 5000;      // SIGTERM to SIGKILL on timeout or cancel
+};
+
+// Why a request about runs was refused; `status` is the HTTP status the API answers with.
+struct RunError {
+  int status = 500;  // 404 no such chain/run/task, 409 wrong state, 422 invalid input, 500
+  std::string code;
+  std::string message;
+  nlohmann::json details;
+};
+
+class Orchestrator {
+ public:
+  // Nothing is owned; all must outlive the orchestrator.
+  Orchestrator(uv_loop_t* loop, Registry* registry, History* history, Store* store,
+               StoreWriter* writer, TaskRunner* runner, OrchestratorOptions options,
+               UnixMsClock clock = RealUnixMs);
+  ~Orchestrator();
+  Orchestrator(const Orchestrator&) = delete;
+  Orchestrator& operator=(const Orchestrator&) = delete;
+
+  // Before the loop runs: makes the runs folder, finds the last run number, and marks runs
+  // that a previous chaind left running as interrupted (writes synchronously).
+  bool Open(std::string* err);
+
+  // Starts a run of `chain_id` (version 0: the latest) with `input`. `accepted` is called once
+  // the run is stored durably, with its id, or with why it was refused (no chain, input
+  // invalid for a root task's input_schema: 422 with the violations).
+  using Accepted = std::function<void(std::optional<RunError> error, const std::string& run_id)>;
+  void Trigger(const std::string& chain_id, int version, nlohmann::json input, Accepted accepted);
+
+  // The run record (above); nullopt if there is no such run.
+  bool GetRun(std::string_view run_id, std::optional<nlohmann::json>* run, std::string* err);
+  // Run records, newest first; `chain_id` "" = all chains.
+  bool ListRuns(const std::string& chain_id, size_t limit, std::vector<nlohmann::json>* runs,
+                std::string* err);
+  // The output of a succeeded task of a run; nullopt if none.
+  bool GetOutput(std::string_view run_id, std::string_view task_id,
+                 std::optional<nlohmann::json>* output, std::string* err);
+
+  // Sends a run's events so far to `event` (one NDJSON line each, without newline), then, if
+  // `follow` and the run has not ended, each later event as it happens; `end` is called once
+  // no event will follow. Returns a follower id for Unfollow (0 if `end` was already called),
+  // or a RunError for an unknown run.
+  struct Follower {
+    std::function<void(const std::string& line)> event;
+    std::function<void()> end;
+  };
+  std::optional<RunError> Follow(std::string_view run_id, bool follow, Follower follower,
+                                 uint64_t* id);
+  void Unfollow(std::string_view run_id, uint64_t id);
+
+  // Cancels a running run: tasks not started are cancelled, running ones are stopped (their
+  // process groups signalled). 409 if the run has already ended.
+  std::optional<RunError> Cancel(std::string_view run_id);
+
+  // The stderr log of a task's attempt (0: the last attempt).
+  std::optional<RunError> LogPath(std::string_view run_id, std::string_view task_id, int attempt,
+                                  std::string* path);
+
+  // Stops every run (running tasks are cancelled, runs end as interrupted), waits for their
+  // records to be stored, then calls `done`. Trigger refuses new runs from then on.
+  void Shutdown(std::function<void()> done);
+
+  size_t active_runs() const { return runs_.size(); }
+  size_t running_tasks() const { return running_; }
+
+ private:
+  struct Plan;
+  struct Run;
+  struct Queued {
+    double priority;
+    uint64_t seq;
+    uint64_t run;
+    int task;
+    bool operator<(const Queued& o) const {
+      return priority != o.priority ? priority > o.priority : seq < o.seq;
+    }
+  };
+
+  std::shared_ptr<const Plan> PlanFor(const ChainVersion& version, std::string* err);
+  void Pump(Run& run);  // queue the tasks that became ready; skip those whose `when` is false
+  nlohmann::json ConditionContext(Run& run, int task);
+  void Dispatch();  // start queued tasks while slots are free
+  void Launch(Run& run, int task);
+  void OnResult(uint64_t n, int task, int attempt, TaskResult result);
+  void Retry(Run& run, int task, const std::string& error);
+  void FinishTask(Run& run, int task, TaskState state, const std::string& error);
+  void MaybeFinishRun(Run& run);
+  void Emit(Run& run, nlohmann::json event);
+  void SaveRecord(Run& run);
+  nlohmann::json RunRecord(const Run& run) const;
+  Run* Active(std::string_view run_id);
+
+  uv_loop_t* loop_;
+  Registry* registry_;
+  History* history_;
+  Store* store_;
+  StoreWriter* writer_;
+  TaskRunner* runner_;
+  OrchestratorOptions options_;
+  UnixMsClock clock_;
+
+  std::map<uint64_t, std::unique_ptr<Run>> runs_;  // active runs, and ended ones until stored
+  std::map<std::string, std::shared_ptr<const Plan>> plans_;  // by "chain_id\0version"
+  std::set<Queued> queue_;
+  uint64_t queue_seq_ = 0;
+  size_t running_ = 0;
+  uint64_t last_run_ = 0;
+  uint64_t next_follower_ = 1;
+  bool stopping_ = false;
+  std::function<void()> stopped_;
+};
+
+}  // namespace chainctl::daemon

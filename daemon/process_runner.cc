@@ -1,0 +1,472 @@
+#include "daemon/process_runner.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "common/units.h"
+
+namespace chainctl::daemon {
+namespace {
+
+using Kind = TaskResult::Kind;
+
+// One pipe buffer: stdin is written a chunk at a time, so bytes_in is exact up to a chunk cut
+// by EPIPE (which counts as unwritten), and a read fills at most one.
+constexpr size_t kStdinChunk = 64 * 1024;
+constexpr size_t kReadBufferSize = 64 * 1024;
+
+int64_t SystemUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+double SecondsOf(const timeval& t) {
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+}
+
+uv_stream_t* Stream(uv_pipe_t* pipe) { return reinterpret_cast<uv_stream_t*>(pipe); }
+uv_handle_t* AsHandle(void* handle) { return static_cast<uv_handle_t*>(handle); }
+
+std::string OverLimit(const char* what, uint64_t limit) {
+  return std::string(what) + " is over the " + FormatSize(limit) + " limit (max_output)";
+}
+
+std::string KilledBy(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return "killed by signal " + std::to_string(sig) +
+         (abbrev ? std::string(" (SIG") + abbrev + ")" : std::string());
+}
+
+// Reads the regular file `path` into `*content` unless it is longer than `limit`. Returns 0,
+// EFBIG when it is longer, or another errno (ENOENT when there is no file).
+int ReadBounded(const std::string& path, uint64_t limit, std::string* content) {
+  // O_NONBLOCK: a FIFO there must not block the loop in open().
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return errno;
+  struct stat st {};
+  int error = fstat(fd, &st) < 0 ? errno : (S_ISREG(st.st_mode) ? 0 : EINVAL);
+  if (error == 0 && static_cast<uint64_t>(st.st_size) > limit) error = EFBIG;
+  if (error == 0) content->reserve(static_cast<size_t>(st.st_size));
+  char buffer[16384];
+  while (error == 0) {
+    ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno != EINTR) error = errno;
+      continue;
+    }
+    if (content->size() + static_cast<size_t>(n) > limit) error = EFBIG;  // it grew
+    content->append(buffer, static_cast<size_t>(n));
+  }
+  close(fd);
+  return error;
+}
+
+}  // namespace
+
+// One started attempt (see the header for who owns it when). After `done` or the runner's
+// destruction (`finished`), only close callbacks reach it.
+struct ProcessRunner::Attempt {
+  // What the timer counts down to.
+  enum class Timer {
+    kOff,
+    kReportFailure,  // 0 ms: report kSpawnFailed after Start has returned
+    kTimeout,        // timeout_ms after the spawn: stop with kTimedOut
+    kKillGrace,      // SIGTERM was sent: SIGKILL the group
+    kDrain,          // the leader is reaped: stop waiting for stdout's EOF
+  };
+
+  Attempt(ProcessRunner* owner, TaskRunner::Handle handle_id, TaskLaunch task_launch, Done on_done);
+  ~Attempt();
+
+  int Watch(const SpawnedProcess& process);
+  void Fail(std::string error);
+  void Stop(Kind reason);
+  void Abandon();
+
+  static void OnExit(uv_poll_t* poll, int status, int events);
+  static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void OnStdinWritten(uv_write_t* req, int status);
+  static void OnTimer(uv_timer_t* timer);
+  static void OnClosed(uv_handle_t* handle);
+
+  int OpenPipe(uv_pipe_t* pipe, bool* open, int fd);
+  int StartStdin(int fd);
+  void WriteStdinChunk();
+  void CloseStdin();
+  void CloseStdout();
+  void CloseHandle(uv_handle_t* handle, bool* open);
+  void CloseProcessHandles();
+  void Arm(Timer use, uint64_t ms);
+  void Disarm();
+  void SignalGroup(int sig) const;
+  void Append(const char* data, size_t size);
+  void Reap();
+  void MaybeFinish();
+  void Finish();
+  void Conclude();
+  void UseOutputFile();
+
+  ProcessRunner* runner;  // null once finished
+  TaskRunner::Handle id;
+  TaskLaunch launch;
+  Done done;
+  TaskResult result;
+  std::optional<Kind> stop_reason;  // why the runner is killing the group, once it is
+  pid_t pid = -1;                   // the leader until reaped (-1 before and after)
+  int pidfd = -1;                   // closed by ~Attempt, after the poll handle is closed
+  bool exited = false;              // reaped (`wait_status` is its status)
+  bool status_lost = false;         // reaped by someone else: no status
+  int wait_status = 0;
+  size_t stdin_in_flight = 0;  // bytes of the uv_write in flight
+  int open_handles = 0;        // initialised handles whose close callback has not run
+  bool finished = false;
+  Timer timer_use = Timer::kOff;
+  bool timer_open = false, exit_poll_open = false, stdout_open = false, stdin_open = false;
+  uv_timer_t timer;
+  uv_poll_t exit_poll;
+  uv_pipe_t stdout_pipe;
+  uv_pipe_t stdin_pipe;
+  uv_write_t stdin_write;
+};
+
+ProcessRunner::Attempt::Attempt(ProcessRunner* owner, TaskRunner::Handle handle_id,
+                                TaskLaunch task_launch, Done on_done)
+    : runner(owner), id(handle_id), launch(std::move(task_launch)), done(std::move(on_done)) {
+  uv_timer_init(runner->loop_, &timer);  // cannot fail
+  timer.data = this;
+  timer_open = true;
+  ++open_handles;
+}
+
+ProcessRunner::Attempt::~Attempt() {
+  if (pidfd >= 0) close(pidfd);
+}
+
+// Takes over the process's descriptors: stdin writing, stdout reading, the exit poll and the
+// timeout. Returns 0 or a libuv error; either way each descriptor is a handle's or closed.
+int ProcessRunner::Attempt::Watch(const SpawnedProcess& process) {
+  pid = process.pid;
+  pidfd = process.pidfd;
+  int rc = StartStdin(process.stdin_fd);
+  int stdout_rc = OpenPipe(&stdout_pipe, &stdout_open, process.stdout_fd);
+  if (rc == 0) rc = stdout_rc;
+  if (rc == 0) rc = uv_read_start(Stream(&stdout_pipe), OnAlloc, OnRead);
+  if (rc == 0) rc = uv_poll_init(runner->loop_, &exit_poll, pidfd);
+  if (rc == 0) {
+    exit_poll.data = this;
+    exit_poll_open = true;
+    ++open_handles;
+    rc = uv_poll_start(&exit_poll, UV_READABLE, OnExit);
+  }
+  if (rc == 0 && launch.timeout_ms > 0) Arm(Timer::kTimeout, launch.timeout_ms);
+  return rc;
+}
+
+// Ends the attempt as kSpawnFailed, reported on the next loop iteration.
+void ProcessRunner::Attempt::Fail(std::string error) {
+  if (pid > 0) KillGroupAndReap(pid);
+  pid = -1;
+  CloseProcessHandles();
+  result.kind = Kind::kSpawnFailed;
+  result.error = std::move(error);
+  result.end_unix_ms = runner->clock_();
+  Arm(Timer::kReportFailure, 0);
+}
+
+// Timeout and Cancel: SIGTERM now, SIGKILL after the grace period. If the leader is already
+// reaped only stdout is left: stop waiting for it (on the next iteration, not inside Cancel).
+void ProcessRunner::Attempt::Stop(Kind reason) {
+  if (stop_reason || result.kind == Kind::kSpawnFailed) return;
+  stop_reason = reason;
+  if (exited) {
+    Arm(Timer::kDrain, 0);
+    return;
+  }
+  SignalGroup(SIGTERM);
+  Arm(Timer::kKillGrace, launch.kill_grace_ms);
+}
+
+// The runner is going away: kill and reap the process, close everything, no `done`.
+void ProcessRunner::Attempt::Abandon() {
+  if (pid > 0) KillGroupAndReap(pid);
+  pid = -1;
+  runner = nullptr;
+  finished = true;
+  CloseProcessHandles();
+  CloseHandle(AsHandle(&timer), &timer_open);
+}
+
+// A pidfd is readable once its process has exited.
+void ProcessRunner::Attempt::OnExit(uv_poll_t* poll, int /*status*/, int /*events*/) {
+  static_cast<Attempt*>(poll->data)->Reap();
+}
+
+void ProcessRunner::Attempt::OnAlloc(uv_handle_t* handle, size_t /*suggested*/, uv_buf_t* buf) {
+  auto* attempt = static_cast<Attempt*>(handle->data);
+  *buf = uv_buf_init(attempt->runner->read_buffer_.get(), kReadBufferSize);
+}
+
+void ProcessRunner::Attempt::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  auto* attempt = static_cast<Attempt*>(stream->data);
+  if (nread > 0) {
+    attempt->Append(buf->base, static_cast<size_t>(nread));
+  } else if (nread < 0) {  // UV_EOF, or an error, which ends stdout as well
+    attempt->CloseStdout();
+    attempt->MaybeFinish();
+  }
+}
+
+void ProcessRunner::Attempt::OnStdinWritten(uv_write_t* req, int status) {
+  auto* attempt = static_cast<Attempt*>(req->data);
+  if (!attempt->stdin_open) return;  // cancelled by CloseStdin
+  // A failed chunk (EPIPE: the task closed its stdin) counts as unwritten.
+  if (status == 0) attempt->result.bytes_in += attempt->stdin_in_flight;
+  attempt->stdin_in_flight = 0;
+  if (status < 0 || attempt->result.bytes_in == attempt->launch.stdin_data.size()) {
+    attempt->CloseStdin();
+  } else {
+    attempt->WriteStdinChunk();
+  }
+}
+
+void ProcessRunner::Attempt::OnTimer(uv_timer_t* timer) {
+  auto* attempt = static_cast<Attempt*>(timer->data);
+  Timer use = attempt->timer_use;
+  attempt->timer_use = Timer::kOff;
+  switch (use) {
+    case Timer::kOff:
+      return;
+    case Timer::kReportFailure:
+      return attempt->Finish();
+    case Timer::kTimeout:
+      return attempt->Stop(Kind::kTimedOut);
+    case Timer::kKillGrace:
+      return attempt->SignalGroup(SIGKILL);
+    case Timer::kDrain:
+      attempt->CloseStdout();
+      return attempt->MaybeFinish();
+  }
+}
+
+void ProcessRunner::Attempt::OnClosed(uv_handle_t* handle) {
+  auto* attempt = static_cast<Attempt*>(handle->data);
+  if (--attempt->open_handles == 0 && attempt->finished) delete attempt;
+}
+
+// Opens `pipe` on `fd`, which it owns from now on (closed here if opening fails).
+int ProcessRunner::Attempt::OpenPipe(uv_pipe_t* pipe, bool* open, int fd) {
+  uv_pipe_init(runner->loop_, pipe, 0);  // cannot fail
+  pipe->data = this;
+  *open = true;
+  ++open_handles;
+  int rc = uv_pipe_open(pipe, fd);
+  if (rc < 0) close(fd);
+  return rc;
+}
+
+// Owns `fd` from now on. Empty stdin: the task reads EOF at once.
+int ProcessRunner::Attempt::StartStdin(int fd) {
+  if (launch.stdin_data.empty()) {
+    close(fd);
+    return 0;
+  }
+  int rc = OpenPipe(&stdin_pipe, &stdin_open, fd);
+  if (rc == 0) WriteStdinChunk();
+  return rc;
+}
+
+void ProcessRunner::Attempt::WriteStdinChunk() {
+  size_t offset = result.bytes_in;
+  size_t size = std::min(kStdinChunk, launch.stdin_data.size() - offset);
+  uv_buf_t buf = uv_buf_init(launch.stdin_data.data() + offset, static_cast<unsigned>(size));
+  stdin_write.data = this;
+  stdin_in_flight = size;
+  if (uv_write(&stdin_write, Stream(&stdin_pipe), &buf, 1, OnStdinWritten) < 0) {
+    stdin_in_flight = 0;
+    CloseStdin();
+  }
+}
+
+// Closing cancels a write in flight; the part of it the pipe took still counts.
+void ProcessRunner::Attempt::CloseStdin() {
+  if (!stdin_open) return;
+  result.bytes_in += stdin_in_flight - std::min(stdin_in_flight, stdin_pipe.write_queue_size);
+  stdin_in_flight = 0;
+  CloseHandle(AsHandle(&stdin_pipe), &stdin_open);
+}
+
+void ProcessRunner::Attempt::CloseStdout() { CloseHandle(AsHandle(&stdout_pipe), &stdout_open); }
+
+void ProcessRunner::Attempt::CloseHandle(uv_handle_t* handle, bool* open) {
+  if (!*open) return;
+  *open = false;
+  uv_close(handle, OnClosed);
+}
+
+// Every handle but the timer. The pidfd is closed with the attempt: uv_close has stopped
+// polling it.
+void ProcessRunner::Attempt::CloseProcessHandles() {
+  CloseStdin();
+  CloseStdout();
+  CloseHandle(AsHandle(&exit_poll), &exit_poll_open);
+}
+
+void ProcessRunner::Attempt::Arm(Timer use, uint64_t ms) {
+  timer_use = use;
+  uv_timer_start(&timer, OnTimer, ms, 0);
+}
+
+void ProcessRunner::Attempt::Disarm() {
+  timer_use = Timer::kOff;
+  uv_timer_stop(&timer);
+}
+
+// Only while the leader is unreaped: until then its pid, the group's id, cannot be reused.
+void ProcessRunner::Attempt::SignalGroup(int sig) const {
+  if (pid > 0) kill(-pid, sig);
+}
+
+// Adds stdout bytes, or stops reading and kills the group once they are over the limit.
+void ProcessRunner::Attempt::Append(const char* data, size_t size) {
+  if (result.output.size() + size <= launch.max_output_bytes) {
+    result.output.append(data, size);
+    return;
+  }
+  if (!stop_reason) stop_reason = Kind::kOutputTooLarge;
+  std::string().swap(result.output);
+  SignalGroup(SIGKILL);
+  if (timer_use == Timer::kTimeout || timer_use == Timer::kKillGrace) Disarm();
+  CloseStdout();
+  MaybeFinish();
+}
+
+// The leader has exited: SIGKILL what is left of its group, then reap it.
+void ProcessRunner::Attempt::Reap() {
+  SignalGroup(SIGKILL);
+  rusage usage{};
+  pid_t reaped;
+  do {
+    reaped = wait4(pid, &wait_status, WNOHANG, &usage);
+  } while (reaped < 0 && errno == EINTR);
+  if (reaped == 0) return;  // not a zombie after all: keep polling
+  status_lost = reaped < 0;
+  exited = true;
+  pid = -1;
+  result.end_unix_ms = runner->clock_();
+  result.cpu_s = SecondsOf(usage.ru_utime) + SecondsOf(usage.ru_stime);
+  result.max_rss_kb = usage.ru_maxrss;
+  CloseHandle(AsHandle(&exit_poll), &exit_poll_open);
+  Disarm();
+  if (stdout_open && stop_reason) CloseStdout();
+  if (stdout_open) Arm(Timer::kDrain, launch.kill_grace_ms);
+  MaybeFinish();
+}
+
+void ProcessRunner::Attempt::MaybeFinish() {
+  if (exited && !stdout_open && !finished) Finish();
+}
+
+// Hands the result to `done`; from here on the attempt only waits for its close callbacks.
+void ProcessRunner::Attempt::Finish() {
+  CloseProcessHandles();  // before Conclude: closing stdin settles bytes_in
+  CloseHandle(AsHandle(&timer), &timer_open);
+  Conclude();
+  finished = true;
+  runner->attempts_.erase(id);
+  runner = nullptr;
+  Done callback = std::move(done);
+  callback(std::move(result));  // may destroy the runner or start attempts
+}
+
+// Kind, exit_code, signal, error, and the output file, from the status and stop_reason.
+void ProcessRunner::Attempt::Conclude() {
+  if (result.kind == Kind::kSpawnFailed) return;
+  result.exit_code = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 0;
+  result.signal = WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : 0;
+  if (stop_reason == Kind::kTimedOut) {
+    result.error = "timed out after " + FormatDuration(Duration(launch.timeout_ms));
+  } else if (stop_reason == Kind::kCancelled) {
+    result.error = "cancelled";
+  } else if (stop_reason == Kind::kOutputTooLarge) {
+    result.error = OverLimit("output", launch.max_output_bytes);
+  } else if (status_lost) {
+    result.exit_code = -1;
+    result.error = "the exit status was lost: another part of the daemon reaped the process";
+  } else if (result.signal != 0) {
+    result.kind = Kind::kSignaled;
+    result.error = KilledBy(result.signal);
+  } else if (result.exit_code != 0) {
+    result.error = "exited with status " + std::to_string(result.exit_code);
+  } else if (!launch.output_file.empty()) {
+    UseOutputFile();
+  }
+  if (stop_reason) result.kind = *stop_reason;
+  result.bytes_out = result.output.size();
+}
+
+// If the task wrote its output file, the file's content replaces stdout.
+void ProcessRunner::Attempt::UseOutputFile() {
+  std::string content;
+  int error = ReadBounded(launch.output_file, launch.max_output_bytes, &content);
+  if (error == ENOENT) return;
+  if (error == 0) {
+    result.output = std::move(content);
+    return;
+  }
+  result.kind = Kind::kOutputTooLarge;
+  result.output.clear();
+  result.error = error == EFBIG ? OverLimit("the output file", launch.max_output_bytes)
+                                : "cannot read the output file " + launch.output_file + ": " +
+                                      (error == EINVAL ? "not a regular file" : strerror(error));
+}
+
+ProcessRunner::ProcessRunner(uv_loop_t* loop, UnixMsClock clock)
+    : loop_(loop),
+      clock_(clock ? std::move(clock) : SystemUnixMs),
+      read_buffer_(new char[kReadBufferSize]) {}
+
+ProcessRunner::~ProcessRunner() {
+  for (auto& [handle, attempt] : attempts_) attempt->Abandon();
+}
+
+TaskRunner::Handle ProcessRunner::Start(TaskLaunch launch, Done done) {
+  auto started = std::chrono::steady_clock::now();
+  Handle handle = next_handle_++;
+  auto* attempt = new Attempt(this, handle, std::move(launch), std::move(done));
+  attempts_.emplace(handle, attempt);
+  attempt->result.start_unix_ms = clock_();
+  SpawnedProcess process;
+  std::string err;
+  if (!SpawnProcess(attempt->launch, attributes_, &process, &err)) {
+    attempt->Fail(std::move(err));
+    return handle;
+  }
+  attempt->result.startup_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+          .count();
+  int rc = attempt->Watch(process);
+  if (rc < 0) attempt->Fail(std::string("cannot watch the task's process: ") + uv_strerror(rc));
+  return handle;
+}
+
+void ProcessRunner::Cancel(Handle handle) {
+  auto it = attempts_.find(handle);
+  if (it != attempts_.end()) it->second->Stop(Kind::kCancelled);
+}
+
+}  // namespace chainctl::daemon

@@ -1,0 +1,94 @@
+// The local executor (DESIGN.md §4): runs each attempt as a child process of chaind.
+//
+// Threads: one libuv loop. Every member function is called on the loop's thread, and `done`
+// runs there, never from inside Start or Cancel.
+//
+// Process requirements. SIGPIPE must be ignored process-wide (chaind does it in daemon.cc):
+// libuv writes the stdin pipes with write(2), and a task that exits without reading all its
+// stdin would otherwise kill the daemon. Children are reaped by pid, so nothing else in the
+// process may wait for "any child" (waitpid(-1, ...)) or set SIGCHLD to SIG_IGN.
+//
+// One attempt:
+//   spawn   SpawnProcess (daemon/process_spawn.h): posix_spawn, the task leads its own
+//           process group, stdin and stdout are pipes, stderr goes to launch.log_path.
+//           Empty fields: workdir "" runs in the daemon's directory, log_path "" sends stderr
+//           to /dev/null, output_file "" means there is none.
+//   exit    seen through a pidfd (pidfd_open) polled by the loop; no SIGCHLD handler. The
+//           process is reaped with wait4 for cpu_s and max_rss_kb.
+//   stdin   launch.stdin_data is written by the loop as the task reads it (64 KiB at a time,
+//           so any size is fine), then the pipe is closed. A task that exits or closes stdin
+//           without reading it all is not an error; bytes_in counts what the pipe accepted.
+//   stdout  read as it comes into `output`. One byte over max_output_bytes: reading stops,
+//           the group is SIGKILLed, the output is dropped and the result is kOutputTooLarge.
+//   group   when the leader exits, its whole process group is SIGKILLed at once (before the
+//           leader is reaped, so the group id cannot have been reused), so background
+//           processes it left cannot outlive the task nor hold its stdout open. A process
+//           that left the group (setsid) and keeps stdout open is waited for at most
+//           kill_grace_ms after the exit; then the output is what was read by then.
+//   output  if the task exited 0 and wrote output_file (a regular file), the file's content
+//           is the output instead of stdout; it is read on the loop thread, bounded by
+//           max_output_bytes. bytes_out is the output's size.
+//   end     once the process is reaped and stdout is done, `done` runs once.
+// Killing (timeout, Cancel): SIGTERM to the group, SIGKILL kill_grace_ms later if the leader
+// still runs. When `done` reports a killed group, members other than the leader may still be
+// dying: signals are asynchronous.
+//
+// Results (kind: error):
+//   kExited          "exited with status 3"; no error for status 0
+//   kSignaled        "killed by signal 9 (SIGKILL)"
+//   kTimedOut        "timed out after 1.5s" (timeout_ms > 0 after the spawn)
+//   kCancelled       "cancelled"
+//   kOutputTooLarge  "output is over the 16Mi limit (max_output)", "the output file is over
+//                    the 16Mi limit (max_output)", or "cannot read the output file P: why"
+//   kSpawnFailed     SpawnProcess's error, e.g. "cannot run /x/y: No such file or directory"
+// exit_code and signal describe the process's end whatever the kind (0 when not started).
+// start_unix_ms is taken before the spawn, end_unix_ms when the exit is seen (both from the
+// clock); startup_ms is the time from Start until posix_spawn returned (it returns after the
+// exec, with vfork semantics).
+//
+// Ownership. The runner owns an attempt from Start until its `done` is called; then the
+// attempt owns itself until the close callbacks of its libuv handles have run (the next loop
+// iteration). Destroying the runner SIGKILLs the groups of attempts still running, reaps them
+// and closes their handles without calling their `done`. The loop must outlive the runner
+// and run once more after either (uv_run with UV_RUN_NOWAIT is enough) before uv_loop_close.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+
+#include "daemon/process_spawn.h"
+#include "daemon/task_runner.h"
+
+namespace chainctl::daemon {
+
+class ProcessRunner : public TaskRunner {
+ public:
+  // Milliseconds since the Unix epoch, for the result's start and end times.
+  using UnixMsClock = std::function<int64_t()>;
+
+  // `clock` empty: the system clock.
+  explicit ProcessRunner(uv_loop_t* loop, UnixMsClock clock = {});
+  ~ProcessRunner() override;
+  ProcessRunner(const ProcessRunner&) = delete;
+  ProcessRunner& operator=(const ProcessRunner&) = delete;
+
+  Handle Start(TaskLaunch launch, Done done) override;
+  void Cancel(Handle handle) override;
+  size_t running() const override { return attempts_.size(); }
+
+ private:
+  struct Attempt;  // one started attempt: its process, handles and result so far
+
+  uv_loop_t* loop_;
+  UnixMsClock clock_;
+  SpawnAttributes attributes_;
+  Handle next_handle_ = 1;
+  std::unordered_map<Handle, Attempt*> attempts_;  // owned; those whose `done` is still due
+  std::unique_ptr<char[]> read_buffer_;  // every stdout read, one at a time on the loop
+};
+
+}  // namespace chainctl::daemon

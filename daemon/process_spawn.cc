@@ -1,0 +1,187 @@
+#include "daemon/process_spawn.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace chainctl::daemon {
+namespace {
+
+// The daemon's descriptors of one spawn; closes those still held when it goes away.
+struct SpawnFds {
+  int stdin_pipe[2] = {-1, -1};   // [0] becomes the child's 0; [1] is the daemon's
+  int stdout_pipe[2] = {-1, -1};  // [1] becomes the child's 1; [0] is the daemon's
+  int log = -1;                   // becomes the child's 2
+
+  SpawnFds() = default;
+  SpawnFds(const SpawnFds&) = delete;
+  SpawnFds& operator=(const SpawnFds&) = delete;
+  ~SpawnFds() {
+    for (int fd : {stdin_pipe[0], stdin_pipe[1], stdout_pipe[0], stdout_pipe[1], log}) {
+      if (fd >= 0) close(fd);
+    }
+  }
+  // Hands `*fd` over to the caller.
+  static int Release(int* fd) {
+    int released = *fd;
+    *fd = -1;
+    return released;
+  }
+};
+
+// posix_spawn_file_actions_t, destroyed with the object.
+class FileActions {
+ public:
+  FileActions() { posix_spawn_file_actions_init(&actions_); }
+  ~FileActions() { posix_spawn_file_actions_destroy(&actions_); }
+  FileActions(const FileActions&) = delete;
+  FileActions& operator=(const FileActions&) = delete;
+  posix_spawn_file_actions_t* get() { return &actions_; }
+
+ private:
+  posix_spawn_file_actions_t actions_;
+};
+
+std::string ErrnoText(int error) { return std::strerror(error); }
+
+// Keeps `*fd` (close-on-exec) out of 0-2, so the child's dup2s onto 0, 1 and 2 cannot
+// overwrite a source before it is copied (a daemon started with a closed stdio descriptor
+// gets the lowest numbers for its pipes). Returns 0 or an errno.
+int MoveAboveStdio(int* fd) {
+  if (*fd > 2) return 0;
+  int moved = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+  int error = moved < 0 ? errno : 0;
+  close(*fd);
+  *fd = moved;
+  return error;
+}
+
+bool MakePipe(int ends[2], std::string* err) {
+  int error = pipe2(ends, O_CLOEXEC) < 0 ? errno : 0;
+  if (error == 0) error = MoveAboveStdio(&ends[0]);
+  if (error == 0) error = MoveAboveStdio(&ends[1]);
+  if (error != 0) *err = "cannot make a pipe: " + ErrnoText(error);
+  return error == 0;
+}
+
+bool OpenLog(const std::string& path, int* fd, std::string* err) {
+  const std::string& name = path.empty() ? "/dev/null" : path;
+  *fd = open(name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int error = *fd < 0 ? errno : MoveAboveStdio(fd);
+  if (error != 0) *err = "cannot open the log file " + name + ": " + ErrnoText(error);
+  return error == 0;
+}
+
+// dup2s onto 0, 1 and 2, the working directory, then every other descriptor closed (they
+// are close-on-exec already; this also covers descriptors a library left inheritable).
+// Returns 0 or an errno (ENOMEM).
+int AddFileActions(const SpawnFds& fds, const std::string& workdir, FileActions* actions) {
+  int rc = posix_spawn_file_actions_adddup2(actions->get(), fds.stdin_pipe[0], 0);
+  if (rc == 0) rc = posix_spawn_file_actions_adddup2(actions->get(), fds.stdout_pipe[1], 1);
+  if (rc == 0) rc = posix_spawn_file_actions_adddup2(actions->get(), fds.log, 2);
+  if (rc == 0 && !workdir.empty()) {
+    rc = posix_spawn_file_actions_addchdir_np(actions->get(), workdir.c_str());
+  }
+  if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(actions->get(), 3);
+  return rc;
+}
+
+// A null-terminated array of pointers into `strings`, which must outlive it.
+std::vector<char*> CStrings(const std::vector<std::string>& strings) {
+  std::vector<char*> pointers;
+  pointers.reserve(strings.size() + 1);
+  for (const std::string& s : strings) pointers.push_back(const_cast<char*>(s.c_str()));
+  pointers.push_back(nullptr);
+  return pointers;
+}
+
+// 0 if `path` is a directory the daemon may enter, else why not (an errno).
+int WorkdirError(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) < 0) return errno;
+  if (!S_ISDIR(st.st_mode)) return ENOTDIR;
+  return access(path.c_str(), X_OK) < 0 ? errno : 0;
+}
+
+// posix_spawn reports a failed chdir and a failed exec alike; tell them apart afterwards.
+std::string DescribeSpawnError(const TaskLaunch& launch, int error) {
+  int workdir_error = launch.workdir.empty() ? 0 : WorkdirError(launch.workdir);
+  if (workdir_error != 0) {
+    return "cannot enter the workdir " + launch.workdir + ": " + ErrnoText(workdir_error);
+  }
+  return "cannot run " + launch.argv[0] + ": " + ErrnoText(error);
+}
+
+}  // namespace
+
+SpawnAttributes::SpawnAttributes() {
+  posix_spawnattr_init(&attr_);
+  sigset_t set;
+  sigemptyset(&set);
+  posix_spawnattr_setsigmask(&attr_, &set);
+  for (int sig = 1; sig < 32; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) sigaddset(&set, sig);
+  }
+  posix_spawnattr_setsigdefault(&attr_, &set);
+  posix_spawnattr_setpgroup(&attr_, 0);
+  posix_spawnattr_setflags(&attr_, static_cast<short>(POSIX_SPAWN_SETPGROUP |
+                                                      POSIX_SPAWN_SETSIGMASK |
+                                                      POSIX_SPAWN_SETSIGDEF));
+}
+
+SpawnAttributes::~SpawnAttributes() { posix_spawnattr_destroy(&attr_); }
+
+bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
+                  SpawnedProcess* process, std::string* err) {
+  if (launch.argv.empty()) {
+    *err = "cannot run a task without argv";
+    return false;
+  }
+  SpawnFds fds;
+  if (!MakePipe(fds.stdin_pipe, err) || !MakePipe(fds.stdout_pipe, err) ||
+      !OpenLog(launch.log_path, &fds.log, err)) {
+    return false;
+  }
+  FileActions actions;
+  int rc = AddFileActions(fds, launch.workdir, &actions);
+  if (rc != 0) {
+    *err = "cannot prepare the spawn: " + ErrnoText(rc);
+    return false;
+  }
+  std::vector<char*> argv = CStrings(launch.argv);
+  std::vector<char*> envp = CStrings(launch.env);
+  pid_t pid = -1;
+  rc = posix_spawn(&pid, argv[0], actions.get(), attributes.get(), argv.data(), envp.data());
+  if (rc != 0) {
+    *err = DescribeSpawnError(launch, rc);
+    return false;
+  }
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));  // always close-on-exec
+  if (pidfd < 0) {
+    int error = errno;
+    KillGroupAndReap(pid);
+    *err = "cannot watch the task's process: pidfd_open: " + ErrnoText(error) +
+           (error == ENOSYS ? " (Linux 5.3 or later is required)" : "");
+    return false;
+  }
+  process->pid = pid;
+  process->pidfd = pidfd;
+  process->stdin_fd = SpawnFds::Release(&fds.stdin_pipe[1]);
+  process->stdout_fd = SpawnFds::Release(&fds.stdout_pipe[0]);
+  return true;  // ~SpawnFds closes the child's ends
+}
+
+void KillGroupAndReap(pid_t pid) {
+  kill(-pid, SIGKILL);
+  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+
+}  // namespace chainctl::daemon

@@ -1,0 +1,61 @@
+// Starting one task process with posix_spawn (DESIGN.md §4 "Spawning"): the lower half of
+// ProcessRunner (daemon/process_runner.h), without libuv. Any thread.
+//
+// glibc's posix_spawn clones with CLONE_VM|CLONE_VFORK: the child shares the daemon's memory
+// until it calls exec, so the cost of a spawn does not grow with the daemon's size (fork()
+// would copy the page tables of every mapped page), and exec's failure is posix_spawn's
+// return value.
+#pragma once
+
+#include <spawn.h>
+#include <sys/types.h>
+
+#include <string>
+
+#include "daemon/task_runner.h"
+
+namespace chainctl::daemon {
+
+// The attributes every task is spawned with, made once and shared by all spawns:
+//   - POSIX_SPAWN_SETPGROUP with pgroup 0: the task leads a new process group (pgid = pid),
+//     so signals for the task reach its whole group and the daemon's terminal signals don't;
+//   - POSIX_SPAWN_SETSIGMASK: no blocked signals;
+//   - POSIX_SPAWN_SETSIGDEF: default dispositions for the standard signals (1-31; the daemon
+//     ignores SIGPIPE, and ignored signals would otherwise survive exec).
+class SpawnAttributes {
+ public:
+  SpawnAttributes();
+  ~SpawnAttributes();
+  SpawnAttributes(const SpawnAttributes&) = delete;
+  SpawnAttributes& operator=(const SpawnAttributes&) = delete;
+
+  const posix_spawnattr_t* get() const { return &attr_; }
+
+ private:
+  posix_spawnattr_t attr_;
+};
+
+// A running task process. The caller owns the three descriptors (all close-on-exec) and must
+// reap `pid`.
+struct SpawnedProcess {
+  pid_t pid = -1;      // also the process group id
+  int pidfd = -1;      // pidfd_open(pid): readable once the process has exited
+  int stdin_fd = -1;   // write end of the pipe that is the task's stdin
+  int stdout_fd = -1;  // read end of the pipe that is the task's stdout
+};
+
+// Starts launch.argv (argv[0] is the path executed, no PATH search) with launch.env as the
+// whole environment, in launch.workdir ("" = the daemon's), stdin and stdout pipes, stderr
+// to launch.log_path (created mode 0600 or truncated; "" = /dev/null), and no other
+// descriptor (everything from 3 up is closed in the child). Returns false with `*err`
+// naming what failed: the executable ("cannot run /x/y: No such file or directory"), the
+// workdir, the log file, or pidfd_open (Linux 5.3 or later is required: there is no
+// fallback); then no process is left running or unreaped and no descriptor stays open.
+bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
+                  SpawnedProcess* process, std::string* err);
+
+// SIGKILLs the process group `pid` leads and reaps `pid`, waiting for it (it dies at once
+// unless stuck in the kernel). For abandoning a process nobody will watch.
+void KillGroupAndReap(pid_t pid);
+
+}  // namespace chainctl::daemon

@@ -1,0 +1,447 @@
+#include "daemon/orchestrator.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <filesystem>
+#include <fstream>
+
+#include "common/chain_load.h"
+#include "daemon/run_keys.h"
+#include "tests/test_util.h"
+
+namespace chainctl::daemon {
+namespace {
+
+using nlohmann::json;
+
+// A TaskRunner without processes: each started attempt is answered on a later loop iteration
+// by `behave`, which sees the launch (its stdin is the task's input).
+class FakeRunner : public TaskRunner {
+ public:
+  using Behave = std::function<TaskResult(const TaskLaunch&)>;
+
+  explicit FakeRunner(uv_loop_t* loop) {
+    uv_timer_init(loop, &timer_);
+    timer_.data = this;
+  }
+  ~FakeRunner() override { uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr); }
+
+  Handle Start(TaskLaunch launch, Done done) override {
+    launches.push_back(launch);
+    pending_.push_back({++last_, std::move(launch), std::move(done)});
+    max_running = std::max(max_running, pending_.size());
+    uv_timer_start(&timer_, OnTimer, 0, 0);
+    return last_;
+  }
+  void Cancel(Handle handle) override {
+    cancelled_.push_back(handle);
+    uv_timer_start(&timer_, OnTimer, 0, 0);
+  }
+  size_t running() const override { return pending_.size(); }
+
+  Behave behave = [](const TaskLaunch& launch) {
+    TaskResult r;
+    r.output = launch.stdin_data;  // cat
+    return r;
+  };
+  std::vector<TaskLaunch> launches;
+  size_t max_running = 0;
+  bool hold = false;  // keep attempts running (for cancel)
+
+ private:
+  struct Pending {
+    Handle handle;
+    TaskLaunch launch;
+    Done done;
+  };
+  static void OnTimer(uv_timer_t* timer) {
+    auto* self = static_cast<FakeRunner*>(timer->data);
+    std::deque<Pending> batch;
+    batch.swap(self->pending_);
+    for (Pending& p : batch) {
+      bool cancel = std::find(self->cancelled_.begin(), self->cancelled_.end(), p.handle) !=
+                    self->cancelled_.end();
+      if (self->hold && !cancel) {
+        self->pending_.push_back(std::move(p));
+        continue;
+      }
+      TaskResult r;
+      if (cancel) {
+        r.kind = TaskResult::Kind::kCancelled;
+        r.error = "cancelled";
+      } else {
+        r = self->behave(p.launch);
+      }
+      p.done(std::move(r));
+    }
+    if (!self->pending_.empty() && !self->hold) uv_timer_start(timer, OnTimer, 0, 0);
+  }
+
+  uv_timer_t timer_;
+  std::deque<Pending> pending_;
+  std::vector<Handle> cancelled_;
+  Handle last_ = 0;
+};
+
+class OrchestratorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    uv_loop_init(&loop_);
+    std::string err;
+    store_ = Store::Open({.dir = tmp_.path() + "/store", .initial_map_size = 1 << 24}, &err);
+    ASSERT_TRUE(store_) << err;
+    registry_ = std::make_unique<Registry>(store_.get());
+    history_ = std::make_unique<History>(store_.get());
+    writer_ = std::make_unique<StoreWriter>(&loop_, store_.get());
+    runner_ = std::make_unique<FakeRunner>(&loop_);
+    MakeOrchestrator(2);
+  }
+
+  void MakeOrchestrator(size_t jobs) {
+    OrchestratorOptions options;
+    options.runs_dir = tmp_.path() + "/runs";
+    options.jobs = jobs;
+    options.base_env = {"PATH=/usr/bin:/bin", "CHAIN_RUN_ID=from-a-parent"};
+    orchestrator_ =
+        std::make_unique<Orchestrator>(&loop_, registry_.get(), history_.get(), store_.get(),
+                                       writer_.get(), runner_.get(), options);
+    std::string err;
+    ASSERT_TRUE(orchestrator_->Open(&err)) << err;
+  }
+
+  void TearDown() override {
+    orchestrator_.reset();
+    runner_.reset();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    EXPECT_EQ(uv_loop_close(&loop_), 0);
+  }
+
+  void Apply(const std::string& yaml) {
+    LoadOptions options;
+    options.check_executables = false;
+    Diagnostics diags;
+    std::optional<Chain> chain = ParseChain(yaml, "test.yaml", options, &diags);
+    ASSERT_TRUE(chain) << (diags.empty() ? "" : FormatDiagnostic(diags[0]));
+    ChainVersion version;
+    bool created = false;
+    std::string err;
+    ASSERT_TRUE(registry_->PutChain(*chain, &version, &created, &err)) << err;
+  }
+
+  // Triggers a run and runs the loop until everything settled; returns the run record.
+  json RunToEnd(const std::string& chain_id, json input, std::string* run_id = nullptr) {
+    std::string id;
+    std::optional<RunError> error;
+    orchestrator_->Trigger(chain_id, 0, std::move(input),
+                           [&](std::optional<RunError> e, const std::string& r) {
+                             error = e;
+                             id = r;
+                           });
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    if (error) return {{"refused", error->status}, {"message", error->message}};
+    if (run_id) *run_id = id;
+    std::optional<json> record;
+    std::string err;
+    EXPECT_TRUE(orchestrator_->GetRun(id, &record, &err)) << err;
+    return record.value_or(json());
+  }
+
+  static json TaskOf(const json& run, const std::string& task_id) {
+    for (const json& t : run["tasks"]) {
+      if (t["task_id"] == task_id) return t;
+    }
+    return nullptr;
+  }
+
+  std::vector<json> Events(const std::string& run_id) {
+    std::vector<json> events;
+    uint64_t id = 0;
+    orchestrator_->Follow(
+        run_id, false,
+        {.event = [&](const std::string& line) { events.push_back(json::parse(line)); },
+         .end = [] {}},
+        &id);
+    return events;
+  }
+
+  testing::ScopedTempDir tmp_;
+  uv_loop_t loop_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<History> history_;
+  std::unique_ptr<StoreWriter> writer_;
+  std::unique_ptr<FakeRunner> runner_;
+  std::unique_ptr<Orchestrator> orchestrator_;
+};
+
+constexpr const char* kDiamond = R"(
+chain_id: diamond
+tasks:
+  - {task_id: src, executable_code_location: /bin/cat}
+  - {task_id: left, executable_code_location: /bin/cat, dependencies: [src]}
+  - {task_id: right, executable_code_location: /bin/cat, dependencies: [src]}
+  - task_id: join
+    executable_code_location: /bin/cat
+    dependencies: [left, right]
+)";
+
+TEST_F(OrchestratorTest, DiamondPassesDataAsDesigned) {
+  Apply(kDiamond);
+  runner_->behave = [](const TaskLaunch& launch) {
+    TaskResult r;
+    json input = json::parse(launch.stdin_data);
+    r.output = json{{"from", launch.task_id}, {"got", input}}.dump();
+    return r;
+  };
+  json run = RunToEnd("diamond", {{"n", 1}});
+  ASSERT_EQ(run["status"], "succeeded") << run.dump(2);
+  json src = {{"from", "src"}, {"got", {{"n", 1}}}};
+  json left = {{"from", "left"}, {"got", src}};
+  json right = {{"from", "right"}, {"got", src}};
+  EXPECT_EQ(run["output"], (json{{"from", "join"}, {"got", {{"left", left}, {"right", right}}}}));
+  for (const json& t : run["tasks"]) EXPECT_EQ(t["state"], "succeeded");
+}
+
+TEST_F(OrchestratorTest, InputMapShapesTheInput) {
+  Apply(R"(
+chain_id: mapped
+tasks:
+  - {task_id: a, executable_code_location: /bin/cat}
+  - task_id: b
+    executable_code_location: /bin/cat
+    dependencies: [a]
+    input_map: {rows: /a/rows, day: /trigger/date}
+)");
+  runner_->behave = [](const TaskLaunch& launch) {
+    TaskResult r;
+    r.output = launch.task_id == "a" ? R"({"rows": 7})" : launch.stdin_data;
+    return r;
+  };
+  json run = RunToEnd("mapped", {{"date", "2026-11-24"}});
+  EXPECT_EQ(run["output"], (json{{"rows", 7}, {"day", "2026-11-24"}}));
+}
+
+TEST_F(OrchestratorTest, EnvironmentAndFilesOfALaunch) {
+  Apply(kDiamond);
+  json run = RunToEnd("diamond", json::object());
+  ASSERT_EQ(runner_->launches.size(), 4u);
+  const TaskLaunch& src = runner_->launches[0];
+  EXPECT_EQ(src.task_id, "src");
+  ASSERT_EQ(src.argv.size(), 1u);
+  EXPECT_TRUE(src.argv[0].ends_with("/cat")) << src.argv[0];
+  auto has = [&](const std::string& var) {
+    return std::find(src.env.begin(), src.env.end(), var) != src.env.end();
+  };
+  std::string dir = tmp_.path() + "/runs/" + run["run_id"].get<std::string>() + "/src";
+  EXPECT_TRUE(has("CHAIN_TASK_ID=src"));
+  EXPECT_TRUE(has("CHAIN_RUN_ID=" + run["run_id"].get<std::string>()));
+  EXPECT_TRUE(has("CHAIN_WORKDIR=" + dir + "/work"));
+  EXPECT_TRUE(has("CHAIN_OUTDIR=" + dir + "/out"));
+  EXPECT_TRUE(has("CHAIN_INPUT_FILE=" + dir + "/input.json"));
+  EXPECT_TRUE(has("CHAIN_OUTPUT_FILE=" + dir + "/output.json"));
+  EXPECT_TRUE(has("CHAIN_ATTEMPT=1"));
+  EXPECT_TRUE(has("PATH=/usr/bin:/bin"));
+  EXPECT_FALSE(has("CHAIN_RUN_ID=from-a-parent")) << "the daemon's own CHAIN_* must not leak";
+  EXPECT_EQ(testing::ReadFileOrDie(dir + "/input.json"), "{}");
+  EXPECT_TRUE(std::filesystem::is_directory(dir + "/work"));
+  EXPECT_EQ(src.log_path, dir + "/attempt-1.log");
+}
+
+TEST_F(OrchestratorTest, FilesInOutdirReachDependents) {
+  Apply(kDiamond);
+  runner_->behave = [](const TaskLaunch& launch) {
+    std::string outdir;
+    for (const std::string& v : launch.env) {
+      if (v.rfind("CHAIN_OUTDIR=", 0) == 0) outdir = v.substr(13);
+    }
+    if (launch.task_id == "left") std::ofstream(outdir + "/part.txt") << "left wrote this";
+    TaskResult r;
+    r.output = "{}";
+    return r;
+  };
+  json run = RunToEnd("diamond", json::object());
+  std::string join = tmp_.path() + "/runs/" + run["run_id"].get<std::string>() + "/join/work";
+  EXPECT_EQ(testing::ReadFileOrDie(join + "/inputs/left/part.txt"), "left wrote this");
+  EXPECT_FALSE(std::filesystem::exists(join + "/inputs/right")) << "right wrote no files";
+}
+
+TEST_F(OrchestratorTest, OutputSchemaViolationFailsTheTaskAndNamesTheField) {
+  Apply(R"(
+chain_id: checked
+tasks:
+  - task_id: count
+    executable_code_location: /bin/cat
+    output_schema: {type: object, properties: {rows: {type: integer}}, required: [rows]}
+  - {task_id: after, executable_code_location: /bin/cat, dependencies: [count]}
+)");
+  runner_->behave = [](const TaskLaunch&) {
+    TaskResult r;
+    r.output = R"({"rows": "seven"})";
+    return r;
+  };
+  json run = RunToEnd("checked", json::object());
+  EXPECT_EQ(run["status"], "failed");
+  json count = TaskOf(run, "count");
+  EXPECT_EQ(count["state"], "failed");
+  EXPECT_NE(count["error"].get<std::string>().find("/rows"), std::string::npos) << count;
+  EXPECT_EQ(TaskOf(run, "after")["state"], "upstream_failed");
+  EXPECT_EQ(runner_->launches.size(), 1u) << "nothing downstream runs with bad data";
+  EXPECT_NE(run["error"].get<std::string>().find("task count failed"), std::string::npos);
+}
+
+TEST_F(OrchestratorTest, NonJsonOutputWithoutSchemaIsText) {
+  Apply("chain_id: text\ntasks: [{task_id: echo, command: echo hi}]\n");
+  runner_->behave = [](const TaskLaunch& launch) {
+    EXPECT_EQ(launch.argv, (std::vector<std::string>{"/bin/sh", "-c", "echo hi", "sh"}));
+    TaskResult r;
+    r.output = "hi\n";
+    return r;
+  };
+  EXPECT_EQ(RunToEnd("text", json::object())["output"], (json{{"stdout", "hi\n"}}));
+}
+
+TEST_F(OrchestratorTest, InvalidTriggerInputIsRefused) {
+  Apply(R"(
+chain_id: strict
+tasks:
+  - task_id: a
+    executable_code_location: /bin/cat
+    input_schema: {type: object, required: [date]}
+)");
+  json refused = RunToEnd("strict", {{"day", 1}});
+  EXPECT_EQ(refused["refused"], 422);
+  EXPECT_NE(refused["message"].get<std::string>().find("date"), std::string::npos) << refused;
+  EXPECT_TRUE(runner_->launches.empty());
+  EXPECT_EQ(RunToEnd("nope", json::object())["refused"], 404);
+}
+
+TEST_F(OrchestratorTest, FailedAttemptsAreRetriedAndRecorded) {
+  Apply(R"(
+chain_id: flaky
+tasks:
+  - task_id: flaky
+    executable_code_location: /bin/cat
+    retry: {max_attempts: 3, initial_backoff: 1ms, max_backoff: 2ms}
+)");
+  int calls = 0;
+  runner_->behave = [&](const TaskLaunch& launch) {
+    TaskResult r;
+    EXPECT_EQ(launch.attempt, calls + 1);
+    if (++calls < 3) {
+      r.exit_code = 1;
+      r.error = "exited with status 1";
+    } else {
+      r.output = "{}";
+    }
+    return r;
+  };
+  std::string run_id;
+  json run = RunToEnd("flaky", json::object(), &run_id);
+  EXPECT_EQ(run["status"], "succeeded");
+  EXPECT_EQ(TaskOf(run, "flaky")["attempts"], 3);
+  std::vector<HistoryRecord> records;
+  std::string err;
+  HistoryQuery query;
+  query.run_id = run_id;
+  ASSERT_TRUE(history_->Find(query, &records, &err)) << err;
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0].status, "failed");
+  EXPECT_EQ(records[0].cause, "exit 1");
+  EXPECT_EQ(records[2].status, "succeeded");
+  EXPECT_EQ(records[2].attempt, 3);
+  int retrying = 0;
+  for (const json& e : Events(run_id)) retrying += e["type"] == "task_retrying";
+  EXPECT_EQ(retrying, 2);
+}
+
+TEST_F(OrchestratorTest, JobsBoundConcurrencyAcrossRuns) {
+  std::string yaml = "chain_id: wide\ntasks:\n";
+  for (int i = 0; i < 20; ++i) {
+    yaml += "  - {task_id: t" + std::to_string(i) + ", executable_code_location: /bin/true}\n";
+  }
+  Apply(yaml);
+  MakeOrchestrator(3);
+  for (int i = 0; i < 3; ++i) {
+    orchestrator_->Trigger("wide", 0, json::object(),
+                           [](std::optional<RunError> e, const std::string&) { EXPECT_FALSE(e); });
+  }
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  EXPECT_EQ(runner_->launches.size(), 60u);
+  EXPECT_EQ(runner_->max_running, 3u);
+  std::vector<json> runs;
+  std::string err;
+  ASSERT_TRUE(orchestrator_->ListRuns("", 10, &runs, &err)) << err;
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[0]["run_id"], "run-3") << "newest first";
+  for (const json& r : runs) EXPECT_EQ(r["status"], "succeeded");
+}
+
+TEST_F(OrchestratorTest, EventsTellTheWholeStory) {
+  Apply(
+      "chain_id: two\ntasks:\n  - {task_id: a, command: 'true'}\n"
+      "  - {task_id: b, command: 'true', dependencies: [a]}\n");
+  std::string run_id;
+  RunToEnd("two", json::object(), &run_id);
+  std::vector<std::string> types;
+  int64_t seq = 0;
+  for (const json& e : Events(run_id)) {
+    EXPECT_EQ(e["seq"], ++seq);
+    EXPECT_EQ(e["run_id"], run_id);
+    types.push_back(e["type"].get<std::string>() +
+                    (e.contains("task_id") ? ":" + e["task_id"].get<std::string>() : ""));
+  }
+  EXPECT_EQ(types, (std::vector<std::string>{"run_started", "task_started:a", "task_finished:a",
+                                             "task_started:b", "task_finished:b", "run_finished"}));
+}
+
+TEST_F(OrchestratorTest, CancelStopsRunningAndPendingTasks) {
+  Apply(kDiamond);
+  runner_->hold = true;
+  std::string run_id;
+  orchestrator_->Trigger("diamond", 0, json::object(),
+                         [&](std::optional<RunError>, const std::string& id) {
+                           run_id = id;
+                           EXPECT_FALSE(orchestrator_->Cancel(id));
+                         });
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  std::optional<json> run;
+  std::string err;
+  ASSERT_TRUE(orchestrator_->GetRun(run_id, &run, &err)) << err;
+  EXPECT_EQ((*run)["status"], "cancelled");
+  EXPECT_EQ(TaskOf(*run, "src")["state"], "cancelled");
+  EXPECT_EQ(TaskOf(*run, "join")["state"], "cancelled");
+  ASSERT_TRUE(orchestrator_->Cancel(run_id));
+  EXPECT_EQ(orchestrator_->Cancel(run_id)->status, 409);
+  EXPECT_EQ(orchestrator_->Cancel("run-99")->status, 404);
+}
+
+TEST_F(OrchestratorTest, RunsSurviveAReopenAndRunningOnesBecomeInterrupted) {
+  Apply(kDiamond);
+  std::string run_id;
+  RunToEnd("diamond", json::object(), &run_id);
+  // A run left "running" by a chaind that died.
+  json stale = {{"run_id", "run-7"},
+                {"chain_id", "diamond"},
+                {"status", "running"},
+                {"tasks", {{{"task_id", "src"}, {"state", "running"}, {"attempts", 1}}}}};
+  std::string err;
+  ASSERT_TRUE(store_->Write(
+      [&](WriteTxn& txn, std::string* e) {
+        return txn.Put(Db::kRuns, RunKey(7), EncodeValue(1, stale.dump()), e);
+      },
+      &err));
+  MakeOrchestrator(2);
+  std::optional<json> run;
+  ASSERT_TRUE(orchestrator_->GetRun("run-7", &run, &err)) << err;
+  EXPECT_EQ((*run)["status"], "interrupted");
+  EXPECT_EQ(TaskOf(*run, "src")["state"], "cancelled");
+  ASSERT_TRUE(orchestrator_->GetRun(run_id, &run, &err)) << err;
+  EXPECT_EQ((*run)["status"], "succeeded");
+  std::string next;
+  RunToEnd("diamond", json::object(), &next);
+  EXPECT_EQ(next, "run-8") << "numbers continue after the highest stored";
+}
+
+}  // namespace
+}  // namespace chainctl::daemon
