@@ -40,7 +40,8 @@ tasks:
     output_schema: {type: object, required: [n]}
   - task_id: double
     dependencies: [src]
-    command: python3 -c 'import json,sys; print(json.dumps({"twice": json.load(sys.stdin)["n"] * 2}))'
+    command: |
+      python3 -c 'import json,sys; print(json.dumps({"twice": json.load(sys.stdin)["n"] * 2}))'
   - task_id: readfile
     dependencies: [src]
     command: |
@@ -73,7 +74,8 @@ cat > "$tmp/chains/fail.yaml" <<'YAML'
 chain_id: failures
 tasks:
   - task_id: bad_schema
-    command: echo '{"rows": "seven"}'
+    command: |
+      echo '{"rows": "seven"}'
     output_schema: {type: object, properties: {rows: {type: integer}}}
   - task_id: after_bad
     command: cat
@@ -82,16 +84,18 @@ tasks:
     command: head -c 5000000 /dev/zero | tr '\0' 'x'
     resource_requirements: {max_output: 1Mi}
   - task_id: crash
-    command: echo 'about to crash' >&2; kill -SEGV $$
+    command: |
+      echo 'about to crash' >&2; kill -SEGV $$
   - task_id: exit3
-    command: echo 'something went wrong' >&2; exit 3
+    command: |
+      echo 'something went wrong' >&2; exit 3
 YAML
 check "failing chain: exit 1" bash -c "'$CHAINCTL' run -f '$tmp/chains/fail.yaml' > /dev/null 2> '$tmp/fail.err'; test \$? -eq 1"
-check "schema violation names the field" grep -q 'bad_schema: output_schema: /rows' "$tmp/fail.err"
+check "schema violation names the field" grep -q 'bad_schema .*output_schema: /rows: expected integer' "$tmp/fail.err"
 check "dependent of a failure does not run" grep -q 'upstream_failed after_bad' "$tmp/fail.err"
-check "huge output fails clearly" grep -qi 'huge: .*max_output' "$tmp/fail.err"
-check "crash is a signal" grep -qi 'crash: .*signal' "$tmp/fail.err"
-check "exit status is reported" grep -q 'exit3: exited with status 3' "$tmp/fail.err"
+check "huge output fails clearly" grep -q 'huge .*over the 1Mi limit (max_output)' "$tmp/fail.err"
+check "crash is a signal" grep -q 'crash .*killed by signal 11' "$tmp/fail.err"
+check "exit status is reported" grep -q 'exit3 .*exited with status 3' "$tmp/fail.err"
 check "failure shows the end of the task's log" grep -q 'something went wrong' "$tmp/fail.err"
 fail_run=$(ctl list runs --chain failures -o json | py "import json,sys; print(json.load(sys.stdin)['runs'][0]['run_id'])")
 check "logs RUN TASK prints the stderr" bash -c "'$CHAINCTL' logs $fail_run crash | grep -q 'about to crash'"
