@@ -20,7 +20,11 @@ int Call(const DaemonOptions& daemon, const HttpClientRequest& request,
   nlohmann::json body = nlohmann::json::parse(response->body, nullptr, false);
   if (body.is_object() && body["error"].is_object() && body["error"]["details"].is_array()) {
     for (const auto& d : body["error"]["details"]) {
-      if (d.is_object() && d.contains("message")) {  // DiagnosticToJson's form
+      if (d.is_object() && d.contains("task_id")) {  // a run's input, per task
+        err << "  task " << d.value("task_id", "") << ": "
+            << (d.value("pointer", "").empty() ? "(root)" : d.value("pointer", "")) << ": "
+            << d.value("message", "") << "\n";
+      } else if (d.is_object() && d.contains("message")) {  // DiagnosticToJson's form
         err << FormatDiagnostic({d.value("file", ""),
                                  {d.value("line", 0), d.value("column", 0)},
                                  d.value("path", ""),

@@ -122,14 +122,8 @@ void Api::ListRuns(const std::string& query, Responder respond) {
   }
   json list = json::array();
   for (json& run : runs) {
-    json tasks = run["tasks"];
-    run.erase("tasks");
     run.erase("input");
     run.erase("output");
-    json counts = json::object();
-    for (const json& t : tasks)
-      counts[t.value("state", "?")] = counts.value(t.value("state", "?"), 0) + 1;
-    run["task_states"] = counts;
     list.push_back(std::move(run));
   }
   respond(Json(200, {{"runs", list}}));

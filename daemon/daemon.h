@@ -15,7 +15,7 @@ struct DaemonConfig {
   std::string socket_path;  // ignored under systemd socket activation
   std::string state_dir;
   HttpLimits limits;
-  size_t jobs = 0;  // tasks running at once; 0: one per core
+  size_t jobs = 0;                         // tasks running at once; 0: one per core
   uint64_t history_retention = 1'000'000;  // history records kept
   uint64_t kill_grace_ms = 5000;           // SIGTERM to SIGKILL for timeouts and cancels
 };

@@ -25,7 +25,7 @@ bool Fail(std::string* err, std::string message) {
   return false;
 }
 
-// ---- Keys ----
+// Keys.
 
 void AppendBe64(uint64_t v, std::string* out) {
   for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
@@ -62,7 +62,7 @@ bool KeySafe(std::string_view id) {
   return !id.empty() && id.size() <= kMaxIdBytes && id.find('\0') == std::string_view::npos;
 }
 
-// ---- JSON members ----
+// Members of JSON objects.
 
 std::string Quoted(std::string_view name) { return "\"" + std::string(name) + "\""; }
 
@@ -172,7 +172,7 @@ void SetIfKnown(const char* name, const std::optional<T>& value, json* j) {
   if (value) (*j)[name] = *value;
 }
 
-// ---- Fields shared by both forms ----
+// Fields the API form and JSONL v1 share.
 
 bool ReadIds(const json& j, HistoryRecord* r, std::string* err) {
   return ReadString(j, "run_id", true, &r->run_id, err) &&
@@ -205,7 +205,7 @@ bool CheckId(std::string_view name, const std::string& id, std::string* err) {
   return Fail(err, Quoted(name) + " " + what);
 }
 
-// ---- Stored form ----
+// The stored form.
 
 struct Meta {
   uint64_t count = 0;
@@ -300,7 +300,7 @@ bool DropOldest(WriteTxn& txn, uint64_t n, uint64_t* removed, std::string* err) 
   return true;
 }
 
-// ---- Queries ----
+// Queries.
 
 // What Find walks: an index (keys prefix + BE64(seq) naming records) or the records.
 struct Walk {

@@ -15,10 +15,10 @@
 //   "c" chain_id "\0" BE64(seq)  empty: index by chain
 //
 // Seq numbers are 1, 2, 3, ... in append order and never reused, even after the records they
-// named were dropped. Every record has exactly one key in each index; ids are therefore 1 to
-// 256 bytes without NUL (ValidateHistoryRecord). The meta key is read and written inside each
-// appending transaction, so a transaction that is aborted (or run again by Store::Write after
-// growing the map) leaves no trace.
+// named were dropped. Every record has exactly one key in each index; as the ids are parts of
+// keys, they are 1 to 256 bytes without NUL (ValidateHistoryRecord). The meta key is read and
+// written inside each appending transaction, so a transaction that is aborted (or run again by
+// Store::Write after growing the map) leaves no trace.
 //
 // JSONL v1. ToJsonlV1 writes the v1 fields (times in seconds, with ms precision; a cancelled
 // attempt as "failed") and these chainctl extras, each only when it says something, so that a
@@ -92,8 +92,11 @@ nlohmann::json ToJsonlV1(const HistoryRecord& record);
 bool FromJsonlV1(const nlohmann::json& j, HistoryRecord* record, std::string* err);
 
 struct HistoryQuery {
-  // Filters: "" = any. Records match all given filters.
-  std::string task_id, chain_id, run_id;
+  // Filters: "" = any. Records match all given filters. ({}: designated initializers may
+  // leave them out without -Wmissing-field-initializers.)
+  std::string task_id{};
+  std::string chain_id{};
+  std::string run_id{};
   int64_t since_unix_ms = 0;                                    // start_unix_ms >= since
   int64_t until_unix_ms = std::numeric_limits<int64_t>::max();  // start_unix_ms < until
   // Seq bounds, the cursor of paging: only seq > after_seq, and only seq < before_seq if
@@ -117,7 +120,8 @@ class History {
   // drops the oldest records with their index keys while more than `retention` are kept. On
   // false, `txn` may hold part of the work: the caller must abort it. Nothing is written if a
   // record fails ValidateHistoryRecord. May run again in a retried transaction (it reads the
-  // next seq and the count from the transaction, never from this object).
+  // next seq and the count from the transaction, never from this object). After a restart
+  // with a lower retention, the first Append drops the whole surplus in its transaction.
   bool Append(WriteTxn& txn, std::vector<HistoryRecord>* records, std::string* err);
   // Append in a transaction of its own (import, tests). Blocks on fsync.
   bool AppendNow(std::vector<HistoryRecord> records, std::string* err);

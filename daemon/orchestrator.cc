@@ -177,6 +177,22 @@ bool DecodeRecord(std::string_view value, std::string_view what, json* out, std:
   return true;
 }
 
+// The task records of run n, in chain order.
+bool ReadTaskRecords(ReadTxn& txn, uint64_t n, std::vector<json>* tasks, std::string* err) {
+  bool ok = txn.Scan(
+      Db::kRuns, RunTaskPrefix(n), false,
+      [&](std::string_view, std::string_view value) {
+        json task;
+        std::string decode_err;
+        if (DecodeRecord(value, "task record", &task, &decode_err)) tasks->push_back(task);
+        return true;
+      },
+      err);
+  std::sort(tasks->begin(), tasks->end(),
+            [](const json& a, const json& b) { return a.value("index", 0) < b.value("index", 0); });
+  return ok;
+}
+
 }  // namespace
 
 Orchestrator::Orchestrator(uv_loop_t* loop, Registry* registry, History* history, Store* store,
@@ -223,22 +239,30 @@ bool Orchestrator::Open(std::string* err) {
       },
       err);
   if (!ok || interrupted.empty()) return ok;
-  int64_t now = clock_();
-  for (auto& [key, record] : interrupted) {
-    record["status"] = "interrupted";
-    record["ended_unix_ms"] = now;
-    record["error"] = "chaind stopped while the run was running";
-    for (json& task : record["tasks"]) {
-      if (!IsFinal(ParseTaskState(task.value("state", "")).value_or(TaskState::kPending))) {
-        task["state"] = "cancelled";
-      }
-    }
-  }
   Log(LogLevel::kWarning, std::to_string(interrupted.size()) +
                               " run(s) were running when chaind last stopped: marked interrupted");
+  int64_t now = clock_();
   return store_->Write(
       [&](WriteTxn& txn, std::string* e) {
-        for (const auto& [key, record] : interrupted) {
+        for (auto [key, record] : interrupted) {
+          uint64_t n = RunNumberOfKey(key);
+          std::vector<json> tasks;
+          if (!ReadTaskRecords(txn, n, &tasks, e)) return false;
+          json counts = json::object();
+          for (json& task : tasks) {
+            if (!IsFinal(ParseTaskState(task.value("state", "")).value_or(TaskState::kPending))) {
+              task["state"] = "cancelled";
+              if (!txn.Put(Db::kRuns, RunTaskKey(n, task.value("task_id", "")),
+                           EncodeValue(1, task.dump()), e)) {
+                return false;
+              }
+            }
+            counts[task.value("state", "")] = counts.value(task.value("state", ""), 0) + 1;
+          }
+          record["status"] = "interrupted";
+          record["ended_unix_ms"] = now;
+          record["error"] = "chaind stopped while the run was running";
+          record["task_states"] = counts;
           if (!txn.Put(Db::kRuns, key, EncodeValue(1, record.dump()), e)) return false;
         }
         return true;
@@ -344,7 +368,8 @@ void Orchestrator::Trigger(const std::string& chain_id, int version, json input,
            {"chain_id", chain->chain_id},
            {"chain_version", chain->version},
            {"tasks", plan->chain.tasks.size()}});
-  SaveRecord(r);
+  SaveRun(r);
+  for (size_t i = 0; i < r.tasks.size(); ++i) SaveTask(r, static_cast<int>(i));
   std::string id = r.id;
   writer_->Sync([accepted, id](bool ok, const std::string& e) {
     if (!ok) return accepted(RunError{500, "store_error", "the store failed: " + e, nullptr}, "");
@@ -455,7 +480,8 @@ void Orchestrator::Launch(Run& run, int i) {
   if (attempt > 1) unlink(launch.output_file.c_str());
 
   Emit(run, {{"type", "task_started"}, {"task_id", spec.task_id}, {"attempt", attempt}});
-  SaveRecord(run);
+  SaveTask(run, i);
+  if (attempt == 1) SaveRun(run);  // task_states
   ++running_;
   uint64_t n = run.n;
   t.handle = runner_->Start(std::move(launch), [this, n, i, attempt](TaskResult result) {
@@ -533,7 +559,7 @@ void Orchestrator::Retry(Run& run, int i, const std::string& error) {
              {"error", error},
              {"backoff_ms", backoff}});
   t.error = error;
-  SaveRecord(run);
+  SaveTask(run, i);
   t.retry = new uv_timer_t;
   uv_timer_init(loop_, t.retry);
   t.retry->data = new RetryTarget{this, run.n, i};
@@ -577,8 +603,10 @@ void Orchestrator::FinishTask(Run& run, int i, TaskState state, const std::strin
                {"task_id", run.spec(d).task_id},
                {"state", ToString(run.scheduler->state(d))}});
   }
+  SaveTask(run, i);
+  for (int d : decided) SaveTask(run, d);
+  SaveRun(run);
   Pump(run);
-  SaveRecord(run);
   MaybeFinishRun(run);
 }
 
@@ -608,9 +636,9 @@ void Orchestrator::MaybeFinishRun(Run& run) {
                 {"status", run.status},
                 {"duration_ms", run.ended_ms - run.created_ms}};
   if (!run.error.empty()) event["error"] = run.error;
-  if (run.status == "succeeded") event["output"] = RunRecord(run)["output"];
+  if (run.status == "succeeded") event["output"] = RunSummary(run)["output"];
   Emit(run, std::move(event));
-  SaveRecord(run);
+  SaveRun(run);
   std::map<uint64_t, Follower> followers;
   followers.swap(run.followers);
   for (auto& [id, follower] : followers) follower.end();
@@ -640,34 +668,49 @@ void Orchestrator::Emit(Run& run, json event) {
   }
 }
 
-void Orchestrator::SaveRecord(Run& run) {
+void Orchestrator::SaveRun(Run& run) {
   uint64_t n = run.n;
-  writer_->PutLater(Db::kRuns, RunKey(n), [this, n] {
+  writer_->PutLater(Db::kRuns, RunKey(n), [this, n]() -> std::optional<std::string> {
     auto it = runs_.find(n);
-    return it == runs_.end() ? std::string() : EncodeValue(1, RunRecord(*it->second).dump());
+    if (it == runs_.end()) return std::nullopt;
+    return EncodeValue(
+        1, RunSummary(*it->second).dump(-1, ' ', false, json::error_handler_t::replace));
   });
 }
 
-json Orchestrator::RunRecord(const Run& run) const {
+void Orchestrator::SaveTask(Run& run, int task) {
+  uint64_t n = run.n;
+  writer_->PutLater(Db::kRuns, RunTaskKey(n, run.spec(task).task_id),
+                    [this, n, task]() -> std::optional<std::string> {
+                      auto it = runs_.find(n);
+                      if (it == runs_.end()) return std::nullopt;
+                      return EncodeValue(1, TaskRecord(*it->second, task).dump());
+                    });
+}
+
+json Orchestrator::TaskRecord(const Run& run, int i) const {
+  const Run::Task& t = run.tasks[Index(i)];
+  json task = {{"task_id", run.spec(i).task_id},
+               {"index", i},
+               {"state", ToString(run.scheduler->state(i))},
+               {"attempts", t.attempts}};
+  if (t.started_ms) task["started_unix_ms"] = t.started_ms;
+  if (t.ended_ms) task["ended_unix_ms"] = t.ended_ms;
+  if (!t.error.empty()) task["error"] = t.error;
+  return task;
+}
+
+json Orchestrator::RunSummary(const Run& run) const {
   const Plan& plan = *run.plan;
-  json tasks = json::array();
-  for (size_t i = 0; i < run.tasks.size(); ++i) {
-    const Run::Task& t = run.tasks[i];
-    json task = {{"task_id", plan.chain.tasks[i].task_id},
-                 {"state", ToString(run.scheduler->state(static_cast<int>(i)))},
-                 {"attempts", t.attempts}};
-    if (t.started_ms) task["started_unix_ms"] = t.started_ms;
-    if (t.ended_ms) task["ended_unix_ms"] = t.ended_ms;
-    if (!t.error.empty()) task["error"] = t.error;
-    tasks.push_back(std::move(task));
-  }
   json record = {{"run_id", run.id},
                  {"chain_id", plan.version.chain_id},
                  {"chain_version", plan.version.version},
                  {"status", run.status},
                  {"input", run.input},
-                 {"created_unix_ms", run.created_ms},
-                 {"tasks", std::move(tasks)}};
+                 {"created_unix_ms", run.created_ms}};
+  std::map<std::string, int> counts;
+  for (TaskState state : run.scheduler->states()) ++counts[ToString(state)];
+  record["task_states"] = counts;
   if (run.ended) record["ended_unix_ms"] = run.ended_ms;
   if (!run.error.empty()) record["error"] = run.error;
   if (run.status == "succeeded") {
@@ -681,6 +724,17 @@ json Orchestrator::RunRecord(const Run& run) const {
       record["output"] = std::move(output);
     }
   }
+  return record;
+}
+
+json Orchestrator::RunRecord(const Run& run) const {
+  json record = RunSummary(run);
+  json tasks = json::array();
+  for (size_t i = 0; i < run.tasks.size(); ++i) {
+    tasks.push_back(TaskRecord(run, static_cast<int>(i)));
+    tasks.back().erase("index");
+  }
+  record["tasks"] = std::move(tasks);
   return record;
 }
 
@@ -706,7 +760,13 @@ bool Orchestrator::GetRun(std::string_view run_id, std::optional<json>* run, std
         if (!txn.Get(Db::kRuns, RunKey(*n), &value, &found, e)) return false;
         if (!found) return true;
         json record;
-        if (!DecodeRecord(value, std::string(run_id), &record, e)) return false;
+        std::vector<json> tasks;
+        if (!DecodeRecord(value, std::string(run_id), &record, e) ||
+            !ReadTaskRecords(txn, *n, &tasks, e)) {
+          return false;
+        }
+        for (json& task : tasks) task.erase("index");
+        record["tasks"] = std::move(tasks);
         *run = std::move(record);
         return true;
       },
@@ -717,7 +777,7 @@ bool Orchestrator::ListRuns(const std::string& chain_id, size_t limit, std::vect
                             std::string* err) {
   std::map<uint64_t, json, std::greater<>> found;
   for (const auto& [n, run] : runs_) {
-    if (chain_id.empty() || run->plan->version.chain_id == chain_id) found[n] = RunRecord(*run);
+    if (chain_id.empty() || run->plan->version.chain_id == chain_id) found[n] = RunSummary(*run);
   }
   bool ok = store_->Read(
       [&](ReadTxn& txn, std::string* e) {
@@ -841,7 +901,8 @@ std::optional<RunError> Orchestrator::Cancel(std::string_view run_id) {
     if (t.handle) runner_->Cancel(t.handle);
     if (t.retry) FinishTask(*run, static_cast<int>(i), TaskState::kCancelled, "cancelled");
   }
-  SaveRecord(*run);
+  for (int task : cancelled) SaveTask(*run, task);
+  SaveRun(*run);
   MaybeFinishRun(*run);
   return std::nullopt;
 }

@@ -8,8 +8,11 @@
 //   {"run_id", "chain_id", "chain_version", "status": running|succeeded|failed|cancelled|
 //    interrupted, "input", "created_unix_ms", "ended_unix_ms"?, "error"?, "output"? (on
 //    success: the leaf's output, or {"<leaf>": output, ...} for several leaves),
-//    "tasks": [{"task_id", "state" (scheduler.h), "attempts", "started_unix_ms"?,
-//               "ended_unix_ms"?, "error"?}, ...] in chain order}
+//    "task_states": {"<state>": count, ...}}
+// Task record (key RunTaskKey(n, task_id), envelope 1, JSON): {"task_id", "index" (in the
+// chain), "state" (scheduler.h), "attempts", "started_unix_ms"?, "ended_unix_ms"?, "error"?}.
+// A transition rewrites only the records it changes, once per commit; the API's form of a
+// run is the run record with "tasks": [task records in chain order] (without "index").
 // Events (NDJSON lines, key RunEventKey(n, seq)): {"seq", "time_unix_ms", "run_id", "type",
 // ...} with type run_started {chain_id, chain_version, tasks}, task_started {task_id,
 // attempt}, task_retrying {task_id, attempt, error, backoff_ms}, task_finished {task_id,
@@ -79,7 +82,7 @@ class Orchestrator {
 
   // The run record (above); nullopt if there is no such run.
   bool GetRun(std::string_view run_id, std::optional<nlohmann::json>* run, std::string* err);
-  // Run records, newest first; `chain_id` "" = all chains.
+  // Run records (without their tasks), newest first; `chain_id` "" = all chains.
   bool ListRuns(const std::string& chain_id, size_t limit, std::vector<nlohmann::json>* runs,
                 std::string* err);
   // The output of a succeeded task of a run; nullopt if none.
@@ -136,8 +139,11 @@ class Orchestrator {
   void FinishTask(Run& run, int task, TaskState state, const std::string& error);
   void MaybeFinishRun(Run& run);
   void Emit(Run& run, nlohmann::json event);
-  void SaveRecord(Run& run);
-  nlohmann::json RunRecord(const Run& run) const;
+  void SaveRun(Run& run);                                     // the run record, at the next commit
+  void SaveTask(Run& run, int task);                          // a task's record, at the next commit
+  nlohmann::json RunSummary(const Run& run) const;            // the stored run record
+  nlohmann::json TaskRecord(const Run& run, int task) const;  // a stored task record
+  nlohmann::json RunRecord(const Run& run) const;             // summary + tasks: the API's form
   Run* Active(std::string_view run_id);
 
   uv_loop_t* loop_;

@@ -457,8 +457,7 @@ TaskRunner::Handle ProcessRunner::Start(TaskLaunch launch, Done done) {
     return handle;
   }
   attempt->result.startup_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
-          .count();
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   int rc = attempt->Watch(process);
   if (rc < 0) attempt->Fail(std::string("cannot watch the task's process: ") + uv_strerror(rc));
   return handle;

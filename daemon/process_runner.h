@@ -88,7 +88,7 @@ class ProcessRunner : public TaskRunner {
   SpawnAttributes attributes_;
   Handle next_handle_ = 1;
   std::unordered_map<Handle, Attempt*> attempts_;  // owned; those whose `done` is still due
-  std::unique_ptr<char[]> read_buffer_;  // every stdout read, one at a time on the loop
+  std::unique_ptr<char[]> read_buffer_;            // every stdout read, one at a time on the loop
 };
 
 }  // namespace chainctl::daemon

@@ -131,9 +131,9 @@ SpawnAttributes::SpawnAttributes() {
   }
   posix_spawnattr_setsigdefault(&attr_, &set);
   posix_spawnattr_setpgroup(&attr_, 0);
-  posix_spawnattr_setflags(&attr_, static_cast<short>(POSIX_SPAWN_SETPGROUP |
-                                                      POSIX_SPAWN_SETSIGMASK |
-                                                      POSIX_SPAWN_SETSIGDEF));
+  posix_spawnattr_setflags(
+      &attr_,
+      static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
 }
 
 SpawnAttributes::~SpawnAttributes() { posix_spawnattr_destroy(&attr_); }

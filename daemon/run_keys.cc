@@ -34,6 +34,14 @@ std::optional<uint64_t> ParseRunId(std::string_view run_id) {
 
 std::string RunKey(uint64_t n) { return Prefixed('r', n); }
 
+std::string RunTaskKey(uint64_t n, std::string_view task_id) {
+  std::string key = Prefixed('t', n);
+  key.append(task_id);
+  return key;
+}
+
+std::string RunTaskPrefix(uint64_t n) { return Prefixed('t', n); }
+
 std::string RunOutputKey(uint64_t n, std::string_view task_id) {
   std::string key = Prefixed('o', n);
   key.append(task_id);

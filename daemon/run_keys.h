@@ -4,6 +4,7 @@
 //
 //   key                              value (envelope version 1, JSON)
 //   "r" BE64(n)                      the run record (daemon/orchestrator.h, RunRecord layout)
+//   "t" BE64(n) task_id              the state of a task of the run (orchestrator.h)
 //   "o" BE64(n) task_id              the output of a succeeded task of the run
 //   "e" BE64(n) BE32(seq)            event seq of the run (seq = 1, 2, ...)
 #pragma once
@@ -18,6 +19,8 @@ namespace chainctl::daemon {
 std::string RunId(uint64_t n);                                // "run-42"
 std::optional<uint64_t> ParseRunId(std::string_view run_id);  // "run-42" -> 42
 std::string RunKey(uint64_t n);
+std::string RunTaskKey(uint64_t n, std::string_view task_id);
+std::string RunTaskPrefix(uint64_t n);
 std::string RunOutputKey(uint64_t n, std::string_view task_id);
 std::string RunEventPrefix(uint64_t n);
 std::string RunEventKey(uint64_t n, uint32_t seq);

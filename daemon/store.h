@@ -40,6 +40,7 @@
 //                                           ver = 1, 2, ... per task_id, one per content
 //   runs      "r" BE64(n)                1: JSON run record of run "run-<n>" (orchestrator.h;
 //                                           n = 1, 2, ... in trigger order)
+//             "t" BE64(n) task_id        1: JSON state of a task of run n (orchestrator.h)
 //             "o" BE64(n) task_id        1: JSON output of a succeeded task of run n
 //             "e" BE64(n) BE32(seq)      1: JSON event seq (1, 2, ...) of run n, one NDJSON line
 //                                           (run_keys.h)

@@ -14,7 +14,7 @@ void StoreWriter::Put(Db db, std::string key, std::string value) {
   Kick();
 }
 
-void StoreWriter::PutLater(Db db, std::string key, std::function<std::string()> value) {
+void StoreWriter::PutLater(Db db, std::string key, MakeValue value) {
   std::pair<Db, std::string> where{db, std::move(key)};
   pending_.puts.erase(where);
   pending_.later[std::move(where)] = std::move(value);
@@ -52,7 +52,9 @@ void StoreWriter::Kick() {
     bool ok = false;
     std::string err;
   };
-  for (auto& [where, make] : pending_.later) pending_.puts[where] = make();
+  for (auto& [where, make] : pending_.later) {
+    if (std::optional<std::string> value = make()) pending_.puts[where] = std::move(*value);
+  }
   pending_.later.clear();
   auto commit = std::make_shared<Commit>();
   commit->batch = std::move(pending_);

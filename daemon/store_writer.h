@@ -44,8 +44,10 @@ class StoreWriter {
 
   void Put(Db db, std::string key, std::string value);
   // Like Put, with the value made on the loop when the batch is handed to the commit: a
-  // record that changes often is encoded once per commit, not once per change.
-  void PutLater(Db db, std::string key, std::function<std::string()> value);
+  // record that changes often is encoded once per commit, not once per change. A value of
+  // nullopt writes nothing.
+  using MakeValue = std::function<std::optional<std::string>()>;
+  void PutLater(Db db, std::string key, MakeValue value);
   void Delete(Db db, std::string key);
   void Add(Op op);
   // Runs `durable` once everything written so far is committed (at once if nothing is
@@ -61,7 +63,7 @@ class StoreWriter {
  private:
   struct Batch {
     std::map<std::pair<Db, std::string>, std::optional<std::string>> puts;  // nullopt: delete
-    std::map<std::pair<Db, std::string>, std::function<std::string()>> later;
+    std::map<std::pair<Db, std::string>, MakeValue> later;
     std::vector<Op> ops;
     std::vector<Durable> durable;
     bool empty() const { return puts.empty() && later.empty() && ops.empty(); }

@@ -25,9 +25,9 @@ struct TaskLaunch {
   // The complete environment of the task, "NAME=value" (the daemon's own environment, the
   // task's `env`, and the CHAIN_* variables: the orchestrator puts them all here).
   std::vector<std::string> env;
-  std::string workdir;     // the task's current directory ($CHAIN_WORKDIR)
-  std::string stdin_data;  // written to the task's stdin, then stdin is closed
-  std::string log_path;    // the task's stderr goes here (created, truncated)
+  std::string workdir;      // the task's current directory ($CHAIN_WORKDIR)
+  std::string stdin_data;   // written to the task's stdin, then stdin is closed
+  std::string log_path;     // the task's stderr goes here (created, truncated)
   std::string output_file;  // $CHAIN_OUTPUT_FILE: if the task wrote it, it is the output
   uint64_t max_output_bytes = 16ull << 20;  // stdout (or output_file) above this fails the task
   uint64_t timeout_ms = 0;                  // 0: none. Then SIGTERM to the group, SIGKILL later
@@ -47,8 +47,8 @@ struct TaskResult {
   Kind kind = Kind::kExited;
   int exit_code = 0;
   int signal = 0;
-  std::string output;  // stdout, or the output file's content if the task wrote one
-  std::string error;   // for every kind but kExited with 0: one line saying what happened
+  std::string output;         // stdout, or the output file's content if the task wrote one
+  std::string error;          // for every kind but kExited with 0: one line saying what happened
   int64_t start_unix_ms = 0;  // when the process was started
   int64_t end_unix_ms = 0;    // when its exit was seen
   double startup_ms = 0;      // from Start to the process running the task's program (exec done)

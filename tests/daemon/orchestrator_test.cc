@@ -421,14 +421,13 @@ TEST_F(OrchestratorTest, RunsSurviveAReopenAndRunningOnesBecomeInterrupted) {
   std::string run_id;
   RunToEnd("diamond", json::object(), &run_id);
   // A run left "running" by a chaind that died.
-  json stale = {{"run_id", "run-7"},
-                {"chain_id", "diamond"},
-                {"status", "running"},
-                {"tasks", {{{"task_id", "src"}, {"state", "running"}, {"attempts", 1}}}}};
+  json stale = {{"run_id", "run-7"}, {"chain_id", "diamond"}, {"status", "running"}};
+  json stale_task = {{"task_id", "src"}, {"index", 0}, {"state", "running"}, {"attempts", 1}};
   std::string err;
   ASSERT_TRUE(store_->Write(
       [&](WriteTxn& txn, std::string* e) {
-        return txn.Put(Db::kRuns, RunKey(7), EncodeValue(1, stale.dump()), e);
+        return txn.Put(Db::kRuns, RunKey(7), EncodeValue(1, stale.dump()), e) &&
+               txn.Put(Db::kRuns, RunTaskKey(7, "src"), EncodeValue(1, stale_task.dump()), e);
       },
       &err));
   MakeOrchestrator(2);
@@ -436,6 +435,7 @@ TEST_F(OrchestratorTest, RunsSurviveAReopenAndRunningOnesBecomeInterrupted) {
   ASSERT_TRUE(orchestrator_->GetRun("run-7", &run, &err)) << err;
   EXPECT_EQ((*run)["status"], "interrupted");
   EXPECT_EQ(TaskOf(*run, "src")["state"], "cancelled");
+  EXPECT_EQ((*run)["task_states"], (json{{"cancelled", 1}}));
   ASSERT_TRUE(orchestrator_->GetRun(run_id, &run, &err)) << err;
   EXPECT_EQ((*run)["status"], "succeeded");
   std::string next;

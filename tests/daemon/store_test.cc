@@ -309,5 +309,42 @@ TEST(Store, ScansByPrefixInBothDirections) {
   EXPECT_EQ(Keys(*store, Db::kChains, "0", true), V{});
 }
 
+TEST(Store, ScansFromAKeyInBothDirections) {
+  testing::ScopedTempDir tmp;
+  std::unique_ptr<Store> store = OpenOrDie(tmp.path());
+  ASSERT_TRUE(store);
+  for (const std::string& key : std::vector<std::string>{"a", "b1", "b3", "b5", "c"}) {
+    Put(*store, Db::kChains, key, "v");
+  }
+  auto keys_from = [&](const std::string& prefix, const std::string& from, bool reverse) {
+    std::vector<std::string> keys;
+    std::string err;
+    EXPECT_TRUE(store->Read(
+        [&](ReadTxn& txn, std::string* e) {
+          return txn.ScanFrom(
+              Db::kChains, prefix, from, reverse,
+              [&](std::string_view key, std::string_view) {
+                keys.emplace_back(key);
+                return true;
+              },
+              e);
+        },
+        &err))
+        << err;
+    return keys;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(keys_from("b", "b3", false), (V{"b3", "b5"}));
+  EXPECT_EQ(keys_from("b", "b2", false), (V{"b3", "b5"}));
+  EXPECT_EQ(keys_from("b", "b6", false), V{});
+  EXPECT_EQ(keys_from("b", "b3", true), (V{"b3", "b1"}));
+  EXPECT_EQ(keys_from("b", "b4", true), (V{"b3", "b1"}));
+  EXPECT_EQ(keys_from("b", "b9", true), (V{"b5", "b3", "b1"}));
+  EXPECT_EQ(keys_from("b", "b0", true), V{});
+  EXPECT_EQ(keys_from("c", "c", true), V{"c"});
+  EXPECT_EQ(keys_from("c", "cz", true), V{"c"});  // past the last key of the database
+  EXPECT_EQ(keys_from("", "b4", true), (V{"b3", "b1", "a"}));
+}
+
 }  // namespace
 }  // namespace chainctl::daemon

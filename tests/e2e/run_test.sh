@@ -66,8 +66,9 @@ check "four history records with measurements" json_file_has "$tmp/hist.json" \
 
 # --- Invalid input never starts a run. ---
 check "input not JSON: exit 2" bash -c "'$CHAINCTL' trigger diamond --input '{n:' 2>/dev/null; test \$? -eq 2"
-check "input against input_schema: exit 2, names the field" bash -c \
-  "'$CHAINCTL' trigger diamond --input '{\"n\": \"x\"}' 2>&1 >/dev/null | grep -q '/n'; test \${PIPESTATUS[0]} -eq 2"
+check "input against input_schema: exit 2" bash -c \
+  "'$CHAINCTL' trigger diamond --input '{\"n\": \"x\"}' 2> '$tmp/input.err' >/dev/null; test \$? -eq 2"
+check "and names the task and field" grep -q 'task src: /n: expected integer' "$tmp/input.err"
 
 # --- Failures: each a clear error, the daemon keeps serving. ---
 cat > "$tmp/chains/fail.yaml" <<'YAML'
