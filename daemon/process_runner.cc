@@ -1,21 +1,18 @@
 #include "daemon/process_runner.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <optional>
 #include <string>
 #include <utility>
 
-#include "common/units.h"
+#include "daemon/process_result.h"
 
 namespace chainctl::daemon {
 namespace {
@@ -39,41 +36,6 @@ double SecondsOf(const timeval& t) {
 
 uv_stream_t* Stream(uv_pipe_t* pipe) { return reinterpret_cast<uv_stream_t*>(pipe); }
 uv_handle_t* AsHandle(void* handle) { return static_cast<uv_handle_t*>(handle); }
-
-std::string OverLimit(const char* what, uint64_t limit) {
-  return std::string(what) + " is over the " + FormatSize(limit) + " limit (max_output)";
-}
-
-std::string KilledBy(int sig) {
-  const char* abbrev = sigabbrev_np(sig);
-  return "killed by signal " + std::to_string(sig) +
-         (abbrev ? std::string(" (SIG") + abbrev + ")" : std::string());
-}
-
-// Reads the regular file `path` into `*content` unless it is longer than `limit`. Returns 0,
-// EFBIG when it is longer, or another errno (ENOENT when there is no file).
-int ReadBounded(const std::string& path, uint64_t limit, std::string* content) {
-  // O_NONBLOCK: a FIFO there must not block the loop in open().
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return errno;
-  struct stat st {};
-  int error = fstat(fd, &st) < 0 ? errno : (S_ISREG(st.st_mode) ? 0 : EINVAL);
-  if (error == 0 && static_cast<uint64_t>(st.st_size) > limit) error = EFBIG;
-  if (error == 0) content->reserve(static_cast<size_t>(st.st_size));
-  char buffer[16384];
-  while (error == 0) {
-    ssize_t n = read(fd, buffer, sizeof(buffer));
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno != EINTR) error = errno;
-      continue;
-    }
-    if (content->size() + static_cast<size_t>(n) > limit) error = EFBIG;  // it grew
-    content->append(buffer, static_cast<size_t>(n));
-  }
-  close(fd);
-  return error;
-}
 
 }  // namespace
 
@@ -118,8 +80,6 @@ struct ProcessRunner::Attempt {
   void Reap();
   void MaybeFinish();
   void Finish();
-  void Conclude();
-  void UseOutputFile();
 
   ProcessRunner* runner;  // null once finished
   TaskRunner::Handle id;
@@ -129,11 +89,10 @@ struct ProcessRunner::Attempt {
   std::optional<Kind> stop_reason;  // why the runner is killing the group, once it is
   pid_t pid = -1;                   // the leader until reaped (-1 before and after)
   int pidfd = -1;                   // closed by ~Attempt, after the poll handle is closed
-  bool exited = false;              // reaped (`wait_status` is its status)
-  bool status_lost = false;         // reaped by someone else: no status
-  int wait_status = 0;
-  size_t stdin_in_flight = 0;  // bytes of the uv_write in flight
-  int open_handles = 0;        // initialised handles whose close callback has not run
+  bool exited = false;              // reaped
+  std::optional<int> wait_status;   // once reaped; nullopt if someone else reaped it
+  size_t stdin_in_flight = 0;       // bytes of the uv_write in flight
+  int open_handles = 0;             // initialised handles whose close callback has not run
   bool finished = false;
   Timer timer_use = Timer::kOff;
   bool timer_open = false, exit_poll_open = false, stdout_open = false, stdin_open = false;
@@ -359,12 +318,13 @@ void ProcessRunner::Attempt::Append(const char* data, size_t size) {
 void ProcessRunner::Attempt::Reap() {
   SignalGroup(SIGKILL);
   rusage usage{};
+  int status = 0;
   pid_t reaped;
   do {
-    reaped = wait4(pid, &wait_status, WNOHANG, &usage);
+    reaped = wait4(pid, &status, WNOHANG, &usage);
   } while (reaped < 0 && errno == EINTR);
   if (reaped == 0) return;  // not a zombie after all: keep polling
-  status_lost = reaped < 0;
+  if (reaped > 0) wait_status = status;
   exited = true;
   pid = -1;
   result.end_unix_ms = runner->clock_();
@@ -383,56 +343,16 @@ void ProcessRunner::Attempt::MaybeFinish() {
 
 // Hands the result to `done`; from here on the attempt only waits for its close callbacks.
 void ProcessRunner::Attempt::Finish() {
-  CloseProcessHandles();  // before Conclude: closing stdin settles bytes_in
+  CloseProcessHandles();  // first: closing stdin settles bytes_in
   CloseHandle(AsHandle(&timer), &timer_open);
-  Conclude();
+  if (result.kind != Kind::kSpawnFailed) {
+    ConcludeResult(launch, wait_status, stop_reason, &result);
+  }
   finished = true;
   runner->attempts_.erase(id);
   runner = nullptr;
   Done callback = std::move(done);
   callback(std::move(result));  // may destroy the runner or start attempts
-}
-
-// Kind, exit_code, signal, error, and the output file, from the status and stop_reason.
-void ProcessRunner::Attempt::Conclude() {
-  if (result.kind == Kind::kSpawnFailed) return;
-  result.exit_code = WIFEXITED(wait_status) ? WEXITSTATUS(wait_status) : 0;
-  result.signal = WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : 0;
-  if (stop_reason == Kind::kTimedOut) {
-    result.error = "timed out after " + FormatDuration(Duration(launch.timeout_ms));
-  } else if (stop_reason == Kind::kCancelled) {
-    result.error = "cancelled";
-  } else if (stop_reason == Kind::kOutputTooLarge) {
-    result.error = OverLimit("output", launch.max_output_bytes);
-  } else if (status_lost) {
-    result.exit_code = -1;
-    result.error = "the exit status was lost: another part of the daemon reaped the process";
-  } else if (result.signal != 0) {
-    result.kind = Kind::kSignaled;
-    result.error = KilledBy(result.signal);
-  } else if (result.exit_code != 0) {
-    result.error = "exited with status " + std::to_string(result.exit_code);
-  } else if (!launch.output_file.empty()) {
-    UseOutputFile();
-  }
-  if (stop_reason) result.kind = *stop_reason;
-  result.bytes_out = result.output.size();
-}
-
-// If the task wrote its output file, the file's content replaces stdout.
-void ProcessRunner::Attempt::UseOutputFile() {
-  std::string content;
-  int error = ReadBounded(launch.output_file, launch.max_output_bytes, &content);
-  if (error == ENOENT) return;
-  if (error == 0) {
-    result.output = std::move(content);
-    return;
-  }
-  result.kind = Kind::kOutputTooLarge;
-  result.output.clear();
-  result.error = error == EFBIG ? OverLimit("the output file", launch.max_output_bytes)
-                                : "cannot read the output file " + launch.output_file + ": " +
-                                      (error == EINVAL ? "not a regular file" : strerror(error));
 }
 
 ProcessRunner::ProcessRunner(uv_loop_t* loop, UnixMsClock clock)

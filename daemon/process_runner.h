@@ -41,16 +41,18 @@
 //   kOutputTooLarge  "output is over the 16Mi limit (max_output)", "the output file is over
 //                    the 16Mi limit (max_output)", or "cannot read the output file P: why"
 //   kSpawnFailed     SpawnProcess's error, e.g. "cannot run /x/y: No such file or directory"
-// exit_code and signal describe the process's end whatever the kind (0 when not started).
+// exit_code and signal describe the process's end whatever the kind (0 when not started;
+// exit_code -1 with an error if something else in the process reaped it first).
 // start_unix_ms is taken before the spawn, end_unix_ms when the exit is seen (both from the
-// clock); startup_ms is the time from Start until posix_spawn returned (it returns after the
-// exec, with vfork semantics).
+// clock); startup_ms is the time from Start until the process was spawned (posix_spawn
+// returns after the exec, with vfork semantics).
 //
 // Ownership. The runner owns an attempt from Start until its `done` is called; then the
 // attempt owns itself until the close callbacks of its libuv handles have run (the next loop
 // iteration). Destroying the runner SIGKILLs the groups of attempts still running, reaps them
-// and closes their handles without calling their `done`. The loop must outlive the runner
-// and run once more after either (uv_run with UV_RUN_NOWAIT is enough) before uv_loop_close.
+// (waiting: a killed process dies at once unless stuck in the kernel) and closes their handles
+// without calling their `done`. The loop must outlive the runner and run once more after
+// either (uv_run with UV_RUN_NOWAIT is enough) before uv_loop_close.
 #pragma once
 
 #include <uv.h>

@@ -1,0 +1,111 @@
+#include "daemon/process_result.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "common/units.h"
+
+namespace chainctl::daemon {
+namespace {
+
+using Kind = TaskResult::Kind;
+
+std::string OverLimit(const char* what, uint64_t limit) {
+  return std::string(what) + " is over the " + FormatSize(limit) + " limit (max_output)";
+}
+
+std::string KilledBy(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return "killed by signal " + std::to_string(sig) +
+         (abbrev ? std::string(" (SIG") + abbrev + ")" : std::string());
+}
+
+// Reads the regular file `path` into `*content` unless it is longer than `limit`. Returns 0,
+// EFBIG when it is longer, EINVAL when it is not a regular file, or another errno (ENOENT
+// when there is no file).
+int ReadBounded(const std::string& path, uint64_t limit, std::string* content) {
+  // O_NONBLOCK: a FIFO there must not block the loop in open().
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return errno;
+  struct stat st {};
+  int error = fstat(fd, &st) < 0 ? errno : (S_ISREG(st.st_mode) ? 0 : EINVAL);
+  if (error == 0 && static_cast<uint64_t>(st.st_size) > limit) error = EFBIG;
+  if (error == 0) content->reserve(static_cast<size_t>(st.st_size));
+  char buffer[16384];
+  while (error == 0) {
+    ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno != EINTR) error = errno;
+      continue;
+    }
+    if (content->size() + static_cast<size_t>(n) > limit) error = EFBIG;  // it grew
+    content->append(buffer, static_cast<size_t>(n));
+  }
+  close(fd);
+  return error;
+}
+
+// If the task wrote its output file, the file's content replaces stdout.
+void UseOutputFile(const TaskLaunch& launch, TaskResult* result) {
+  std::string content;
+  int error = ReadBounded(launch.output_file, launch.max_output_bytes, &content);
+  if (error == ENOENT) return;
+  if (error == 0) {
+    result->output = std::move(content);
+    return;
+  }
+  result->kind = Kind::kOutputTooLarge;
+  result->output.clear();
+  if (error == EFBIG) {
+    result->error = OverLimit("the output file", launch.max_output_bytes);
+  } else {
+    result->error = "cannot read the output file " + launch.output_file + ": " +
+                    (error == EINVAL ? "not a regular file" : std::strerror(error));
+  }
+}
+
+// The error of a process that ran to its end, or "" for success.
+void DescribeEnd(const TaskLaunch& launch, std::optional<int> wait_status, TaskResult* result) {
+  if (!wait_status) {
+    result->exit_code = -1;
+    result->error = "the exit status was lost: another part of the daemon reaped the process";
+  } else if (result->signal != 0) {
+    result->kind = Kind::kSignaled;
+    result->error = KilledBy(result->signal);
+  } else if (result->exit_code != 0) {
+    result->error = "exited with status " + std::to_string(result->exit_code);
+  } else if (!launch.output_file.empty()) {
+    UseOutputFile(launch, result);
+  }
+}
+
+}  // namespace
+
+void ConcludeResult(const TaskLaunch& launch, std::optional<int> wait_status,
+                    std::optional<Kind> stop_reason, TaskResult* result) {
+  int status = wait_status.value_or(0);
+  result->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 0;
+  result->signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  result->kind = stop_reason.value_or(Kind::kExited);
+  if (stop_reason == Kind::kTimedOut) {
+    result->error = "timed out after " + FormatDuration(Duration(launch.timeout_ms));
+  } else if (stop_reason == Kind::kCancelled) {
+    result->error = "cancelled";
+  } else if (stop_reason == Kind::kOutputTooLarge) {
+    result->output.clear();
+    result->error = OverLimit("output", launch.max_output_bytes);
+  } else {
+    DescribeEnd(launch, wait_status, result);
+  }
+  result->bytes_out = result->output.size();
+}
+
+}  // namespace chainctl::daemon
