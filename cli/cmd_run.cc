@@ -1,4 +1,5 @@
 // chainctl trigger, run and cancel: starting runs and following them (DESIGN.md §7).
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -78,15 +79,51 @@ void ShowLogTail(const DaemonOptions& daemon, const std::string& run_id, const s
   if (response.body.back() != '\n') err << "\n";
 }
 
+// While a command waits for a run, Ctrl-C cancels the run (DESIGN.md §7): the handler only
+// interrupts the call that waits; Wait then asks the daemon to cancel.
+class CancelOnInterrupt {
+ public:
+  CancelOnInterrupt() {
+    struct sigaction action {};
+    action.sa_handler = [](int) { InterruptCalls(); };
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = 0;  // no SA_RESTART: the waiting poll() must return
+    sigaction(SIGINT, &action, &previous_);
+  }
+  ~CancelOnInterrupt() { sigaction(SIGINT, &previous_, nullptr); }
+  CancelOnInterrupt(const CancelOnInterrupt&) = delete;
+  CancelOnInterrupt& operator=(const CancelOnInterrupt&) = delete;
+
+ private:
+  struct sigaction previous_ {};
+};
+
+int CancelAfterInterrupt(const DaemonOptions& daemon, const std::string& run_id,
+                         std::ostream& err) {
+  ClearInterrupt();
+  HttpClientResponse response;
+  std::string why;
+  if (CallDaemon(daemon, {"POST", "/runs/" + run_id + "/cancel", "", ""}, &response, &why) &&
+      response.status / 100 == 2) {
+    err << "\nchainctl: interrupted: " << run_id << " cancelled\n";
+  } else {
+    err << "\nchainctl: interrupted; cancelling " << run_id
+        << " failed: " << (why.empty() ? ApiErrorMessage(response) : why) << "\n";
+  }
+  return kExitInterrupted;
+}
+
 // Follows a run to its end; prints the output on success. Returns the exit status.
 int Wait(const DaemonOptions& daemon, const std::string& run_id, const RunOptions& options,
          std::ostream& out, std::ostream& err) {
+  CancelOnInterrupt cancel_on_interrupt;
   std::optional<ProgressMode> mode = ParseProgressMode(options.progress, isatty(2));
   Progress progress(err, mode.value_or(ProgressMode::kPlain),
                     isatty(2) && std::getenv("NO_COLOR") == nullptr);
   json last;
   std::string why;
   if (!FollowRun(daemon, run_id, &progress, &last, &why)) {
+    if (CallsInterrupted()) return CancelAfterInterrupt(daemon, run_id, err);
     err << "chainctl: " << why << "\n";
     return kExitUnreachable;
   }

@@ -6,7 +6,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <csignal>
 #include <cstring>
 
 namespace chainctl::cli {
@@ -29,10 +32,12 @@ class Fd {
   int fd_;
 };
 
-// Milliseconds left until `deadline`, at least 0.
+volatile sig_atomic_t interrupted = 0;
+
+// Milliseconds left until `deadline`, from 0 to INT_MAX.
 int MsLeft(Clock::time_point deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-  return left.count() > 0 ? static_cast<int>(left.count()) : 0;
+  return static_cast<int>(std::clamp<int64_t>(left.count(), 0, INT_MAX));
 }
 
 // Waits for `events` on fd; false on timeout or error (errno set).
@@ -45,7 +50,7 @@ bool WaitFor(int fd, short events, Clock::time_point deadline) {
       errno = ETIMEDOUT;
       return false;
     }
-    if (errno != EINTR) return false;
+    if (errno != EINTR || interrupted) return false;
   }
 }
 
@@ -111,6 +116,10 @@ bool Fail(HttpCallError kind, std::string message, HttpCallError* error, std::st
 
 }  // namespace
 
+void InterruptCalls() { interrupted = 1; }
+bool CallsInterrupted() { return interrupted != 0; }
+void ClearInterrupt() { interrupted = 0; }
+
 bool HttpCall(const std::string& socket_path, const HttpClientRequest& request,
               std::chrono::milliseconds timeout, HttpClientResponse* response, HttpCallError* error,
               std::string* err, const std::function<void(std::string_view)>& on_body) {
@@ -159,12 +168,13 @@ bool HttpCall(const std::string& socket_path, const HttpClientRequest& request,
   char buffer[65536];
   while (!state.complete) {
     if (!WaitFor(fd.get(), POLLIN, deadline)) {
+      if (interrupted) return Fail(HttpCallError::kInterrupted, "interrupted", error, err);
       return Fail(errno == ETIMEDOUT ? HttpCallError::kTimeout : HttpCallError::kIo,
                   "no answer from chaind within " + std::to_string(timeout.count()) + " ms", error,
                   err);
     }
     ssize_t n = recv(fd.get(), buffer, sizeof buffer, 0);
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EINTR && !interrupted) continue;
     if (n < 0) {
       return Fail(HttpCallError::kIo, "reading from chaind: " + std::string(std::strerror(errno)),
                   error, err);

@@ -25,11 +25,18 @@ struct HttpClientResponse {
 
 enum class HttpCallError {
   kNone,
-  kNoDaemon,  // nothing listens on the socket (missing, refused): worth starting one
-  kTimeout,   // connected, but the answer did not come in time
-  kProtocol,  // the answer was not HTTP
-  kIo,        // any other failure of the socket
+  kNoDaemon,     // nothing listens on the socket (missing, refused): worth starting one
+  kTimeout,      // connected, but the answer did not come in time
+  kProtocol,     // the answer was not HTTP
+  kIo,           // any other failure of the socket
+  kInterrupted,  // InterruptCalls() while waiting for the answer
 };
+
+// For a SIGINT handler of a command that waits (async-signal-safe): a call waiting for its
+// answer stops with kInterrupted. The handler must be installed without SA_RESTART.
+void InterruptCalls();
+bool CallsInterrupted();
+void ClearInterrupt();
 
 // Sends `request` to the server on `socket_path` and reads the whole answer.
 // Returns false, with *error and *err set, if there is no complete answer

@@ -130,6 +130,7 @@ class Orchestrator {
   };
 
   std::shared_ptr<const Plan> PlanFor(const ChainVersion& version, std::string* err);
+  void PrepareDirs(const Run& run);  // make the tasks' folders ahead, off the loop
   void Pump(Run& run);  // queue the tasks that became ready; skip those whose `when` is false
   nlohmann::json ConditionContext(Run& run, int task);
   void Dispatch();  // start queued tasks while slots are free

@@ -140,6 +140,29 @@ done
 check "GET task output" bash -c "curl -s --unix-socket '$sock' http://localhost/runs/$slow_run/tasks/first/output | grep -q '\"a\":1'"
 check "unknown run is 404" bash -c "curl -s -o /dev/null -w '%{http_code}' --unix-socket '$sock' http://localhost/runs/run-999999 | grep -q 404"
 
+# --- Ctrl-C on a waiting `chainctl run` cancels the run (exit 130); the task's group is killed. ---
+forever="sleep 1000$$"  # seconds; unique, so that pgrep finds only this test's processes
+cat > "$tmp/chains/forever.yaml" <<YAML
+chain_id: forever
+tasks:
+  - {task_id: wait, command: '$forever & $forever'}
+YAML
+"$CHAINCTL" run -f "$tmp/chains/forever.yaml" --progress plain > /dev/null 2> "$tmp/forever.err" &
+waiter=$!
+for _ in $(seq 1 200); do grep -q 'start wait' "$tmp/forever.err" && break; sleep 0.05; done
+kill -INT $waiter
+wait $waiter
+check "Ctrl-C exits 130" test $? -eq 130
+check "and says the run was cancelled" grep -q 'interrupted: run-[0-9]* cancelled' "$tmp/forever.err"
+forever_run=$(grep -o 'run-[0-9]*' "$tmp/forever.err" | head -n 1)
+for _ in $(seq 1 200); do
+  "$CHAINCTL" get run "$forever_run" -o json | grep -q '"status":"cancelled"\|"status": "cancelled"' && break
+  sleep 0.05
+done
+check "the run is cancelled" bash -c "'$CHAINCTL' get run $forever_run -o json | python3 -c \"import json,sys; b=json.load(sys.stdin); assert b['status'] == 'cancelled', b\""
+for _ in $(seq 1 200); do pgrep -f "$forever" >/dev/null || break; sleep 0.05; done
+check "no process of the task is left" test -z "$(pgrep -f "$forever")"
+
 # --- A 500-task DAG. ---
 py "
 import random
