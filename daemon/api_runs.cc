@@ -175,7 +175,12 @@ void Api::TaskLog(const std::string& id, const std::string& task, const std::str
   std::string text, err;
   bool cut = false;
   if (!ReadTail(path, kMaxLog, &text, &cut, &err)) {
-    if (errno == ENOENT) return respond(JsonError(404, "no_log", "no log yet: " + err));
+    if (errno == ENOENT) {
+      return respond(JsonError(404, "no_log",
+                               "no log: " + err +
+                                   " (chaind keeps the files of the newest runs only: "
+                                   "--keep-run-files)"));
+    }
     return respond(JsonError(500, "io_error", "cannot read the log: " + err));
   }
   HttpResponse r;

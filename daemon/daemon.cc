@@ -165,6 +165,7 @@ int RunDaemon(const DaemonConfig& config) {
   run_options.runs_dir = config.state_dir + "/runs";
   run_options.jobs = config.jobs ? config.jobs : std::max(1u, std::thread::hardware_concurrency());
   run_options.kill_grace_ms = config.kill_grace_ms;
+  run_options.keep_run_dirs = config.keep_run_files;
   for (char** e = environ; *e; ++e) run_options.base_env.emplace_back(*e);
   Orchestrator orchestrator(&loop, &registry, &history, store.get(), &writer, &runner, run_options);
   if (!orchestrator.Open(&err)) {

@@ -18,6 +18,7 @@ struct DaemonConfig {
   size_t jobs = 0;                         // tasks running at once; 0: one per core
   uint64_t history_retention = 1'000'000;  // history records kept
   uint64_t kill_grace_ms = 5000;           // SIGTERM to SIGKILL for timeouts and cancels
+  size_t keep_run_files = 1000;            // the folders of this many ended runs are kept
 };
 
 // Runs until SIGTERM or SIGINT, then stops accepting, answers what is in

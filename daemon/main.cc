@@ -47,6 +47,10 @@ int main(int argc, char** argv) {
                  "History records kept (the oldest are dropped)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option(
+         "--keep-run-files", config.keep_run_files,
+         "Keep the folders (logs, workdirs) of this many ended runs; older ones are removed")
+      ->capture_default_str();
   app.add_option("--max-connections", config.limits.max_connections,
                  "Connections served at once (503 above)")
       ->capture_default_str()

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "common/chain_load.h"
@@ -227,6 +228,15 @@ Orchestrator::~Orchestrator() {
 
 bool Orchestrator::Open(std::string* err) {
   if (!MakeDir(options_.runs_dir, err)) return false;
+  std::vector<uint64_t> dirs;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(options_.runs_dir, ec)) {
+    if (std::optional<uint64_t> n = ParseRunId(entry.path().filename().string())) {
+      dirs.push_back(*n);
+    }
+  }
+  std::sort(dirs.begin(), dirs.end());
+  for (uint64_t n : dirs) RunDirEnded(n);
   std::vector<std::pair<std::string, json>> interrupted;
   bool ok = store_->Read(
       [&](ReadTxn& txn, std::string* e) {
@@ -407,6 +417,26 @@ void Orchestrator::PrepareDirs(const Run& run) {
             int fd = open((dir + file).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
             if (fd >= 0) close(fd);
           }
+        }
+      },
+      [] {});
+}
+
+void Orchestrator::RunDirEnded(uint64_t n) {
+  ended_dirs_.push_back(n);
+  std::vector<std::string> old;
+  while (ended_dirs_.size() > options_.keep_run_dirs) {
+    old.push_back(options_.runs_dir + "/" + RunId(ended_dirs_.front()));
+    ended_dirs_.pop_front();
+  }
+  if (old.empty()) return;
+  QueueWork(
+      loop_,
+      [old = std::move(old)] {
+        for (const std::string& dir : old) {
+          std::error_code ec;
+          std::filesystem::remove_all(dir, ec);
+          if (ec) Log(LogLevel::kWarning, "cannot remove " + dir + ": " + ec.message());
         }
       },
       [] {});
@@ -678,6 +708,7 @@ void Orchestrator::MaybeFinishRun(Run& run) {
   uint64_t n = run.n;
   writer_->Sync([this, n](bool, const std::string&) {
     runs_.erase(n);
+    RunDirEnded(n);
     if (stopping_ && runs_.empty() && stopped_) {
       auto done = std::move(stopped_);
       stopped_ = nullptr;

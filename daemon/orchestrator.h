@@ -18,7 +18,8 @@
 // attempt}, task_retrying {task_id, attempt, error, backoff_ms}, task_finished {task_id,
 // state, attempt?, duration_ms?, error?}, run_finished {status, duration_ms, error?, output?}.
 //
-// Files of a run: RUNS_DIR/run-N/TASK/ holds input.json, attempt-K.log (stderr), output.json
+// Files of a run (the newest keep_run_dirs ended runs keep theirs): RUNS_DIR/run-N/TASK/ holds
+// input.json, attempt-K.log (stderr), output.json
 // ($CHAIN_OUTPUT_FILE), work/ ($CHAIN_WORKDIR, the task's current folder; work/inputs/DEP/
 // has the files DEP wrote) and out/ ($CHAIN_OUTDIR).
 //
@@ -28,6 +29,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -50,6 +52,7 @@ struct OrchestratorOptions {
   size_t jobs = 1;                    // tasks running at once, across runs
   std::vector<std::string> base_env;  // "NAME=value": the environment every task starts from
   uint64_t kill_grace_ms = 5000;      // SIGTERM to SIGKILL on timeout or cancel
+  size_t keep_run_dirs = 1000;        // folders of the newest ended runs kept; older go
 };
 
 // Why a request about runs was refused; `status` is the HTTP status the API answers with.
@@ -131,6 +134,7 @@ class Orchestrator {
 
   std::shared_ptr<const Plan> PlanFor(const ChainVersion& version, std::string* err);
   void PrepareDirs(const Run& run);  // make the tasks' folders ahead, off the loop
+  void RunDirEnded(uint64_t n);      // keep_run_dirs: remove the oldest folders, off the loop
   void Pump(Run& run);  // queue the tasks that became ready; skip those whose `when` is false
   nlohmann::json ConditionContext(Run& run, int task);
   void Dispatch();  // start queued tasks while slots are free
@@ -162,6 +166,7 @@ class Orchestrator {
   uint64_t queue_seq_ = 0;
   size_t running_ = 0;
   uint64_t last_run_ = 0;
+  std::deque<uint64_t> ended_dirs_;  // run folders of ended runs, oldest first
   uint64_t next_follower_ = 1;
   bool stopping_ = false;
   std::function<void()> stopped_;

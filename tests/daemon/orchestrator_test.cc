@@ -98,10 +98,11 @@ class OrchestratorTest : public ::testing::Test {
     MakeOrchestrator(2);
   }
 
-  void MakeOrchestrator(size_t jobs) {
+  void MakeOrchestrator(size_t jobs, size_t keep_run_dirs = 1000) {
     OrchestratorOptions options;
     options.runs_dir = tmp_.path() + "/runs";
     options.jobs = jobs;
+    options.keep_run_dirs = keep_run_dirs;
     options.base_env = {"PATH=/usr/bin:/bin", "CHAIN_RUN_ID=from-a-parent"};
     orchestrator_ =
         std::make_unique<Orchestrator>(&loop_, registry_.get(), history_.get(), store_.get(),
@@ -441,6 +442,26 @@ TEST_F(OrchestratorTest, RunsSurviveAReopenAndRunningOnesBecomeInterrupted) {
   std::string next;
   RunToEnd("diamond", json::object(), &next);
   EXPECT_EQ(next, "run-8") << "numbers continue after the highest stored";
+}
+
+TEST_F(OrchestratorTest, OnlyTheNewestRunFoldersAreKept) {
+  Apply(kDiamond);
+  MakeOrchestrator(2, 2);
+  for (int i = 0; i < 4; ++i) RunToEnd("diamond", json::object());
+  namespace fs = std::filesystem;
+  EXPECT_FALSE(fs::exists(tmp_.path() + "/runs/run-1"));
+  EXPECT_FALSE(fs::exists(tmp_.path() + "/runs/run-2"));
+  EXPECT_TRUE(fs::exists(tmp_.path() + "/runs/run-3/join/attempt-1.log"));
+  EXPECT_TRUE(fs::exists(tmp_.path() + "/runs/run-4"));
+  std::optional<json> run;
+  std::string err;
+  ASSERT_TRUE(orchestrator_->GetRun("run-1", &run, &err)) << err;
+  EXPECT_EQ((*run)["status"], "succeeded") << "the record stays";
+  // A restart counts the folders it finds.
+  MakeOrchestrator(2, 1);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  EXPECT_FALSE(fs::exists(tmp_.path() + "/runs/run-3"));
+  EXPECT_TRUE(fs::exists(tmp_.path() + "/runs/run-4"));
 }
 
 }  // namespace
