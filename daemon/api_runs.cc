@@ -144,11 +144,11 @@ void Api::Events(const std::string& id, const std::string& query, Responder resp
   auto stream = std::make_shared<HttpBodyStream>();
   Orchestrator* orchestrator = context_.orchestrator;
   uint64_t follower_id = 0;
-  std::optional<RunError> error = orchestrator->Follow(
-      id, follow,
-      {.event = [stream](const std::string& line) { stream->Write(line + "\n"); },
-       .end = [stream] { stream->End(); }},
-      &follower_id);
+  std::optional<RunError> error =
+      orchestrator->Follow(id, follow,
+                           {.events = [stream](const std::string& lines) { stream->Write(lines); },
+                            .end = [stream] { stream->End(); }},
+                           &follower_id);
   if (error) return respond(ErrorResponse(*error));
   if (follower_id) {
     stream->SetOnAbort(

@@ -58,6 +58,7 @@ struct Orchestrator::Run {
   int64_t ended_ms = 0;
   std::vector<std::string> events;
   std::map<uint64_t, Follower> followers;
+  size_t sent = 0;  // events[0, sent) went to the followers; the rest wait for FlushEvents
   bool cancelled = false;
   bool ended = false;
   std::string dir;
@@ -223,6 +224,10 @@ Orchestrator::~Orchestrator() {
     for (Run::Task& t : run->tasks) {
       if (t.retry) CloseTimer(t.retry);
     }
+  }
+  if (flush_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(flush_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_check_t*>(h); });
   }
 }
 
@@ -702,6 +707,7 @@ void Orchestrator::MaybeFinishRun(Run& run) {
   if (run.status == "succeeded") event["output"] = RunSummary(run)["output"];
   Emit(run, std::move(event));
   SaveRun(run);
+  SendEvents(run);
   std::map<uint64_t, Follower> followers;
   followers.swap(run.followers);
   for (auto& [id, follower] : followers) follower.end();
@@ -723,12 +729,46 @@ void Orchestrator::Emit(Run& run, json event) {
   std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace);
   writer_->Put(Db::kRuns, RunEventKey(run.n, static_cast<uint32_t>(run.events.size() + 1)),
                EncodeValue(1, text));
-  run.events.push_back(text);
+  run.events.push_back(std::move(text));
+  if (run.followers.empty()) {
+    run.sent = run.events.size();
+    return;
+  }
+  // Followers get the events of one loop turn in one write (FlushEvents).
+  unsent_.insert(run.n);
+  if (!flush_) {
+    flush_ = new uv_check_t;
+    uv_check_init(loop_, flush_);
+    flush_->data = this;
+    uv_check_start(
+        flush_, [](uv_check_t* check) { static_cast<Orchestrator*>(check->data)->FlushEvents(); });
+  }
+}
+
+void Orchestrator::FlushEvents() {
+  std::set<uint64_t> runs;
+  runs.swap(unsent_);
+  for (uint64_t n : runs) {
+    auto it = runs_.find(n);
+    if (it != runs_.end()) SendEvents(*it->second);
+  }
+  if (unsent_.empty() && flush_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(flush_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_check_t*>(h); });
+    flush_ = nullptr;
+  }
+}
+
+void Orchestrator::SendEvents(Run& run) {
+  if (run.sent == run.events.size()) return;
+  std::string lines;
+  for (size_t i = run.sent; i < run.events.size(); ++i) lines += run.events[i] + "\n";
+  run.sent = run.events.size();
   std::vector<uint64_t> ids;
   for (const auto& [id, follower] : run.followers) ids.push_back(id);
   for (uint64_t id : ids) {
     auto it = run.followers.find(id);
-    if (it != run.followers.end()) it->second.event(text);
+    if (it != run.followers.end()) it->second.events(lines);
   }
 }
 
@@ -897,7 +937,10 @@ std::optional<RunError> Orchestrator::Follow(std::string_view run_id, bool follo
                                              Follower follower, uint64_t* id) {
   *id = 0;
   if (Run* run = Active(run_id)) {
-    for (const std::string& line : run->events) follower.event(line);
+    SendEvents(*run);  // the followers before this one get what they have not had yet
+    std::string lines;
+    for (const std::string& line : run->events) lines += line + "\n";
+    if (!lines.empty()) follower.events(lines);
     if (!follow || run->ended) {
       follower.end();
       return std::nullopt;
@@ -930,7 +973,9 @@ std::optional<RunError> Orchestrator::Follow(std::string_view run_id, bool follo
                      &err);
   if (n && !ok) return RunError{500, "store_error", "the store failed: " + err, nullptr};
   if (!exists) return RunError{404, "not_found", "no run " + std::string(run_id), nullptr};
-  for (const std::string& line : lines) follower.event(line);
+  std::string text;
+  for (const std::string& line : lines) text += line + "\n";
+  if (!text.empty()) follower.events(text);
   follower.end();
   return std::nullopt;
 }

@@ -92,12 +92,12 @@ class Orchestrator {
   bool GetOutput(std::string_view run_id, std::string_view task_id,
                  std::optional<nlohmann::json>* output, std::string* err);
 
-  // Sends a run's events so far to `event` (one NDJSON line each, without newline), then, if
-  // `follow` and the run has not ended, each later event as it happens; `end` is called once
-  // no event will follow. Returns a follower id for Unfollow (0 if `end` was already called),
-  // or a RunError for an unknown run.
+  // Sends a run's events so far to `events` (NDJSON lines), then, if `follow` and the run
+  // has not ended, the later ones as they happen (those of one loop turn together); `end` is
+  // called once no event will follow. Returns a follower id for Unfollow (0 if `end` was already
+  // called), or a RunError for an unknown run.
   struct Follower {
-    std::function<void(const std::string& line)> event;
+    std::function<void(const std::string& lines)> events;  // NDJSON: lines ending in "\n"
     std::function<void()> end;
   };
   std::optional<RunError> Follow(std::string_view run_id, bool follow, Follower follower,
@@ -144,8 +144,10 @@ class Orchestrator {
   void FinishTask(Run& run, int task, TaskState state, const std::string& error);
   void MaybeFinishRun(Run& run);
   void Emit(Run& run, nlohmann::json event);
-  void SaveRun(Run& run);                                     // the run record, at the next commit
-  void SaveTask(Run& run, int task);                          // a task's record, at the next commit
+  void FlushEvents();                 // the uv_check callback: SendEvents of every run with news
+  void SendEvents(Run& run);          // the events followers have not had, in one piece
+  void SaveRun(Run& run);             // the run record, at the next commit
+  void SaveTask(Run& run, int task);  // a task's record, at the next commit
   nlohmann::json RunSummary(const Run& run) const;            // the stored run record
   nlohmann::json TaskRecord(const Run& run, int task) const;  // a stored task record
   nlohmann::json RunRecord(const Run& run) const;             // summary + tasks: the API's form
@@ -168,6 +170,8 @@ class Orchestrator {
   uint64_t last_run_ = 0;
   std::deque<uint64_t> ended_dirs_;  // run folders of ended runs, oldest first
   uint64_t next_follower_ = 1;
+  std::set<uint64_t> unsent_;    // runs with events their followers have not had
+  uv_check_t* flush_ = nullptr;  // runs FlushEvents after a loop turn, while unsent_
   bool stopping_ = false;
   std::function<void()> stopped_;
 };

@@ -46,6 +46,37 @@ void StoreWriter::WhenIdle(std::function<void()> idle) {
 
 void StoreWriter::Kick() {
   if (in_flight_ || (pending_.empty() && pending_.durable.empty())) return;
+  if (pending_.durable.empty() && delay_ms_ > 0) {
+    // Nobody waits: gather writes for a moment, so a busy loop commits (and wakes a pool
+    // thread, and fsyncs) a few hundred times a second at most, not once per change.
+    if (timer_) return;
+    timer_ = new uv_timer_t;
+    uv_timer_init(loop_, timer_);
+    timer_->data = this;
+    uv_timer_start(
+        timer_,
+        [](uv_timer_t* timer) {
+          auto* self = static_cast<StoreWriter*>(timer->data);
+          self->CloseTimer();
+          self->Commit();
+        },
+        delay_ms_, 0);
+    return;
+  }
+  Commit();
+}
+
+void StoreWriter::CloseTimer() {
+  if (!timer_) return;
+  uv_timer_stop(timer_);
+  uv_close(reinterpret_cast<uv_handle_t*>(timer_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  timer_ = nullptr;
+}
+
+void StoreWriter::Commit() {
+  CloseTimer();
+  if (in_flight_ || (pending_.empty() && pending_.durable.empty())) return;
   in_flight_ = true;
   struct Commit {
     Batch batch;

@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
@@ -35,8 +36,10 @@ class StoreWriter {
   // false (with `err`) if that commit failed.
   using Durable = std::function<void(bool ok, const std::string& err)>;
 
-  // `store` is not owned and must outlive the writer and its commits.
-  StoreWriter(uv_loop_t* loop, Store* store) : loop_(loop), store_(store) {}
+  // `store` is not owned and must outlive the writer and its commits. Writes nobody waits
+  // for (no Sync) are committed `delay_ms` after the first of them at the latest (0: at once).
+  StoreWriter(uv_loop_t* loop, Store* store, uint64_t delay_ms = 5)
+      : loop_(loop), store_(store), delay_ms_(delay_ms) {}
   StoreWriter(const StoreWriter&) = delete;
   StoreWriter& operator=(const StoreWriter&) = delete;
   // Pending writes must have been waited for (WhenIdle) before the writer goes.
@@ -58,7 +61,7 @@ class StoreWriter {
 
   size_t commits() const { return commits_; }  // transactions committed so far
   size_t writes() const { return writes_; }    // Puts, Deletes and ops committed so far
-  bool busy() const { return in_flight_ || !pending_.empty(); }
+  bool busy() const { return in_flight_ || !pending_.empty() || timer_ != nullptr; }
 
  private:
   struct Batch {
@@ -68,12 +71,16 @@ class StoreWriter {
     std::vector<Durable> durable;
     bool empty() const { return puts.empty() && later.empty() && ops.empty(); }
   };
-  void Kick();  // starts a commit of the pending batch if none is in flight
+  void Kick();    // starts a commit of the pending batch (now or after delay_ms_)
+  void Commit();  // starts a commit of the pending batch if none is in flight
+  void CloseTimer();
   void Committed(Batch batch, bool ok, const std::string& err);
 
   uv_loop_t* loop_;
   Store* store_;
   Batch pending_;
+  uint64_t delay_ms_;
+  uv_timer_t* timer_ = nullptr;  // while writes wait for delay_ms_
   bool in_flight_ = false;
   std::vector<std::function<void()>> idle_;
   size_t commits_ = 0;

@@ -5,6 +5,7 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "common/chain_load.h"
 #include "daemon/run_keys.h"
@@ -158,11 +159,15 @@ class OrchestratorTest : public ::testing::Test {
   std::vector<json> Events(const std::string& run_id) {
     std::vector<json> events;
     uint64_t id = 0;
-    orchestrator_->Follow(
-        run_id, false,
-        {.event = [&](const std::string& line) { events.push_back(json::parse(line)); },
-         .end = [] {}},
-        &id);
+    orchestrator_->Follow(run_id, false,
+                          {.events =
+                               [&](const std::string& lines) {
+                                 std::istringstream in(lines);
+                                 for (std::string line; std::getline(in, line);)
+                                   events.push_back(json::parse(line));
+                               },
+                           .end = [] {}},
+                          &id);
     return events;
   }
 
