@@ -82,9 +82,15 @@ bool MakeDir(const std::string& path, std::string* err) {
   return false;
 }
 
+// Writes `data` as the whole content of `path`. Not with O_TRUNC (see OpenLog in
+// process_spawn.cc): only a file that holds more than `data` is cut.
 bool WriteFile(const std::string& path, const std::string& data, std::string* err) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   bool ok = fd >= 0;
+  struct stat st {};
+  if (ok && fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) > data.size()) {
+    ok = ftruncate(fd, static_cast<off_t>(data.size())) == 0;
+  }
   for (size_t done = 0; ok && done < data.size();) {
     ssize_t n = write(fd, data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) continue;
@@ -508,8 +514,9 @@ void Orchestrator::Launch(Run& run, int i) {
   const std::string work = dir + "/work";
   const std::string out = dir + "/out";
   std::string stdin_data = input.dump(-1, ' ', false, json::error_handler_t::replace);
-  bool ok = (attempt > 1 || (MakeDir(dir, &err) && MakeDir(work, &err) && MakeDir(out, &err))) &&
-            WriteFile(dir + "/input.json", stdin_data, &err);
+  // The input is the same for every attempt: written once, the task's stdin read from it.
+  bool ok = attempt > 1 || (MakeDir(dir, &err) && MakeDir(work, &err) && MakeDir(out, &err) &&
+                            WriteFile(dir + "/input.json", stdin_data, &err));
   for (const std::string& dep : spec.dependencies) {
     if (!ok) break;
     if (attempt == 1 && run.task(run.plan->chain.FindTask(dep)).has_files) {
@@ -538,7 +545,7 @@ void Orchestrator::Launch(Run& run, int i) {
   launch.env.push_back("CHAIN_OUTPUT_FILE=" + launch.output_file);
   launch.env.push_back("CHAIN_ATTEMPT=" + std::to_string(attempt));
   launch.workdir = work;
-  launch.stdin_data = std::move(stdin_data);
+  launch.stdin_file = dir + "/input.json";
   launch.log_path = dir + "/attempt-" + std::to_string(attempt) + ".log";
   launch.max_output_bytes = spec.resource_requirements.max_output_bytes;
   if (spec.resource_requirements.timeout) {

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -240,6 +241,12 @@ int ProcessRunner::Attempt::OpenPipe(uv_pipe_t* pipe, bool* open, int fd) {
 
 // Owns `fd` from now on. Empty stdin: the task reads EOF at once.
 int ProcessRunner::Attempt::StartStdin(int fd) {
+  if (fd < 0) {  // stdin is launch.stdin_file
+    struct stat st {};
+    if (stat(launch.stdin_file.c_str(), &st) == 0)
+      result.bytes_in = static_cast<uint64_t>(st.st_size);
+    return 0;
+  }
   if (launch.stdin_data.empty()) {
     close(fd);
     return 0;

@@ -17,6 +17,7 @@ namespace {
 // The daemon's descriptors of one spawn; closes those still held when it goes away.
 struct SpawnFds {
   int stdin_pipe[2] = {-1, -1};   // [0] becomes the child's 0; [1] is the daemon's
+                                  // (or [0] is launch.stdin_file, and [1] stays -1)
   int stdout_pipe[2] = {-1, -1};  // [1] becomes the child's 1; [0] is the daemon's
   int log = -1;                   // becomes the child's 2
 
@@ -71,10 +72,26 @@ bool MakePipe(int ends[2], std::string* err) {
   return error == 0;
 }
 
+bool OpenInput(const std::string& path, int* fd, std::string* err) {
+  *fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  int error = *fd < 0 ? errno : MoveAboveStdio(fd);
+  if (error != 0) *err = "cannot open the input file " + path + ": " + ErrnoText(error);
+  return error == 0;
+}
+
+// Opens the log empty. Not with O_TRUNC: on ext4 truncating a file (even an empty one) makes
+// its last close write the data back at once (auto_da_alloc), which would add a disk write to
+// the exit of every task that logs; an existing non-empty file is truncated explicitly.
 bool OpenLog(const std::string& path, int* fd, std::string* err) {
   const std::string& name = path.empty() ? "/dev/null" : path;
-  *fd = open(name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  int error = *fd < 0 ? errno : MoveAboveStdio(fd);
+  *fd = open(name.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  int error = *fd < 0 ? errno : 0;
+  struct stat st {};
+  if (error == 0 && fstat(*fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+      ftruncate(*fd, 0) != 0) {
+    error = errno;
+  }
+  if (error == 0) error = MoveAboveStdio(fd);
   if (error != 0) *err = "cannot open the log file " + name + ": " + ErrnoText(error);
   return error == 0;
 }
@@ -145,8 +162,9 @@ bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
     return false;
   }
   SpawnFds fds;
-  if (!MakePipe(fds.stdin_pipe, err) || !MakePipe(fds.stdout_pipe, err) ||
-      !OpenLog(launch.log_path, &fds.log, err)) {
+  if (!(launch.stdin_file.empty() ? MakePipe(fds.stdin_pipe, err)
+                                  : OpenInput(launch.stdin_file, &fds.stdin_pipe[0], err)) ||
+      !MakePipe(fds.stdout_pipe, err) || !OpenLog(launch.log_path, &fds.log, err)) {
     return false;
   }
   FileActions actions;

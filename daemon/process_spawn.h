@@ -40,12 +40,13 @@ class SpawnAttributes {
 struct SpawnedProcess {
   pid_t pid = -1;      // also the process group id
   int pidfd = -1;      // pidfd_open(pid): readable once the process has exited
-  int stdin_fd = -1;   // write end of the pipe that is the task's stdin
+  int stdin_fd = -1;   // write end of the pipe that is the task's stdin (-1: stdin_file)
   int stdout_fd = -1;  // read end of the pipe that is the task's stdout
 };
 
 // Starts launch.argv (argv[0] is the path executed, no PATH search) with launch.env as the
-// whole environment, in launch.workdir ("" = the daemon's), stdin and stdout pipes, stderr
+// whole environment, in launch.workdir ("" = the daemon's), stdin (a pipe, or
+// launch.stdin_file) and stdout pipes, stderr
 // to launch.log_path (created mode 0600 or truncated; "" = /dev/null), and no other
 // descriptor (everything from 3 up is closed in the child). Returns false with `*err`
 // naming what failed: the executable ("cannot run /x/y: No such file or directory"), the

@@ -25,8 +25,11 @@ struct TaskLaunch {
   // The complete environment of the task, "NAME=value" (the daemon's own environment, the
   // task's `env`, and the CHAIN_* variables: the orchestrator puts them all here).
   std::vector<std::string> env;
-  std::string workdir;      // the task's current directory ($CHAIN_WORKDIR)
-  std::string stdin_data;   // written to the task's stdin, then stdin is closed
+  std::string workdir;     // the task's current directory ($CHAIN_WORKDIR)
+  std::string stdin_data;  // written to the task's stdin, then stdin is closed
+  // If set, the task's stdin is this file instead (stdin_data is not used): no pipe and no
+  // writing on the loop. The orchestrator gives the $CHAIN_INPUT_FILE it writes anyway.
+  std::string stdin_file;
   std::string log_path;     // the task's stderr goes here (created, truncated)
   std::string output_file;  // $CHAIN_OUTPUT_FILE: if the task wrote it, it is the output
   uint64_t max_output_bytes = 16ull << 20;  // stdout (or output_file) above this fails the task

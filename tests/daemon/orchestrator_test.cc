@@ -29,6 +29,7 @@ class FakeRunner : public TaskRunner {
   ~FakeRunner() override { uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr); }
 
   Handle Start(TaskLaunch launch, Done done) override {
+    if (!launch.stdin_file.empty()) launch.stdin_data = testing::ReadFileOrDie(launch.stdin_file);
     launches.push_back(launch);
     pending_.push_back({++last_, std::move(launch), std::move(done)});
     max_running = std::max(max_running, pending_.size());

@@ -188,6 +188,21 @@ TEST_F(ProcessRunnerTest, ExitZeroCapturesStdout) {
   EXPECT_GE(result.cpu_s, 0);
 }
 
+TEST_F(ProcessRunnerTest, StdinFromAFile) {
+  TaskLaunch launch = Launch({"/bin/cat"});
+  launch.stdin_file = dir_.WriteFile("input.json", R"({"from": "a file"})");
+  launch.stdin_data = "not this";
+  TaskResult result = Run(std::move(launch));
+  EXPECT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.output, R"({"from": "a file"})");
+  EXPECT_EQ(result.bytes_in, 18u);
+  TaskLaunch missing = Launch({"/bin/cat"});
+  missing.stdin_file = dir_.path() + "/nope.json";
+  result = Run(std::move(missing));
+  EXPECT_EQ(result.kind, Kind::kSpawnFailed);
+  EXPECT_NE(result.error.find("cannot open the input file"), std::string::npos) << result.error;
+}
+
 TEST_F(ProcessRunnerTest, NonZeroExitIsExitedWithStatus) {
   TaskResult result = Run(Shell("echo partial; exit 3"));
   EXPECT_FALSE(result.ok());
