@@ -31,7 +31,7 @@ printf '  %8s  %8s\n' 0 "$(rss)"
 first=0
 done_runs=0
 while ((done_runs < RUNS)); do
-  seq "$STEP" | xargs -P 4 -I{} curl -s -o /dev/null --unix-socket "$CHAINCTL_SOCKET" \
+  seq "$STEP" | xargs -P 4 -I@ curl -s -o /dev/null --unix-socket "$CHAINCTL_SOCKET" \
     -X POST -d '{}' http://localhost/chains/rss/trigger
   done_runs=$((done_runs + STEP))
   # Bounded poll until the newest run has ended (runs end in about trigger order).
@@ -42,4 +42,8 @@ while ((done_runs < RUNS)); do
   done
   printf '  %8s  %8s\n' "$done_runs" "$(rss)"
 done
+stored=$(curl -s --unix-socket "$CHAINCTL_SOCKET" "http://localhost/runs?chain=rss&limit=$((RUNS + 1))" |
+  python3 -c 'import json,sys; r=json.load(sys.stdin)["runs"]; print(sum(x["status"] == "succeeded" for x in r))')
+echo "  runs succeeded: $stored of $RUNS"
+[[ $stored == "$RUNS" ]] || { echo "run_rss: runs were lost or failed" >&2; exit 1; }
 echo "  state folder: $(du -sh "$tmp/state" | cut -f1), of which run folders $(du -sh "$tmp/state/runs" | cut -f1)"

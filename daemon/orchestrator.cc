@@ -487,74 +487,22 @@ void Orchestrator::Dispatch() {
 }
 
 void Orchestrator::Launch(Run& run, int i) {
-  const TaskSpec& spec = run.spec(i);
   Run::Task& t = run.task(i);
   int attempt = ++t.attempts;
+  std::string err;
   if (attempt == 1) {
     run.scheduler->Started(i);
     t.started_ms = clock_();
-  }
-  std::vector<std::optional<json>> dep_outputs;
-  for (const std::string& dep : spec.dependencies) {
-    dep_outputs.push_back(run.task(run.plan->chain.FindTask(dep)).output);
-  }
-  json input;
-  std::string err;
-  if (!BuildTaskInput(spec, run.input, dep_outputs, &input, &err)) {
-    return FinishTask(run, i, TaskState::kFailed, err);
-  }
-  if (const JsonSchema* schema = run.plan->input_schemas[Index(i)].get()) {
-    std::vector<JsonSchema::Violation> violations = schema->Validate(input);
-    if (!violations.empty()) {
+    if (run.spec(i).executable_code_location.rfind("cas:", 0) == 0) {
       return FinishTask(run, i, TaskState::kFailed,
-                        "input_schema: " + DescribeViolations(violations));
+                        "cas: executables are not supported by this chaind yet");
     }
+    // The input is the same for every attempt: made once, the task's stdin read from its file.
+    if (!PrepareInput(run, i, &err)) return FinishTask(run, i, TaskState::kFailed, err);
   }
-  const std::string dir = run.dir + "/" + spec.task_id;
-  const std::string work = dir + "/work";
-  const std::string out = dir + "/out";
-  std::string stdin_data = input.dump(-1, ' ', false, json::error_handler_t::replace);
-  // The input is the same for every attempt: written once, the task's stdin read from it.
-  bool ok = attempt > 1 || (MakeDir(dir, &err) && MakeDir(work, &err) && MakeDir(out, &err) &&
-                            WriteFile(dir + "/input.json", stdin_data, &err));
-  for (const std::string& dep : spec.dependencies) {
-    if (!ok) break;
-    if (attempt == 1 && run.task(run.plan->chain.FindTask(dep)).has_files) {
-      ok = MakeDir(work + "/inputs", &err) &&
-           LinkTree(run.dir + "/" + dep + "/out", work + "/inputs/" + dep, &err);
-    }
-  }
-  if (!ok) return FinishTask(run, i, TaskState::kFailed, err);
-  if (spec.executable_code_location.rfind("cas:", 0) == 0) {
-    return FinishTask(run, i, TaskState::kFailed,
-                      "cas: executables are not supported by this chaind yet");
-  }
-
-  TaskLaunch launch;
-  launch.run_id = run.id;
-  launch.task_id = spec.task_id;
-  launch.attempt = attempt;
-  launch.argv = TaskArgv(spec);
-  launch.env = TaskEnv(options_.base_env, spec);
-  launch.output_file = dir + "/output.json";
-  launch.env.push_back("CHAIN_TASK_ID=" + spec.task_id);
-  launch.env.push_back("CHAIN_RUN_ID=" + run.id);
-  launch.env.push_back("CHAIN_WORKDIR=" + work);
-  launch.env.push_back("CHAIN_OUTDIR=" + out);
-  launch.env.push_back("CHAIN_INPUT_FILE=" + dir + "/input.json");
-  launch.env.push_back("CHAIN_OUTPUT_FILE=" + launch.output_file);
-  launch.env.push_back("CHAIN_ATTEMPT=" + std::to_string(attempt));
-  launch.workdir = work;
-  launch.stdin_file = dir + "/input.json";
-  launch.log_path = dir + "/attempt-" + std::to_string(attempt) + ".log";
-  launch.max_output_bytes = spec.resource_requirements.max_output_bytes;
-  if (spec.resource_requirements.timeout) {
-    launch.timeout_ms = static_cast<uint64_t>(spec.resource_requirements.timeout->count());
-  }
-  launch.kill_grace_ms = options_.kill_grace_ms;
+  TaskLaunch launch = MakeLaunch(run, i, attempt);
   if (attempt > 1) unlink(launch.output_file.c_str());
-
-  Emit(run, {{"type", "task_started"}, {"task_id", spec.task_id}, {"attempt", attempt}});
+  Emit(run, {{"type", "task_started"}, {"task_id", run.spec(i).task_id}, {"attempt", attempt}});
   SaveTask(run, i);
   if (attempt == 1) SaveRun(run);  // task_states
   ++running_;
@@ -562,6 +510,66 @@ void Orchestrator::Launch(Run& run, int i) {
   t.handle = runner_->Start(std::move(launch), [this, n, i, attempt](TaskResult result) {
     OnResult(n, i, attempt, std::move(result));
   });
+}
+
+bool Orchestrator::PrepareInput(Run& run, int i, std::string* err) {
+  const TaskSpec& spec = run.spec(i);
+  std::vector<std::optional<json>> dep_outputs;
+  for (const std::string& dep : spec.dependencies) {
+    dep_outputs.push_back(run.task(run.plan->chain.FindTask(dep)).output);
+  }
+  json input;
+  if (!BuildTaskInput(spec, run.input, dep_outputs, &input, err)) return false;
+  if (const JsonSchema* schema = run.plan->input_schemas[Index(i)].get()) {
+    std::vector<JsonSchema::Violation> violations = schema->Validate(input);
+    if (!violations.empty()) {
+      *err = "input_schema: " + DescribeViolations(violations);
+      return false;
+    }
+  }
+  const std::string dir = run.dir + "/" + spec.task_id;
+  if (!MakeDir(dir, err) || !MakeDir(dir + "/work", err) || !MakeDir(dir + "/out", err) ||
+      !WriteFile(dir + "/input.json", input.dump(-1, ' ', false, json::error_handler_t::replace),
+                 err)) {
+    return false;
+  }
+  for (const std::string& dep : spec.dependencies) {
+    if (!run.task(run.plan->chain.FindTask(dep)).has_files) continue;
+    if (!MakeDir(dir + "/work/inputs", err) ||
+        !LinkTree(run.dir + "/" + dep + "/out", dir + "/work/inputs/" + dep, err)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+TaskLaunch Orchestrator::MakeLaunch(const Run& run, int i, int attempt) const {
+  const TaskSpec& spec = run.spec(i);
+  const std::string dir = run.dir + "/" + spec.task_id;
+  TaskLaunch launch;
+  launch.run_id = run.id;
+  launch.task_id = spec.task_id;
+  launch.attempt = attempt;
+  launch.argv = TaskArgv(spec);
+  launch.env = TaskEnv(options_.base_env, spec);
+  launch.workdir = dir + "/work";
+  launch.stdin_file = dir + "/input.json";
+  launch.output_file = dir + "/output.json";
+  launch.log_path = dir + "/attempt-" + std::to_string(attempt) + ".log";
+  for (auto [name, value] :
+       {std::pair{"CHAIN_TASK_ID=", spec.task_id}, std::pair{"CHAIN_RUN_ID=", run.id},
+        std::pair{"CHAIN_WORKDIR=", launch.workdir}, std::pair{"CHAIN_OUTDIR=", dir + "/out"},
+        std::pair{"CHAIN_INPUT_FILE=", launch.stdin_file},
+        std::pair{"CHAIN_OUTPUT_FILE=", launch.output_file},
+        std::pair{"CHAIN_ATTEMPT=", std::to_string(attempt)}}) {
+    launch.env.push_back(name + value);
+  }
+  launch.max_output_bytes = spec.resource_requirements.max_output_bytes;
+  if (spec.resource_requirements.timeout) {
+    launch.timeout_ms = static_cast<uint64_t>(spec.resource_requirements.timeout->count());
+  }
+  launch.kill_grace_ms = options_.kill_grace_ms;
+  return launch;
 }
 
 void Orchestrator::OnResult(uint64_t n, int i, int attempt, TaskResult result) {

@@ -139,6 +139,10 @@ class Orchestrator {
   nlohmann::json ConditionContext(Run& run, int task);
   void Dispatch();  // start queued tasks while slots are free
   void Launch(Run& run, int task);
+  // Before the first attempt: the input built and checked, the folders made, the input file
+  // written, the dependencies' files linked in. False with *err: the task fails.
+  bool PrepareInput(Run& run, int task, std::string* err);
+  TaskLaunch MakeLaunch(const Run& run, int task, int attempt) const;
   void OnResult(uint64_t n, int task, int attempt, TaskResult result);
   void Retry(Run& run, int task, const std::string& error);
   void FinishTask(Run& run, int task, TaskState state, const std::string& error);

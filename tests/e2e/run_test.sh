@@ -216,6 +216,17 @@ check "no child left at all" bash -c "test -z \"\$(ps --ppid $pid -o pid=)\""
 fds_after=$(ls /proc/$pid/fd | wc -l)
 check "no leaked descriptors ($fds_before before, $fds_after after)" test "$fds_after" -le "$fds_before"
 
+# --- SIGTERM while a run runs: its task is stopped, the run is stored as interrupted. ---
+check "trigger forever" bash -c "'$CHAINCTL' trigger forever > '$tmp/forever.id'"
+stopped_run=$(cat "$tmp/forever.id")
+for _ in $(seq 1 200); do
+  "$CHAINCTL" get run "$stopped_run" -o json | grep -q '"attempts": 1' && break
+  sleep 0.05
+done
+check "daemon stop with a run running" bash -c "'$CHAINCTL' daemon stop >/dev/null"
+check "no process of the stopped task is left" test -z "$(pgrep -f "$forever")"
+check "the run is interrupted after a restart" bash -c "'$CHAINCTL' get run $stopped_run -o json | python3 -c \"import json,sys; b=json.load(sys.stdin); assert b['status'] == 'interrupted' and b['tasks'][0]['state'] == 'cancelled', b\""
+
 # --- Restart: finished runs and their events are still there. ---
 check "daemon stop" bash -c "'$CHAINCTL' daemon stop >/dev/null"
 check "run survives a restart" bash -c "'$CHAINCTL' get run $run_id -o json | grep -q '\"succeeded\"'"
