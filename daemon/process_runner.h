@@ -10,12 +10,14 @@
 //
 // One attempt:
 //   spawn   SpawnProcess (daemon/process_spawn.h): posix_spawn, the task leads its own
-//           process group, stdin and stdout are pipes, stderr goes to launch.log_path.
+//           process group, stdout is a pipe, stdin launch.stdin_file (or a pipe), stderr goes
+//           to launch.log_path.
 //           Empty fields: workdir "" runs in the daemon's directory, log_path "" sends stderr
 //           to /dev/null, output_file "" means there is none.
 //   exit    seen through a pidfd (pidfd_open) polled by the loop; no SIGCHLD handler. The
 //           process is reaped with wait4 for cpu_s and max_rss_kb.
-//   stdin   launch.stdin_data is written by the loop as the task reads it (64 KiB at a time,
+//   stdin   launch.stdin_file, opened for the task (bytes_in: its size); without one,
+//           launch.stdin_data is written by the loop as the task reads it (64 KiB at a time,
 //           so any size is fine), then the pipe is closed. A task that exits or closes stdin
 //           without reading it all is not an error; bytes_in counts what the pipe accepted.
 //   stdout  read as it comes into `output`. One byte over max_output_bytes: reading stops,

@@ -6,6 +6,7 @@
 // orchestrator use a fake.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -43,12 +44,13 @@ struct TaskResult {
     kExited,          // exit_code says how (0 = success as far as the process goes)
     kSignaled,        // killed by `signal`
     kTimedOut,        // ran past timeout_ms and was killed
-    kOutputTooLarge,  // stdout or output_file over max_output_bytes; the group was killed
+    kOutputTooLarge,  // stdout (the group is killed) or output_file over max_output_bytes,
+                      // or an output_file that cannot be read
     kSpawnFailed,     // the process could not be started (error says why)
     kCancelled,       // Cancel() was called; the group was killed
   };
   Kind kind = Kind::kExited;
-  int exit_code = 0;
+  int exit_code = 0;  // how the process ended, whatever the kind (0 if it never started)
   int signal = 0;
   std::string output;         // stdout, or the output file's content if the task wrote one
   std::string error;          // for every kind but kExited with 0: one line saying what happened
@@ -57,7 +59,7 @@ struct TaskResult {
   double startup_ms = 0;      // from Start to the process running the task's program (exec done)
   double cpu_s = 0;           // user + system of the task's process and waited-for children
   int64_t max_rss_kb = 0;
-  uint64_t bytes_in = 0;   // stdin bytes written
+  uint64_t bytes_in = 0;   // stdin bytes the task was given (its stdin_file's size)
   uint64_t bytes_out = 0;  // output bytes read
   bool cold = true;        // false when a prewarmed process was used (the prefetch issue)
 
@@ -65,7 +67,7 @@ struct TaskResult {
 };
 
 // Runs attempts. Loop thread only. `done` is called exactly once per Start, on the loop
-// thread, later (never from inside Start), unless the runner is destroyed first.
+// thread, later (never from inside Start or Cancel), unless the runner is destroyed first.
 class TaskRunner {
  public:
   using Handle = uint64_t;  // identifies one started attempt; never 0
