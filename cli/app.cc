@@ -102,6 +102,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   CLI::App* logs_cmd = app.add_subcommand("logs", "Print the stderr of a run's tasks");
   logs_cmd->add_option("RUN", runs.run_id, "The run's id")->required();
   logs_cmd->add_option("TASK", runs.task, "Only this task (default: every task that started)");
+  logs_cmd->add_flag("-f,--follow", runs.follow, "Print the task's log as it grows, until it ends");
 
   RunsOptions history;
   CLI::App* history_cmd = app.add_subcommand(

@@ -90,6 +90,7 @@ struct RunsOptions {
   std::string action;  // history: "" (show) or "export"
   std::string file;    // history export: "-" for stdout
   size_t limit = 50;
+  bool follow = false;  // logs -f
   std::string output;
 };
 int RunGetRun(const RunsOptions& options, std::ostream& out, std::ostream& err);

@@ -1,8 +1,10 @@
 // chainctl get run, list runs, logs, history: looking at runs and what they did.
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <ostream>
+#include <thread>
 
 #include "cli/api_call.h"
 #include "cli/app.h"
@@ -76,7 +78,59 @@ int RunListRuns(const RunsOptions& options, std::ostream& out, std::ostream& err
   return kExitOk;
 }
 
+namespace {
+
+// The task's state in a run record, or "".
+std::string TaskState(const json& run, const std::string& task) {
+  for (const json& t : run["tasks"]) {
+    if (t.value("task_id", "") == task) return t.value("state", "");
+  }
+  return "";
+}
+
+// `logs -f`: prints the task's log as it grows until the task has ended (a bounded pause
+// between looks, like tail -f).
+int FollowLog(const RunsOptions& options, std::ostream& out, std::ostream& err) {
+  size_t offset = 0;
+  for (;;) {
+    json run;
+    int status = Fetch(options.daemon, "/runs/" + options.run_id, "table", out, err, &run);
+    if (status != kExitOk) return status;
+    std::string state = TaskState(run, options.task);
+    if (state.empty()) {
+      err << "chainctl: " << options.run_id << " has no task " << options.task << "\n";
+      return kExitUnreachable;
+    }
+    bool ended = state != "pending" && state != "ready" && state != "running";
+    HttpClientResponse response;
+    std::string why;
+    std::string target = "/runs/" + options.run_id + "/tasks/" + options.task +
+                         "/log?offset=" + std::to_string(offset);
+    if (offset == 0) target += "&tail=1000000";  // from the start, also when it is long
+    if (CallDaemon(ResolveDaemonOptions(options.daemon), {"GET", target, "", ""}, &response,
+                   &why) &&
+        response.status == 200) {
+      out << response.body << std::flush;
+      offset += response.body.size();
+      for (const auto& [name, value] : response.headers) {
+        if (name == "x-chainctl-log-end") offset = std::stoull(value);
+      }
+    }
+    if (ended) return kExitOk;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+}  // namespace
+
 int RunLogs(const RunsOptions& options, std::ostream& out, std::ostream& err) {
+  if (options.follow) {
+    if (options.task.empty()) {
+      err << "chainctl: logs -f needs a TASK\n";
+      return kExitInvalid;
+    }
+    return FollowLog(options, out, err);
+  }
   std::vector<std::string> tasks;
   if (!options.task.empty()) {
     tasks.push_back(options.task);

@@ -44,23 +44,26 @@ HttpResponse BadParam(std::string_view name) {
   return JsonError(400, "bad_parameter", std::string(name) + " must be a whole number");
 }
 
-// Up to `max_bytes` from the end of a file; `*cut` tells whether the start was left out.
-bool ReadTail(const std::string& path, size_t max_bytes, std::string* out, bool* cut,
-              std::string* err) {
+// A log file from byte `offset` on, or with offset 0 its end: at most `max_bytes`, `*cut`
+// telling whether the start was left out, `*end` the offset after what was read. On failure,
+// *error_no is errno.
+bool ReadLog(const std::string& path, size_t offset, size_t max_bytes, std::string* out, bool* cut,
+             size_t* end, int* error_no) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
-    *err = path + ": " + std::strerror(errno);
+    *error_no = errno;
     return false;
   }
   struct stat st {};
   fstat(fd, &st);
   size_t size = static_cast<size_t>(st.st_size);
-  size_t from = size > max_bytes ? size - max_bytes : 0;
-  *cut = from > 0;
-  out->resize(size - from);
+  size_t from = offset > 0 ? std::min(offset, size) : size > max_bytes ? size - max_bytes : 0;
+  *cut = offset == 0 && from > 0;
+  out->resize(std::min(size - from, max_bytes));
   ssize_t got = pread(fd, out->data(), out->size(), static_cast<off_t>(from));
   close(fd);
   out->resize(got > 0 ? static_cast<size_t>(got) : 0);
+  *end = from + out->size();
   return true;
 }
 
@@ -164,29 +167,35 @@ void Api::TaskLog(const std::string& id, const std::string& task, const std::str
                   Responder respond) {
   std::optional<uint64_t> attempt = NumberParam(query, "attempt", 0);
   std::optional<uint64_t> tail = NumberParam(query, "tail", 0);
+  std::optional<uint64_t> offset = NumberParam(query, "offset", 0);
   if (!attempt || *attempt > INT32_MAX) return respond(BadParam("attempt"));
   if (!tail) return respond(BadParam("tail"));
+  if (!offset) return respond(BadParam("offset"));
   std::string path;
   if (std::optional<RunError> error =
           context_.orchestrator->LogPath(id, task, static_cast<int>(*attempt), &path)) {
     return respond(ErrorResponse(*error));
   }
   constexpr size_t kMaxLog = 16 << 20;
-  std::string text, err;
+  std::string text;
   bool cut = false;
-  if (!ReadTail(path, kMaxLog, &text, &cut, &err)) {
-    if (errno == ENOENT) {
+  int error_no = 0;
+  size_t end = 0;
+  if (!ReadLog(path, *offset, kMaxLog, &text, &cut, &end, &error_no)) {
+    std::string why = path + ": " + std::strerror(error_no);
+    if (error_no == ENOENT) {
       return respond(JsonError(404, "no_log",
-                               "no log: " + err +
+                               "no log: " + why +
                                    " (chaind keeps the files of the newest runs only: "
                                    "--keep-run-files)"));
     }
-    return respond(JsonError(500, "io_error", "cannot read the log: " + err));
+    return respond(JsonError(500, "io_error", "cannot read the log: " + why));
   }
   HttpResponse r;
   r.content_type = "text/plain; charset=utf-8";
   r.body = *tail ? LastLines(text, *tail) : std::move(text);
   if (cut) r.headers.emplace_back("X-Chainctl-Log-Truncated", "1");
+  r.headers.emplace_back("X-Chainctl-Log-End", std::to_string(end));  // the next offset
   respond(std::move(r));
 }
 

@@ -101,6 +101,19 @@ check "failure shows the end of the task's log" grep -q 'something went wrong' "
 fail_run=$(ctl list runs --chain failures -o json | py "import json,sys; print(json.load(sys.stdin)['runs'][0]['run_id'])")
 check "logs RUN TASK prints the stderr" bash -c "'$CHAINCTL' logs $fail_run crash | grep -q 'about to crash'"
 
+# logs -f follows a running task's log until the task ends.
+cat > "$tmp/chains/chatty.yaml" <<'YAML'
+chain_id: chatty
+tasks:
+  - task_id: talk
+    command: |
+      echo first >&2; sleep 0.5; echo second >&2; echo '{}'
+YAML
+check "apply chatty" bash -c "'$CHAINCTL' apply -f '$tmp/chains/chatty.yaml' >/dev/null"
+chatty_run=$("$CHAINCTL" trigger chatty)
+check "logs -f prints the log as it grows, to the task's end" bash -c \
+  "timeout 60 '$CHAINCTL' logs -f $chatty_run talk > '$tmp/chatty.log' && grep -q first '$tmp/chatty.log' && grep -q second '$tmp/chatty.log'"
+
 # A missing executable: valid when applied, deleted before the run.
 cp /bin/true "$tmp/vanishing"
 cat > "$tmp/chains/missing.yaml" <<YAML
