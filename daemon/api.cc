@@ -2,12 +2,14 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <memory>
 
 #include "common/chain_load.h"
 #include "common/json_pointer.h"
 #include "common/version.h"
 #include "common/yaml_util.h"
+#include "daemon/api_internal.h"
 #include "daemon/work_queue.h"
 
 namespace chainctl::daemon {
@@ -15,16 +17,8 @@ namespace {
 
 using nlohmann::json;
 
-HttpResponse Json(int status, const json& body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return r;
-}
-
-HttpResponse StoreError(const std::string& err) {
-  return JsonError(500, "store_error", "the store failed: " + err);
-}
+using internal::Json;
+using internal::StoreError;
 
 json UsedBy(const TaskVersion& t) {
   json out = json::array();
@@ -85,6 +79,35 @@ HttpResponse MethodNotAllowed(const std::string& method, const std::string& allo
 }
 
 }  // namespace
+
+namespace internal {
+
+HttpResponse Json(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+HttpResponse StoreError(const std::string& err) {
+  return JsonError(500, "store_error", "the store failed: " + err);
+}
+
+std::optional<uint64_t> NumberParam(std::string_view query, std::string_view name,
+                                    uint64_t fallback) {
+  std::string text = QueryParam(query, name);
+  if (text.empty()) return fallback;
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+HttpResponse BadParam(std::string_view name) {
+  return JsonError(400, "bad_parameter", std::string(name) + " must be a whole number");
+}
+
+}  // namespace internal
 
 std::string QueryParam(std::string_view query, std::string_view name) {
   while (!query.empty()) {
@@ -212,17 +235,12 @@ void Api::PostChain(const HttpRequest& request, Responder respond) {
 
 void Api::GetChain(const std::string& id, const std::string& query, Responder respond) {
   std::string version_text = QueryParam(query, "version");
-  int version = 0;
-  if (!version_text.empty()) {
-    try {
-      size_t used = 0;
-      version = std::stoi(version_text, &used);
-      if (used != version_text.size() || version < 1) throw std::invalid_argument("");
-    } catch (const std::exception&) {
-      return respond(JsonError(400, "bad_version",
-                               "version must be a number from 1, got \"" + version_text + "\""));
-    }
+  std::optional<uint64_t> number = internal::NumberParam(query, "version", 0);
+  if (!number || *number > INT32_MAX || (*number == 0 && !version_text.empty())) {
+    return respond(JsonError(400, "bad_version",
+                             "version must be a number from 1, got \"" + version_text + "\""));
   }
+  int version = static_cast<int>(*number);
   std::string format = QueryParam(query, "format");
   if (!format.empty() && format != "json" && format != "yaml") {
     return respond(JsonError(400, "bad_format", "format must be json or yaml"));

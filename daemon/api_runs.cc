@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "daemon/api.h"
+#include "daemon/api_internal.h"
 #include "daemon/http_body_stream.h"
 
 namespace chainctl::daemon {
@@ -18,30 +19,13 @@ namespace {
 
 using nlohmann::json;
 
-HttpResponse Json(int status, const json& body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return r;
-}
+using internal::BadParam;
+using internal::Json;
+using internal::NumberParam;
+using internal::StoreError;
 
 HttpResponse ErrorResponse(const RunError& e) {
   return JsonError(e.status, e.code, e.message, e.details);
-}
-
-// A non-negative integer query parameter; `fallback` if absent; nullopt if malformed.
-std::optional<uint64_t> NumberParam(std::string_view query, std::string_view name,
-                                    uint64_t fallback) {
-  std::string text = QueryParam(query, name);
-  if (text.empty()) return fallback;
-  uint64_t value = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
-
-HttpResponse BadParam(std::string_view name) {
-  return JsonError(400, "bad_parameter", std::string(name) + " must be a whole number");
 }
 
 // A log file from byte `offset` on, or with offset 0 its end: at most `max_bytes`, `*cut`
@@ -121,7 +105,7 @@ void Api::ListRuns(const std::string& query, Responder respond) {
   std::vector<json> runs;
   std::string err;
   if (!context_.orchestrator->ListRuns(QueryParam(query, "chain"), *limit, &runs, &err)) {
-    return respond(JsonError(500, "store_error", "the store failed: " + err));
+    return respond(StoreError(err));
   }
   json list = json::array();
   for (json& run : runs) {
@@ -136,7 +120,7 @@ void Api::GetRun(const std::string& id, Responder respond) {
   std::optional<json> run;
   std::string err;
   if (!context_.orchestrator->GetRun(id, &run, &err)) {
-    return respond(JsonError(500, "store_error", "the store failed: " + err));
+    return respond(StoreError(err));
   }
   if (!run) return respond(JsonError(404, "not_found", "no run " + id));
   respond(Json(200, *run));
@@ -203,7 +187,7 @@ void Api::TaskOutput(const std::string& id, const std::string& task, Responder r
   std::optional<json> output;
   std::string err;
   if (!context_.orchestrator->GetOutput(id, task, &output, &err)) {
-    return respond(JsonError(500, "store_error", "the store failed: " + err));
+    return respond(StoreError(err));
   }
   if (!output) {
     return respond(JsonError(404, "not_found", "no output of task " + task + " in run " + id));
@@ -246,7 +230,7 @@ void Api::GetHistory(const std::string& query, Responder respond) {
   std::vector<HistoryRecord> records;
   std::string err;
   if (!context_.history->Find(q, &records, &err)) {
-    return respond(JsonError(500, "store_error", "the store failed: " + err));
+    return respond(StoreError(err));
   }
   std::string format = QueryParam(query, "format");
   if (!format.empty() && format != "json" && format != "jsonl") {

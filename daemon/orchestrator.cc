@@ -192,6 +192,23 @@ bool DecodeRecord(std::string_view value, std::string_view what, json* out, std:
   return true;
 }
 
+RunError StoreFailure(const std::string& err) {
+  return RunError{500, "store_error", "the store failed: " + err, nullptr};
+}
+
+// The JSON record at `key` of the runs database; `*out` nullopt if there is none.
+bool GetRecord(ReadTxn& txn, const std::string& key, std::string_view what,
+               std::optional<json>* out, std::string* err) {
+  std::string value;
+  bool found = false;
+  if (!txn.Get(Db::kRuns, key, &value, &found, err)) return false;
+  if (!found) return true;
+  json record;
+  if (!DecodeRecord(value, what, &record, err)) return false;
+  *out = std::move(record);
+  return true;
+}
+
 // The task records of run n, in chain order.
 bool ReadTaskRecords(ReadTxn& txn, uint64_t n, std::vector<json>* tasks, std::string* err) {
   bool ok = txn.Scan(
@@ -351,7 +368,7 @@ void Orchestrator::Trigger(const std::string& chain_id, int version, json input,
   std::optional<ChainVersion> chain;
   std::string err;
   if (!registry_->GetChain(chain_id, version, &chain, &err)) {
-    return refuse(500, "store_error", "the store failed: " + err);
+    return accepted(StoreFailure(err), "");
   }
   if (!chain) {
     return refuse(404, "not_found",
@@ -400,7 +417,7 @@ void Orchestrator::Trigger(const std::string& chain_id, int version, json input,
   for (size_t i = 0; i < r.tasks.size(); ++i) SaveTask(r, static_cast<int>(i));
   std::string id = r.id;
   writer_->Sync([accepted, id](bool ok, const std::string& e) {
-    if (!ok) return accepted(RunError{500, "store_error", "the store failed: " + e, nullptr}, "");
+    if (!ok) return accepted(StoreFailure(e), "");
     accepted(std::nullopt, id);
   });
   PrepareDirs(r);
@@ -874,19 +891,12 @@ bool Orchestrator::GetRun(std::string_view run_id, std::optional<json>* run, std
   if (!n) return true;
   return store_->Read(
       [&](ReadTxn& txn, std::string* e) {
-        std::string value;
-        bool found = false;
-        if (!txn.Get(Db::kRuns, RunKey(*n), &value, &found, e)) return false;
-        if (!found) return true;
-        json record;
         std::vector<json> tasks;
-        if (!DecodeRecord(value, std::string(run_id), &record, e) ||
-            !ReadTaskRecords(txn, *n, &tasks, e)) {
-          return false;
-        }
+        if (!GetRecord(txn, RunKey(*n), run_id, run, e)) return false;
+        if (!*run) return true;
+        if (!ReadTaskRecords(txn, *n, &tasks, e)) return false;
         for (json& task : tasks) task.erase("index");
-        record["tasks"] = std::move(tasks);
-        *run = std::move(record);
+        (**run)["tasks"] = std::move(tasks);
         return true;
       },
       err);
@@ -936,14 +946,7 @@ bool Orchestrator::GetOutput(std::string_view run_id, std::string_view task_id,
   if (!n) return true;
   return store_->Read(
       [&](ReadTxn& txn, std::string* e) {
-        std::string value;
-        bool found = false;
-        if (!txn.Get(Db::kRuns, RunOutputKey(*n, task_id), &value, &found, e)) return false;
-        if (!found) return true;
-        json parsed;
-        if (!DecodeRecord(value, "output", &parsed, e)) return false;
-        *output = std::move(parsed);
-        return true;
+        return GetRecord(txn, RunOutputKey(*n, task_id), "output", output, e);
       },
       err);
 }
@@ -986,7 +989,7 @@ std::optional<RunError> Orchestrator::Follow(std::string_view run_id, bool follo
                            e);
                      },
                      &err);
-  if (n && !ok) return RunError{500, "store_error", "the store failed: " + err, nullptr};
+  if (n && !ok) return StoreFailure(err);
   if (!exists) return RunError{404, "not_found", "no run " + std::string(run_id), nullptr};
   std::string text;
   for (const std::string& line : lines) text += line + "\n";
@@ -1005,7 +1008,7 @@ std::optional<RunError> Orchestrator::Cancel(std::string_view run_id) {
     std::optional<json> record;
     std::string err;
     if (!GetRun(run_id, &record, &err)) {
-      return RunError{500, "store_error", "the store failed: " + err, nullptr};
+      return StoreFailure(err);
     }
     if (!record) return RunError{404, "not_found", "no run " + std::string(run_id), nullptr};
     return RunError{
@@ -1036,7 +1039,7 @@ std::optional<RunError> Orchestrator::LogPath(std::string_view run_id, std::stri
   std::optional<json> record;
   std::string err;
   if (!GetRun(run_id, &record, &err)) {
-    return RunError{500, "store_error", "the store failed: " + err, nullptr};
+    return StoreFailure(err);
   }
   if (!record) return RunError{404, "not_found", "no run " + std::string(run_id), nullptr};
   for (const json& task : (*record)["tasks"]) {
