@@ -53,4 +53,13 @@ int Fetch(const DaemonOptions& daemon, const std::string& target, const std::str
   return kExitOk;
 }
 
+int ApplyChain(const DaemonOptions& daemon, const Chain& chain, nlohmann::json* answer,
+               std::ostream& err) {
+  HttpClientRequest request{"POST", "/chains", "application/json", ChainToJson(chain).dump()};
+  HttpClientResponse response;
+  int status = Call(daemon, request, &response, err);
+  if (status == kExitOk) *answer = nlohmann::json::parse(response.body, nullptr, false);
+  return status;
+}
+
 }  // namespace chainctl::cli

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/daemon_client.h"
+#include "common/chain.h"
 
 namespace chainctl::cli {
 
@@ -20,5 +21,10 @@ int Call(const DaemonOptions& daemon, const HttpClientRequest& request,
 // table, leaves the printing to the caller with the answer in *body.
 int Fetch(const DaemonOptions& daemon, const std::string& target, const std::string& output,
           std::ostream& out, std::ostream& err, nlohmann::json* body);
+
+// POST /chains: stores `chain` (executable paths already absolute). The answer
+// ({chain_id, version, created}) in *answer.
+int ApplyChain(const DaemonOptions& daemon, const Chain& chain, nlohmann::json* answer,
+               std::ostream& err);
 
 }  // namespace chainctl::cli

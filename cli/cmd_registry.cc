@@ -43,12 +43,10 @@ int RunApply(const ApplyOptions& options, std::ostream& out, std::ostream& err) 
   std::optional<Chain> chain = LoadOrReport(options.file, err);
   if (!chain) return kExitInvalid;
   // Executable paths are absolute now: the daemon does not know this folder.
-  HttpClientRequest request{"POST", "/chains", "application/json", ChainToJson(*chain).dump()};
-  HttpClientResponse response;
-  if (int status = Call(options.daemon, request, &response, err); status != kExitOk) {
+  nlohmann::json body;
+  if (int status = ApplyChain(options.daemon, *chain, &body, err); status != kExitOk) {
     return status;
   }
-  nlohmann::json body = nlohmann::json::parse(response.body, nullptr, false);
   OutputFormat format = ParseOutputFormat(options.output, isatty(1));
   if (format != OutputFormat::kTable) {
     PrintData(out, body, format);

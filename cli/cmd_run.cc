@@ -18,7 +18,7 @@ namespace {
 using nlohmann::json;
 
 // The trigger input from --input: JSON text, @FILE, or - for stdin; {} if not given.
-bool ReadInput(const std::string& spec, json* input, std::string* err) {
+bool ParseInput(const std::string& spec, json* input, std::string* err) {
   if (spec.empty()) {
     *input = json::object();
     return true;
@@ -50,6 +50,14 @@ bool ReadInput(const std::string& spec, json* input, std::string* err) {
     return false;
   }
   return true;
+}
+
+// ParseInput, printing why it failed. Returns kExitOk or kExitInvalid.
+int ReadInput(const std::string& spec, json* input, std::ostream& err) {
+  std::string why;
+  if (ParseInput(spec, input, &why)) return kExitOk;
+  err << "chainctl: " << why << "\n";
+  return kExitInvalid;
 }
 
 // Starts a run; prints nothing on success.
@@ -152,11 +160,7 @@ int Wait(const DaemonOptions& daemon, const std::string& run_id, const RunOption
 
 int RunTrigger(const RunOptions& options, std::ostream& out, std::ostream& err) {
   json input;
-  std::string why;
-  if (!ReadInput(options.input, &input, &why)) {
-    err << "chainctl: " << why << "\n";
-    return kExitInvalid;
-  }
+  if (int status = ReadInput(options.input, &input, err); status != kExitOk) return status;
   DaemonOptions daemon = ResolveDaemonOptions(options.daemon);
   std::string run_id;
   if (int status = StartRun(daemon, options.chain, input, &run_id, err); status != kExitOk) {
@@ -175,16 +179,11 @@ int RunRun(const RunOptions& options, std::ostream& out, std::ostream& err) {
   std::optional<Chain> chain = LoadOrReport(options.file, err);
   if (!chain) return kExitInvalid;
   json input;
-  std::string why;
-  if (!ReadInput(options.input, &input, &why)) {
-    err << "chainctl: " << why << "\n";
-    return kExitInvalid;
-  }
+  if (int status = ReadInput(options.input, &input, err); status != kExitOk) return status;
   DaemonOptions daemon = ResolveDaemonOptions(options.daemon);
-  HttpClientRequest apply{"POST", "/chains", "application/json", ChainToJson(*chain).dump()};
-  HttpClientResponse response;
-  if (int status = Call(daemon, apply, &response, err); status != kExitOk) return status;
-  std::string chain_id = json::parse(response.body, nullptr, false).value("chain_id", "");
+  json applied;
+  if (int status = ApplyChain(daemon, *chain, &applied, err); status != kExitOk) return status;
+  std::string chain_id = applied.value("chain_id", "");
   std::string run_id;
   if (int status = StartRun(daemon, chain_id, input, &run_id, err); status != kExitOk) {
     return status;

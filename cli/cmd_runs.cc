@@ -15,12 +15,10 @@ namespace {
 
 using nlohmann::json;
 
+// The time from `from` to `to` (Unix ms) as "1.25s"; "" if either is missing.
 std::string Duration(const json& from, const json& to) {
   if (!from.is_number() || !to.is_number()) return "";
-  char text[32];
-  std::snprintf(text, sizeof text, "%.2fs",
-                static_cast<double>(to.get<int64_t>() - from.get<int64_t>()) / 1000.0);
-  return text;
+  return FormatSeconds(to.get<int64_t>() - from.get<int64_t>());
 }
 
 std::string Field(const json& object, const char* key) {

@@ -1,6 +1,7 @@
 #include "cli/output.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <ctime>
 
 #include "common/yaml_util.h"
@@ -43,6 +44,12 @@ void PrintData(std::ostream& out, const nlohmann::json& value, OutputFormat form
   } else {
     out << value.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   }
+}
+
+std::string FormatSeconds(int64_t ms) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2fs", static_cast<double>(ms) / 1000.0);
+  return text;
 }
 
 std::string FormatTime(int64_t unix_ms) {

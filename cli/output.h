@@ -23,4 +23,7 @@ void PrintData(std::ostream& out, const nlohmann::json& value, OutputFormat form
 // "2026-11-24 05:48:11" (UTC) for a Unix time in milliseconds.
 std::string FormatTime(int64_t unix_ms);
 
+// "1.25s" for a duration in milliseconds.
+std::string FormatSeconds(int64_t ms);
+
 }  // namespace chainctl::cli

@@ -1,6 +1,6 @@
 #include "cli/progress.h"
 
-#include <cstdio>
+#include "cli/output.h"
 
 namespace chainctl::cli {
 
@@ -13,16 +13,6 @@ std::optional<ProgressMode> ParseProgressMode(const std::string& name, bool stde
   if (name == "quiet") return ProgressMode::kQuiet;
   return std::nullopt;
 }
-
-namespace {
-
-std::string Seconds(int64_t ms) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.2fs", static_cast<double>(ms) / 1000.0);
-  return text;
-}
-
-}  // namespace
 
 std::string Progress::Paint(const std::string& text, const char* sgr) const {
   return color_ ? std::string("\x1b[") + sgr + "m" + text + "\x1b[0m" : text;
@@ -66,7 +56,7 @@ void Progress::OnEvent(const json& event) {
     running_.erase(task);
     Clear();
     err_ << Paint("retry", "33") << " " << task << ": " << event.value("error", "") << " (again in "
-         << Seconds(event.value("backoff_ms", int64_t{0})) << ")\n";
+         << FormatSeconds(event.value("backoff_ms", int64_t{0})) << ")\n";
   } else if (type == "task_finished") {
     running_.erase(task);
     ++finished_;
@@ -77,7 +67,7 @@ void Progress::OnEvent(const json& event) {
                                             : Paint(state, "33");
     err_ << "[" << finished_ << "/" << total_ << "] " << mark << " " << task;
     if (event.contains("duration_ms"))
-      err_ << " " << Seconds(event.value("duration_ms", int64_t{0}));
+      err_ << " " << FormatSeconds(event.value("duration_ms", int64_t{0}));
     if (event.contains("error")) err_ << ": " << event.value("error", "");
     err_ << "\n";
   } else if (type == "run_finished") {
@@ -85,7 +75,7 @@ void Progress::OnEvent(const json& event) {
     std::string status = event.value("status", "");
     err_ << event.value("run_id", "") << " "
          << (status == "succeeded" ? Paint(status, "32") : Paint(status, "31")) << " in "
-         << Seconds(event.value("duration_ms", int64_t{0})) << "\n";
+         << FormatSeconds(event.value("duration_ms", int64_t{0})) << "\n";
     return;
   }
   Status();
