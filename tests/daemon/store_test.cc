@@ -46,18 +46,19 @@ std::string Get(Store& store, Db db, const std::string& key) {
   return value;
 }
 
-std::vector<std::string> Keys(Store& store, Db db, const std::string& prefix, bool reverse) {
+// The keys starting with `prefix`, from the first (or, reverse, the last) or from `*from`.
+std::vector<std::string> Keys(Store& store, Db db, const std::string& prefix, bool reverse,
+                              const std::string* from = nullptr) {
   std::vector<std::string> keys;
   std::string err;
+  ReadTxn::Visitor collect = [&](std::string_view key, std::string_view) {
+    keys.emplace_back(key);
+    return true;
+  };
   EXPECT_TRUE(store.Read(
       [&](ReadTxn& txn, std::string* e) {
-        return txn.Scan(
-            db, prefix, reverse,
-            [&](std::string_view key, std::string_view) {
-              keys.emplace_back(key);
-              return true;
-            },
-            e);
+        return from ? txn.ScanFrom(db, prefix, *from, reverse, collect, e)
+                    : txn.Scan(db, prefix, reverse, collect, e);
       },
       &err))
       << err;
@@ -317,21 +318,7 @@ TEST(Store, ScansFromAKeyInBothDirections) {
     Put(*store, Db::kChains, key, "v");
   }
   auto keys_from = [&](const std::string& prefix, const std::string& from, bool reverse) {
-    std::vector<std::string> keys;
-    std::string err;
-    EXPECT_TRUE(store->Read(
-        [&](ReadTxn& txn, std::string* e) {
-          return txn.ScanFrom(
-              Db::kChains, prefix, from, reverse,
-              [&](std::string_view key, std::string_view) {
-                keys.emplace_back(key);
-                return true;
-              },
-              e);
-        },
-        &err))
-        << err;
-    return keys;
+    return Keys(*store, Db::kChains, prefix, reverse, &from);
   };
   using V = std::vector<std::string>;
   EXPECT_EQ(keys_from("b", "b3", false), (V{"b3", "b5"}));

@@ -4,16 +4,8 @@
 set -uo pipefail
 : "${CHAINCTL:?}" "${CHAIND:?}" "${SOURCE_DIR:?}"
 
-tmp=$(mktemp -d /tmp/chainctl-e2e.XXXXXX)
-export CHAINCTL_SOCKET=$tmp/run/chaind.sock CHAINCTL_STATE_DIR=$tmp/state CHAIND
-sock=$CHAINCTL_SOCKET
-cleanup() {
-  "$CHAINCTL" daemon stop >/dev/null 2>&1
-  pkill -9 -f "chaind --socket $tmp" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+daemon_setup chainctl-e2e
 
 # http METHOD PATH [curl args...]: prints "STATUS BODY"
 http() {
@@ -35,8 +27,6 @@ json_has() {  # json_has PYTHON-EXPR: evaluated with `b` = the last body
   python3 -c "import json,sys; b=json.load(open('$tmp/body')); sys.exit(0 if ($1) else 1)" ||
     { echo "  body: $(head -c 300 "$tmp/body")" >&2; return 1; }
 }
-daemon_pid() { python3 -c "import json,sys; print(json.load(sys.stdin)['pid'])" \
-  < <(curl -s --unix-socket "$sock" http://localhost/health); }
 
 chain=$SOURCE_DIR/examples/wordfreq/chain.yaml
 

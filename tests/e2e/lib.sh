@@ -17,3 +17,24 @@ finish() {
   echo "$passed passed, $failed failed"
   [[ $failed -eq 0 ]]
 }
+
+# For the scripts that drive a real chaind: a fresh folder $tmp (named after PREFIX) with the
+# daemon's socket ($sock) and state in it, exported for chainctl; on exit the daemon is stopped
+# (killed if it does not stop) and the folder removed.
+daemon_setup() {  # daemon_setup PREFIX
+  tmp=$(mktemp -d "/tmp/$1.XXXXXX")
+  export CHAINCTL_SOCKET=$tmp/run/chaind.sock CHAINCTL_STATE_DIR=$tmp/state CHAIND
+  sock=$CHAINCTL_SOCKET
+  trap daemon_cleanup EXIT
+}
+daemon_cleanup() {
+  "$CHAINCTL" daemon stop >/dev/null 2>&1
+  pkill -9 -f "chaind --socket $tmp" 2>/dev/null
+  rm -rf "$tmp"
+}
+
+# The pid of the chaind answering on $sock.
+daemon_pid() {
+  python3 -c "import json,sys; print(json.load(sys.stdin)['pid'])" \
+    < <(curl -s --unix-socket "$sock" http://localhost/health)
+}

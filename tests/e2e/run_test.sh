@@ -5,16 +5,8 @@
 set -uo pipefail
 : "${CHAINCTL:?}" "${CHAIND:?}" "${SOURCE_DIR:?}"
 
-tmp=$(mktemp -d /tmp/chainctl-run.XXXXXX)
-export CHAINCTL_SOCKET=$tmp/run/chaind.sock CHAINCTL_STATE_DIR=$tmp/state CHAIND
-sock=$CHAINCTL_SOCKET
-cleanup() {
-  "$CHAINCTL" daemon stop >/dev/null 2>&1
-  pkill -9 -f "chaind --socket $tmp" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+daemon_setup chainctl-run
 
 ctl() { "$CHAINCTL" "$@"; }
 py() { python3 -c "$@"; }
@@ -23,8 +15,6 @@ json_file_has() {
   python3 -c "import json,sys; b=json.load(open('$1')); sys.exit(0 if ($2) else 1)" ||
     { echo "  $1: $(head -c 400 "$1")" >&2; return 1; }
 }
-daemon_pid() { py "import json,sys; print(json.load(sys.stdin)['pid'])" \
-  < <(curl -s --unix-socket "$sock" http://localhost/health); }
 
 mkdir -p "$tmp/chains"
 
