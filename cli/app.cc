@@ -98,6 +98,14 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   add_input(run_cmd);
   CLI::App* cancel_cmd = app.add_subcommand("cancel", "Cancel a run");
   cancel_cmd->add_option("RUN", run.run_id, "The run's id")->required();
+  CLI::App* resume_cmd = app.add_subcommand(
+      "resume", "Run again what did not succeed in a failed, cancelled or interrupted run");
+  resume_cmd->add_option("RUN", run.run_id, "The run's id")->required();
+  resume_cmd->add_flag("--wait", run.wait, "Wait for the run to end; print its output");
+  resume_cmd->add_flag("--follow", run.follow, "Show progress until the run ends (implies --wait)");
+  resume_cmd->add_option("--progress", run.progress, "auto, tty, plain or quiet")
+      ->check(CLI::IsMember({"auto", "tty", "plain", "quiet"}))
+      ->capture_default_str();
 
   CLI::App* logs_cmd = app.add_subcommand("logs", "Print the stderr of a run's tasks");
   logs_cmd->add_option("RUN", runs.run_id, "The run's id")->required();
@@ -163,6 +171,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (trigger_cmd->parsed()) return RunTrigger(run, out, err);
   if (run_cmd->parsed()) return RunRun(run, out, err);
   if (cancel_cmd->parsed()) return RunCancel(run, out, err);
+  if (resume_cmd->parsed()) return RunResume(run, out, err);
   if (logs_cmd->parsed()) return RunLogs(runs, out, err);
   if (history_cmd->parsed()) {
     if (history.action == "export" && history.file.empty()) {

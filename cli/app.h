@@ -66,12 +66,12 @@ struct ListOptions {
 };
 int RunList(const ListOptions& options, std::ostream& out, std::ostream& err);
 
-// trigger, run, cancel (cmd_run.cc).
+// trigger, run, cancel, resume (cmd_run.cc).
 struct RunOptions {
   DaemonOptions daemon;
   std::string chain;   // trigger
   std::string file;    // run
-  std::string run_id;  // cancel
+  std::string run_id;  // cancel, resume
   std::string input;   // JSON text, @FILE or -; empty: {}
   bool wait = false;
   bool follow = false;
@@ -80,6 +80,7 @@ struct RunOptions {
 int RunTrigger(const RunOptions& options, std::ostream& out, std::ostream& err);
 int RunRun(const RunOptions& options, std::ostream& out, std::ostream& err);
 int RunCancel(const RunOptions& options, std::ostream& out, std::ostream& err);
+int RunResume(const RunOptions& options, std::ostream& out, std::ostream& err);
 
 // get run, list runs, logs, history (cmd_runs.cc).
 struct RunsOptions {

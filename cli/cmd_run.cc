@@ -1,4 +1,4 @@
-// chainctl trigger, run and cancel: starting runs and following them (DESIGN.md §7).
+// chainctl trigger, run, cancel and resume: starting runs and following them (DESIGN.md §7).
 #include <signal.h>
 #include <unistd.h>
 
@@ -156,6 +156,18 @@ int Wait(const DaemonOptions& daemon, const std::string& run_id, const RunOption
   return kExitChainFailed;
 }
 
+// After trigger or resume: prints the run's id, or waits for it as --wait/--follow say.
+int WaitIfAsked(const DaemonOptions& daemon, const std::string& run_id, const RunOptions& options,
+                std::ostream& out, std::ostream& err) {
+  if (!options.wait && !options.follow) {
+    out << run_id << "\n";
+    return kExitOk;
+  }
+  RunOptions follow = options;
+  if (!options.follow) follow.progress = "quiet";
+  return Wait(daemon, run_id, follow, out, err);
+}
+
 }  // namespace
 
 int RunTrigger(const RunOptions& options, std::ostream& out, std::ostream& err) {
@@ -166,13 +178,18 @@ int RunTrigger(const RunOptions& options, std::ostream& out, std::ostream& err) 
   if (int status = StartRun(daemon, options.chain, input, &run_id, err); status != kExitOk) {
     return status;
   }
-  if (!options.wait && !options.follow) {
-    out << run_id << "\n";
-    return kExitOk;
+  return WaitIfAsked(daemon, run_id, options, out, err);
+}
+
+int RunResume(const RunOptions& options, std::ostream& out, std::ostream& err) {
+  DaemonOptions daemon = ResolveDaemonOptions(options.daemon);
+  HttpClientResponse response;
+  if (int status =
+          Call(daemon, {"POST", "/runs/" + options.run_id + "/resume", "", ""}, &response, err);
+      status != kExitOk) {
+    return status;
   }
-  RunOptions follow = options;
-  if (!options.follow) follow.progress = "quiet";
-  return Wait(daemon, run_id, follow, out, err);
+  return WaitIfAsked(daemon, options.run_id, options, out, err);
 }
 
 int RunRun(const RunOptions& options, std::ostream& out, std::ostream& err) {

@@ -45,6 +45,12 @@ void Progress::OnEvent(const json& event) {
       err_ << event.value("run_id", "") << ": chain " << event.value("chain_id", "") << " v"
            << event.value("chain_version", 0) << ", " << total_ << " task(s)\n";
     }
+  } else if (type == "run_resumed") {
+    size_t again = event.value("tasks", json::array()).size();
+    finished_ = total_ >= again ? total_ - again : 0;
+    if (mode_ == ProgressMode::kPlain) {
+      err_ << event.value("run_id", "") << ": resumed, " << again << " task(s) to run again\n";
+    }
   } else if (type == "task_started") {
     running_.insert(task);
     if (mode_ == ProgressMode::kPlain) {

@@ -53,6 +53,7 @@ class Api {
                Responder respond);
   void TaskOutput(const std::string& id, const std::string& task, Responder respond);
   void CancelRun(const std::string& id, Responder respond);
+  void ResumeRun(const std::string& id, Responder respond);
   void GetHistory(const std::string& query, Responder respond);
   void Version(Responder respond);
 

@@ -1,5 +1,5 @@
 // The run and history endpoints of the API (DESIGN.md §6): trigger, runs, events, logs,
-// outputs, cancel, history. Routing is in api.cc.
+// outputs, cancel, resume, history. Routing is in api.cc.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -200,6 +200,14 @@ void Api::CancelRun(const std::string& id, Responder respond) {
     return respond(ErrorResponse(*error));
   }
   respond(Json(202, {{"run_id", id}, {"cancelling", true}}));
+}
+
+void Api::ResumeRun(const std::string& id, Responder respond) {
+  context_.orchestrator->Resume(
+      id, [respond](std::optional<RunError> error, const std::string& run_id) {
+        if (error) return respond(ErrorResponse(*error));
+        respond(Json(202, {{"run_id", run_id}, {"resumed", true}}));
+      });
 }
 
 void Api::GetHistory(const std::string& query, Responder respond) {

@@ -20,6 +20,7 @@
 #include "daemon/history.h"
 #include "daemon/http_server.h"
 #include "daemon/orchestrator.h"
+#include "daemon/orphans.h"
 #include "daemon/process_runner.h"
 #include "daemon/registry.h"
 #include "daemon/store.h"
@@ -167,11 +168,18 @@ int RunDaemon(const DaemonConfig& config) {
   run_options.kill_grace_ms = config.kill_grace_ms;
   run_options.keep_run_dirs = config.keep_run_files;
   for (char** e = environ; *e; ++e) run_options.base_env.emplace_back(*e);
+  // Tasks of a chaind that died (crash, kill -9) must not run on unsupervised (orphans.h).
+  if (std::vector<pid_t> left = KillTaskProcesses(run_options.runs_dir); !left.empty()) {
+    Log(LogLevel::kWarning, "killed " + std::to_string(left.size()) +
+                                " task process(es) left running by a previous chaind");
+    if (!WaitGone(left, 2000)) Log(LogLevel::kWarning, "some of them are still dying");
+  }
   Orchestrator orchestrator(&loop, &registry, &history, store.get(), &writer, &runner, run_options);
   if (!orchestrator.Open(&err)) {
     Fail("cannot open the runs: " + err);
     return 1;
   }
+  if (config.resume_interrupted) orchestrator.ResumeInterrupted();
   ApiContext context{&loop,
                      &registry,
                      &orchestrator,

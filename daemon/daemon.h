@@ -19,6 +19,7 @@ struct DaemonConfig {
   uint64_t history_retention = 1'000'000;  // history records kept
   uint64_t kill_grace_ms = 5000;           // SIGTERM to SIGKILL for timeouts and cancels
   size_t keep_run_files = 1000;            // the folders of this many ended runs are kept
+  bool resume_interrupted = false;         // resume at start the runs a dead chaind left
 };
 
 // Runs until SIGTERM or SIGINT, then stops accepting, answers what is in

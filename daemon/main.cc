@@ -51,6 +51,8 @@ int main(int argc, char** argv) {
          "--keep-run-files", config.keep_run_files,
          "Keep the folders (logs, workdirs) of this many ended runs; older ones are removed")
       ->capture_default_str();
+  app.add_flag("--resume-interrupted", config.resume_interrupted,
+               "Resume at start the runs that a crashed or killed chaind left running");
   app.add_option("--max-connections", config.limits.max_connections,
                  "Connections served at once (503 above)")
       ->capture_default_str()

@@ -14,6 +14,7 @@
 #include "common/condition.h"
 #include "daemon/content_hash.h"
 #include "daemon/log.h"
+#include "daemon/orchestrator_internal.h"
 #include "daemon/run_keys.h"
 #include "daemon/task_io.h"
 #include "daemon/work_queue.h"
@@ -22,51 +23,26 @@ namespace chainctl::daemon {
 
 using nlohmann::json;
 
-// A chain version made ready to run: parsed, its DAG built, its schemas compiled. Shared by
-// the runs of that version.
-struct Orchestrator::Plan {
-  ChainVersion version;
-  Chain chain;
-  Dag dag;
-  std::vector<std::unique_ptr<JsonSchema>> input_schemas;   // nullptr: accepts anything
-  std::vector<std::unique_ptr<JsonSchema>> output_schemas;  // nullptr: accepts anything
-  std::vector<int> task_versions;                           // 0: not found in the registry
-  std::vector<double> weights;                              // for the critical path
-  std::vector<TriggerRule> rules;
-};
+namespace orchestrator_detail {
 
-struct Orchestrator::Run {
-  struct Task {
-    int attempts = 0;
-    int64_t started_ms = 0;
-    int64_t ended_ms = 0;
-    std::string error;
-    std::optional<json> output;  // once succeeded
-    bool has_files = false;      // its out/ folder holds files for its dependents
-    TaskRunner::Handle handle = 0;
-    uv_timer_t* retry = nullptr;  // waiting for the next attempt
-  };
-  uint64_t n = 0;
-  std::string id;
-  std::shared_ptr<const Plan> plan;
-  json input;
-  std::unique_ptr<Scheduler> scheduler;
-  std::vector<Task> tasks;
-  std::string status = "running";
-  std::string error;
-  int64_t created_ms = 0;
-  int64_t ended_ms = 0;
-  std::vector<std::string> events;
-  std::map<uint64_t, Follower> followers;
-  size_t sent = 0;  // events[0, sent) went to the followers; the rest wait for FlushEvents
-  bool cancelled = false;
-  bool ended = false;
-  std::string dir;
+bool MakeDir(const std::string& path, std::string* err) {
+  if (mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return true;
+  *err = "cannot create " + path + ": " + std::strerror(errno);
+  return false;
+}
 
-  const TaskSpec& spec(int task) const { return plan->chain.tasks[Index(task)]; }
-  Task& task(int i) { return tasks[Index(i)]; }
-  static size_t Index(int i) { return static_cast<size_t>(i); }
-};
+RunError StoreFailure(const std::string& err) {
+  return RunError{500, "store_error", "the store failed: " + err, nullptr};
+}
+
+}  // namespace orchestrator_detail
+
+using orchestrator_detail::DecodeRecord;
+using orchestrator_detail::GetRecord;
+using orchestrator_detail::MakeDir;
+using orchestrator_detail::ReadEvents;
+using orchestrator_detail::ReadTaskRecords;
+using orchestrator_detail::StoreFailure;
 
 namespace {
 
@@ -74,12 +50,6 @@ size_t Index(int i) { return static_cast<size_t>(i); }
 
 std::string PlanKey(const std::string& chain_id, int version) {
   return chain_id + '\0' + std::to_string(version);
-}
-
-bool MakeDir(const std::string& path, std::string* err) {
-  if (mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return true;
-  *err = "cannot create " + path + ": " + std::strerror(errno);
-  return false;
 }
 
 // Writes `data` as the whole content of `path`. Not with O_TRUNC (see OpenLog in
@@ -180,51 +150,6 @@ void CloseTimer(uv_timer_t* timer) {
            [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
 }
 
-bool DecodeRecord(std::string_view value, std::string_view what, json* out, std::string* err) {
-  uint8_t version = 0;
-  std::string_view payload;
-  if (!DecodeValue(value, 1, what, &version, &payload, err)) return false;
-  *out = json::parse(payload, nullptr, false);
-  if (out->is_discarded()) {
-    *err = std::string(what) + " is not valid JSON";
-    return false;
-  }
-  return true;
-}
-
-RunError StoreFailure(const std::string& err) {
-  return RunError{500, "store_error", "the store failed: " + err, nullptr};
-}
-
-// The JSON record at `key` of the runs database; `*out` nullopt if there is none.
-bool GetRecord(ReadTxn& txn, const std::string& key, std::string_view what,
-               std::optional<json>* out, std::string* err) {
-  std::string value;
-  bool found = false;
-  if (!txn.Get(Db::kRuns, key, &value, &found, err)) return false;
-  if (!found) return true;
-  json record;
-  if (!DecodeRecord(value, what, &record, err)) return false;
-  *out = std::move(record);
-  return true;
-}
-
-// The task records of run n, in chain order.
-bool ReadTaskRecords(ReadTxn& txn, uint64_t n, std::vector<json>* tasks, std::string* err) {
-  bool ok = txn.Scan(
-      Db::kRuns, RunTaskPrefix(n), false,
-      [&](std::string_view, std::string_view value) {
-        json task;
-        std::string decode_err;
-        if (DecodeRecord(value, "task record", &task, &decode_err)) tasks->push_back(task);
-        return true;
-      },
-      err);
-  std::sort(tasks->begin(), tasks->end(),
-            [](const json& a, const json& b) { return a.value("index", 0) < b.value("index", 0); });
-  return ok;
-}
-
 }  // namespace
 
 Orchestrator::Orchestrator(uv_loop_t* loop, Registry* registry, History* history, Store* store,
@@ -252,67 +177,6 @@ Orchestrator::~Orchestrator() {
     uv_close(reinterpret_cast<uv_handle_t*>(flush_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_check_t*>(h); });
   }
-}
-
-bool Orchestrator::Open(std::string* err) {
-  if (!MakeDir(options_.runs_dir, err)) return false;
-  std::vector<uint64_t> dirs;
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(options_.runs_dir, ec)) {
-    if (std::optional<uint64_t> n = ParseRunId(entry.path().filename().string())) {
-      dirs.push_back(*n);
-    }
-  }
-  std::sort(dirs.begin(), dirs.end());
-  for (uint64_t n : dirs) RunDirEnded(n);
-  std::vector<std::pair<std::string, json>> interrupted;
-  bool ok = store_->Read(
-      [&](ReadTxn& txn, std::string* e) {
-        return txn.Scan(
-            Db::kRuns, "r", false,
-            [&](std::string_view key, std::string_view value) {
-              last_run_ = std::max(last_run_, RunNumberOfKey(key));
-              json record;
-              std::string decode_err;
-              if (DecodeRecord(value, "run record", &record, &decode_err) &&
-                  record.value("status", "") == "running") {
-                interrupted.emplace_back(std::string(key), std::move(record));
-              }
-              return true;
-            },
-            e);
-      },
-      err);
-  if (!ok || interrupted.empty()) return ok;
-  Log(LogLevel::kWarning, std::to_string(interrupted.size()) +
-                              " run(s) were running when chaind last stopped: marked interrupted");
-  int64_t now = clock_();
-  return store_->Write(
-      [&](WriteTxn& txn, std::string* e) {
-        for (auto [key, record] : interrupted) {
-          uint64_t n = RunNumberOfKey(key);
-          std::vector<json> tasks;
-          if (!ReadTaskRecords(txn, n, &tasks, e)) return false;
-          json counts = json::object();
-          for (json& task : tasks) {
-            if (!IsFinal(ParseTaskState(task.value("state", "")).value_or(TaskState::kPending))) {
-              task["state"] = "cancelled";
-              if (!txn.Put(Db::kRuns, RunTaskKey(n, task.value("task_id", "")),
-                           EncodeValue(1, task.dump()), e)) {
-                return false;
-              }
-            }
-            counts[task.value("state", "")] = counts.value(task.value("state", ""), 0) + 1;
-          }
-          record["status"] = "interrupted";
-          record["ended_unix_ms"] = now;
-          record["error"] = "chaind stopped while the run was running";
-          record["task_states"] = counts;
-          if (!txn.Put(Db::kRuns, key, EncodeValue(1, record.dump()), e)) return false;
-        }
-        return true;
-      },
-      err);
 }
 
 std::shared_ptr<const Orchestrator::Plan> Orchestrator::PlanFor(const ChainVersion& version,
@@ -507,9 +371,12 @@ void Orchestrator::Launch(Run& run, int i) {
   Run::Task& t = run.task(i);
   int attempt = ++t.attempts;
   std::string err;
-  if (attempt == 1) {
+  bool first = run.scheduler->state(i) == TaskState::kReady;  // of this go (Resume: a new go)
+  if (first) {
     run.scheduler->Started(i);
+    t.first_attempt = attempt;
     t.started_ms = clock_();
+    t.error.clear();
     if (run.spec(i).executable_code_location.rfind("cas:", 0) == 0) {
       return FinishTask(run, i, TaskState::kFailed,
                         "cas: executables are not supported by this chaind yet");
@@ -521,12 +388,13 @@ void Orchestrator::Launch(Run& run, int i) {
   if (attempt > 1) unlink(launch.output_file.c_str());
   Emit(run, {{"type", "task_started"}, {"task_id", run.spec(i).task_id}, {"attempt", attempt}});
   SaveTask(run, i);
-  if (attempt == 1) SaveRun(run);  // task_states
+  if (first) SaveRun(run);  // task_states
   ++running_;
   uint64_t n = run.n;
   t.handle = runner_->Start(std::move(launch), [this, n, i, attempt](TaskResult result) {
     OnResult(n, i, attempt, std::move(result));
   });
+  t.process = runner_->Locate(t.handle);
 }
 
 bool Orchestrator::PrepareInput(Run& run, int i, std::string* err) {
@@ -597,6 +465,7 @@ void Orchestrator::OnResult(uint64_t n, int i, int attempt, TaskResult result) {
   const TaskSpec& spec = run.spec(i);
   Run::Task& t = run.task(i);
   t.handle = 0;
+  t.process = nullptr;
 
   std::string error = result.error;
   json output;
@@ -642,7 +511,8 @@ void Orchestrator::OnResult(uint64_t n, int i, int attempt, TaskResult result) {
     writer_->Put(Db::kRuns, RunOutputKey(run.n, spec.task_id), EncodeValue(1, output.dump()));
     t.output = std::move(output);
     FinishTask(run, i, TaskState::kSucceeded, "");
-  } else if (cancelled || run.cancelled || attempt >= spec.retry.max_attempts) {
+  } else if (cancelled || run.cancelled ||
+             attempt - t.first_attempt + 1 >= spec.retry.max_attempts) {
     FinishTask(run, i, cancelled ? TaskState::kCancelled : TaskState::kFailed, error);
   } else {
     Retry(run, i, error);
@@ -652,7 +522,7 @@ void Orchestrator::OnResult(uint64_t n, int i, int attempt, TaskResult result) {
 
 void Orchestrator::Retry(Run& run, int i, const std::string& error) {
   Run::Task& t = run.task(i);
-  uint64_t backoff = BackoffMs(run.spec(i).retry, t.attempts, Rng());
+  uint64_t backoff = BackoffMs(run.spec(i).retry, t.attempts - t.first_attempt + 1, Rng());
   Emit(run, {{"type", "task_retrying"},
              {"task_id", run.spec(i).task_id},
              {"attempt", t.attempts},
@@ -833,6 +703,7 @@ json Orchestrator::TaskRecord(const Run& run, int i) const {
   if (t.started_ms) task["started_unix_ms"] = t.started_ms;
   if (t.ended_ms) task["ended_unix_ms"] = t.ended_ms;
   if (!t.error.empty()) task["error"] = t.error;
+  if (!t.process.is_null()) task["process"] = t.process;
   return task;
 }
 
@@ -849,6 +720,7 @@ json Orchestrator::RunSummary(const Run& run) const {
   record["task_states"] = counts;
   if (run.ended) record["ended_unix_ms"] = run.ended_ms;
   if (!run.error.empty()) record["error"] = run.error;
+  if (run.resumes) record["resumed"] = run.resumes;
   if (run.status == "succeeded") {
     const std::vector<int>& leaves = plan.dag.leaves;
     auto output_of = [&](int leaf) { return run.tasks[Index(leaf)].output.value_or(nullptr); };
@@ -974,19 +846,8 @@ std::optional<RunError> Orchestrator::Follow(std::string_view run_id, bool follo
   bool ok = n && store_->Read(
                      [&](ReadTxn& txn, std::string* e) {
                        std::string value;
-                       if (!txn.Get(Db::kRuns, RunKey(*n), &value, &exists, e)) return false;
-                       return txn.Scan(
-                           Db::kRuns, RunEventPrefix(*n), false,
-                           [&](std::string_view, std::string_view v) {
-                             uint8_t version = 0;
-                             std::string_view payload;
-                             std::string decode_err;
-                             if (DecodeValue(v, 1, "event", &version, &payload, &decode_err)) {
-                               lines.emplace_back(payload);
-                             }
-                             return true;
-                           },
-                           e);
+                       return txn.Get(Db::kRuns, RunKey(*n), &value, &exists, e) &&
+                              ReadEvents(txn, *n, &lines, e);
                      },
                      &err);
   if (n && !ok) return StoreFailure(err);

@@ -8,15 +8,17 @@
 //   {"run_id", "chain_id", "chain_version", "status": running|succeeded|failed|cancelled|
 //    interrupted, "input", "created_unix_ms", "ended_unix_ms"?, "error"?, "output"? (on
 //    success: the leaf's output, or {"<leaf>": output, ...} for several leaves),
-//    "task_states": {"<state>": count, ...}}
+//    "task_states": {"<state>": count, ...}, "resumed"? (times resumed)}
 // Task record (key RunTaskKey(n, task_id), envelope 1, JSON): {"task_id", "index" (in the
-// chain), "state" (scheduler.h), "attempts", "started_unix_ms"?, "ended_unix_ms"?, "error"?}.
+// chain), "state" (scheduler.h), "attempts", "started_unix_ms"?, "ended_unix_ms"?, "error"?,
+// "process"? (while running: TaskRunner::Locate, for finding it after a crash)}.
 // A transition rewrites only the records it changes, once per commit; the API's form of a
 // run is the run record with "tasks": [task records in chain order] (without "index").
 // Events (NDJSON lines, key RunEventKey(n, seq)): {"seq", "time_unix_ms", "run_id", "type",
 // ...} with type run_started {chain_id, chain_version, tasks}, task_started {task_id,
 // attempt}, task_retrying {task_id, attempt, error, backoff_ms}, task_finished {task_id,
-// state, attempt?, duration_ms?, error?}, run_finished {status, duration_ms, error?, output?}.
+// state, attempt?, duration_ms?, error?}, run_finished {status, duration_ms, error?, output?},
+// run_resumed {resumed, tasks} (then the events of the tasks that run again).
 //
 // Files of a run (the newest keep_run_dirs ended runs keep theirs): RUNS_DIR/run-N/TASK/ holds
 // input.json, attempt-K.log (stderr), output.json
@@ -47,6 +49,10 @@
 
 namespace chainctl::daemon {
 
+namespace orchestrator_detail {
+struct StoredRun;
+}
+
 struct OrchestratorOptions {
   std::string runs_dir;               // made if missing
   size_t jobs = 1;                    // tasks running at once, across runs
@@ -74,8 +80,11 @@ class Orchestrator {
   Orchestrator& operator=(const Orchestrator&) = delete;
 
   // Before the loop runs: makes the runs folder, finds the last run number, and marks runs
-  // that a previous chaind left running as interrupted (writes synchronously).
+  // that a previous chaind left running as interrupted (writes synchronously), having
+  // stopped the task processes stored with them (TaskRunner::StopOrphan).
   bool Open(std::string* err);
+  // Resumes the runs Open marked interrupted (chaind --resume-interrupted); refusals are logged.
+  void ResumeInterrupted();
 
   // Starts a run of `chain_id` (version 0: the latest) with `input`. `accepted` is called once
   // the run is stored durably, with its id, or with why it was refused (no chain, input
@@ -103,6 +112,15 @@ class Orchestrator {
   std::optional<RunError> Follow(std::string_view run_id, bool follow, Follower follower,
                                  uint64_t* id);
   void Unfollow(std::string_view run_id, uint64_t id);
+
+  // Runs again, in the same run, every task of an ended run that did not succeed or was not
+  // skipped (failed, cancelled, upstream_failed, or stopped by a crash), reusing the stored
+  // outputs and the files of the rest; attempts go on counting, each task gets its `retry`
+  // afresh. The run's record says "resumed": N; its events go on with run_resumed {resumed,
+  // tasks}. `accepted` as for Trigger; refusals: 404 no run, 409 still running, succeeded,
+  // chain version gone, or the run's folder removed (--keep-run-files). The re-run tasks'
+  // folders are cleared on the loop before this returns.
+  void Resume(std::string_view run_id, Accepted accepted);
 
   // Cancels a running run: tasks not started are cancelled, running ones are stopped (their
   // process groups signalled). 409 if the run has already ended.
@@ -132,6 +150,10 @@ class Orchestrator {
     }
   };
 
+  bool MarkInterrupted(const std::vector<orchestrator_detail::StoredRun>& runs, std::string* err);
+  // The Run of a stored ended run, its unfinished tasks pending again, made active.
+  Run& Restart(orchestrator_detail::StoredRun stored, std::shared_ptr<const Plan> plan,
+               std::string dir);
   std::shared_ptr<const Plan> PlanFor(const ChainVersion& version, std::string* err);
   void PrepareDirs(const Run& run);  // make the tasks' folders ahead, off the loop
   void RunDirEnded(uint64_t n);      // keep_run_dirs: remove the oldest folders, off the loop
@@ -173,6 +195,7 @@ class Orchestrator {
   size_t running_ = 0;
   uint64_t last_run_ = 0;
   std::deque<uint64_t> ended_dirs_;  // run folders of ended runs, oldest first
+  std::vector<std::string> interrupted_;  // by Open, for ResumeInterrupted
   uint64_t next_follower_ = 1;
   std::set<uint64_t> unsent_;    // runs with events their followers have not had
   uv_check_t* flush_ = nullptr;  // runs FlushEvents after a loop turn, while unsent_

@@ -13,6 +13,7 @@
 #include <string>
 #include <utility>
 
+#include "daemon/orphans.h"
 #include "daemon/process_result.h"
 
 namespace chainctl::daemon {
@@ -388,6 +389,20 @@ TaskRunner::Handle ProcessRunner::Start(TaskLaunch launch, Done done) {
   int rc = attempt->Watch(process);
   if (rc < 0) attempt->Fail(std::string("cannot watch the task's process: ") + uv_strerror(rc));
   return handle;
+}
+
+nlohmann::json ProcessRunner::Locate(Handle handle) const {
+  auto it = attempts_.find(handle);
+  if (it == attempts_.end() || it->second->pid <= 0) return nullptr;
+  std::optional<ProcessStamp> stamp = StampOf(it->second->pid);
+  if (!stamp) return nullptr;
+  return {{"pid", stamp->pid}, {"start_ticks", stamp->start_ticks}};
+}
+
+void ProcessRunner::StopOrphan(const nlohmann::json& where) {
+  if (!where.is_object() || !where.value("pid", nlohmann::json()).is_number_integer()) return;
+  ProcessStamp stamp{where["pid"].get<pid_t>(), where.value("start_ticks", uint64_t{0})};
+  WaitGone(KillStampedGroup(stamp), 1000);
 }
 
 void ProcessRunner::Cancel(Handle handle) {

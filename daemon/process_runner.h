@@ -83,6 +83,11 @@ class ProcessRunner : public TaskRunner {
   Handle Start(TaskLaunch launch, Done done) override;
   void Cancel(Handle handle) override;
   size_t running() const override { return attempts_.size(); }
+  // {"pid", "start_ticks"} of the attempt's process group leader (daemon/orphans.h); null
+  // once it has exited or if it never started.
+  nlohmann::json Locate(Handle handle) const override;
+  // SIGKILLs the stamped process group if it still runs, waiting (up to a second) for it to go.
+  void StopOrphan(const nlohmann::json& where) override;
 
  private:
   struct Attempt;  // one started attempt: its process, handles and result so far

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -79,6 +80,14 @@ class TaskRunner {
   virtual void Cancel(Handle handle) = 0;
   // Attempts started and not yet done.
   virtual size_t running() const = 0;
+
+  // Crash recovery (DESIGN.md §4 "Durability"). Where a started attempt runs, as JSON only
+  // this kind of runner understands (the local one: {"pid", "start_ticks"}); null if it has
+  // nothing to say. The orchestrator stores it with the running task.
+  virtual nlohmann::json Locate(Handle /*handle*/) const { return nullptr; }
+  // Stops what `where` (from Locate, stored by a chaind that has since died) still runs, so
+  // nothing runs unsupervised. Called before the loop runs; returns once it is stopped.
+  virtual void StopOrphan(const nlohmann::json& /*where*/) {}
 };
 
 }  // namespace chainctl::daemon

@@ -38,3 +38,19 @@ daemon_pid() {
   python3 -c "import json,sys; print(json.load(sys.stdin)['pid'])" \
     < <(curl -s --unix-socket "$sock" http://localhost/health)
 }
+
+# Starts chaind on $sock with the given extra flags, in the background (its log appended to
+# $tmp/chaind.log), and waits until it answers; sets chaind_pid. For tests that need flags or
+# kill the daemon themselves (otherwise chainctl starts it on demand).
+start_chaind() {  # start_chaind [FLAG...]
+  "$CHAIND" --socket "$sock" --state-dir "$CHAINCTL_STATE_DIR" "$@" >> "$tmp/chaind.log" 2>&1 &
+  chaind_pid=$!
+  for _ in $(seq 1 500); do
+    curl -sf --unix-socket "$sock" http://localhost/health > /dev/null 2>&1 && return 0
+    kill -0 "$chaind_pid" 2>/dev/null || break
+    sleep 0.02
+  done
+  echo "chaind did not start; its log:" >&2
+  tail -n 20 "$tmp/chaind.log" >&2
+  return 1
+}

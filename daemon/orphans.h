@@ -1,0 +1,48 @@
+// Finding the task processes a previous chaind left behind (DESIGN.md §4 "Durability"): after a
+// crash or `kill -9` of chaind, its tasks' processes keep running with nobody to watch them.
+// A restarted chaind kills them before it serves, so nothing runs unsupervised and a resumed
+// run never races a leftover of itself. Two ways, because neither alone is enough:
+//   - by stamp: the run stores each running task's pid and start time (ProcessStamp); the
+//     stamped process's group is killed, even if its members changed their environment. A
+//     stamp is written at the next commit after the spawn, so a crash just after a spawn can
+//     leave a task without one;
+//   - by environment: every task and everything it starts inherits CHAIN_WORKDIR, which lies
+//     under the daemon's runs folder, so a scan of /proc finds the rest.
+// Linux only (/proc). Processes of other users are not readable unless chaind runs as root;
+// they cannot be chaind's tasks anyway.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace chainctl::daemon {
+
+// Who a process is, in a way a reused pid cannot fake: its start time, in clock ticks since
+// boot (/proc/PID/stat, field 22).
+struct ProcessStamp {
+  pid_t pid = 0;
+  uint64_t start_ticks = 0;
+};
+
+// The stamp of a live process; nullopt if there is no such process.
+std::optional<ProcessStamp> StampOf(pid_t pid);
+
+// SIGKILLs the process group that `stamp`'s process leads: all of it if the leader is still
+// the stamped process; if the leader has gone, the members left in its group (a group id is
+// not reused while a member lives). Nothing if the pid now belongs to another process.
+// Returns the pids signalled.
+std::vector<pid_t> KillStampedGroup(const ProcessStamp& stamp);
+
+// SIGKILLs every process whose environment has CHAIN_WORKDIR inside `runs_dir`. Returns the
+// pids signalled. Must only be called while no task of this daemon runs.
+std::vector<pid_t> KillTaskProcesses(const std::string& runs_dir);
+
+// Waits until none of `pids` is alive (gone, or a zombie waiting for its new parent), at
+// most `timeout_ms`, polling. False if one is still alive then.
+bool WaitGone(const std::vector<pid_t>& pids, int timeout_ms);
+
+}  // namespace chainctl::daemon
