@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iterator>
@@ -102,10 +103,17 @@ std::vector<pid_t> KillStampedGroup(const ProcessStamp& stamp) {
 std::vector<pid_t> KillTaskProcesses(const std::string& runs_dir) {
   std::vector<pid_t> killed;
   const pid_t self = getpid();
-  for (pid_t pid : AllPids()) {
-    if (pid != self && HasWorkdirUnder(pid, runs_dir + "/") && kill(pid, SIGKILL) == 0) {
-      killed.push_back(pid);
+  // Passes until one finds nothing more: a process may fork while a pass reads /proc, and
+  // one in the middle of an exec shows an empty environment for a moment.
+  for (int pass = 0; pass < 5; ++pass) {
+    size_t before = killed.size();
+    for (pid_t pid : AllPids()) {
+      if (pid != self && std::find(killed.begin(), killed.end(), pid) == killed.end() &&
+          Alive(pid) && HasWorkdirUnder(pid, runs_dir + "/") && kill(pid, SIGKILL) == 0) {
+        killed.push_back(pid);
+      }
     }
+    if (killed.size() == before) break;
   }
   return killed;
 }

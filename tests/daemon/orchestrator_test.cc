@@ -41,6 +41,8 @@ class FakeRunner : public TaskRunner {
     uv_timer_start(&timer_, OnTimer, 0, 0);
   }
   size_t running() const override { return pending_.size(); }
+  json Locate(Handle handle) const override { return {{"fake", handle}}; }
+  void StopOrphan(const json& where) override { orphans_stopped.push_back(where); }
 
   Behave behave = [](const TaskLaunch& launch) {
     TaskResult r;
@@ -48,6 +50,7 @@ class FakeRunner : public TaskRunner {
     return r;
   };
   std::vector<TaskLaunch> launches;
+  std::vector<json> orphans_stopped;
   size_t max_running = 0;
   bool hold = false;  // keep attempts running (for cancel)
 
@@ -147,6 +150,20 @@ class OrchestratorTest : public ::testing::Test {
     std::optional<json> record;
     std::string err;
     EXPECT_TRUE(orchestrator_->GetRun(id, &record, &err)) << err;
+    return record.value_or(json());
+  }
+
+  // Resumes a run and runs the loop until everything settled; the run record, or
+  // {"refused": status, "message"}.
+  json ResumeToEnd(const std::string& run_id) {
+    std::optional<RunError> error;
+    orchestrator_->Resume(run_id,
+                          [&](std::optional<RunError> e, const std::string&) { error = e; });
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    if (error) return {{"refused", error->status}, {"message", error->message}};
+    std::optional<json> record;
+    std::string err;
+    EXPECT_TRUE(orchestrator_->GetRun(run_id, &record, &err)) << err;
     return record.value_or(json());
   }
 
@@ -448,6 +465,140 @@ TEST_F(OrchestratorTest, RunsSurviveAReopenAndRunningOnesBecomeInterrupted) {
   std::string next;
   RunToEnd("diamond", json::object(), &next);
   EXPECT_EQ(next, "run-8") << "numbers continue after the highest stored";
+}
+
+TEST_F(OrchestratorTest, ResumeRerunsOnlyWhatDidNotSucceedWithTheStoredOutputs) {
+  Apply(kDiamond);
+  bool right_fails = true;
+  runner_->behave = [&](const TaskLaunch& launch) {
+    TaskResult r;
+    if (launch.task_id == "right" && right_fails) {
+      r.exit_code = 3;
+      r.error = "exited with status 3";
+      return r;
+    }
+    json input = json::parse(launch.stdin_data);
+    r.output = json{{"by", launch.task_id}, {"attempt", launch.attempt}, {"in", input}}.dump();
+    return r;
+  };
+  std::string run_id;
+  json run = RunToEnd("diamond", {{"x", 1}}, &run_id);
+  ASSERT_EQ(run["status"], "failed");
+  EXPECT_EQ(TaskOf(run, "join")["state"], "upstream_failed");
+  right_fails = false;
+  runner_->launches.clear();
+
+  run = ResumeToEnd(run_id);
+  EXPECT_EQ(run["status"], "succeeded");
+  EXPECT_EQ(run["resumed"], 1);
+  ASSERT_EQ(runner_->launches.size(), 2u) << "only right and join run again";
+  EXPECT_EQ(runner_->launches[0].task_id, "right");
+  EXPECT_EQ(runner_->launches[0].attempt, 2) << "attempts go on counting";
+  EXPECT_EQ(runner_->launches[1].task_id, "join");
+  json join_input = json::parse(runner_->launches[1].stdin_data);
+  EXPECT_EQ(join_input["left"]["by"], "left") << "left's stored output is reused";
+  EXPECT_EQ(join_input["left"]["in"]["by"], "src");
+  EXPECT_EQ(join_input["right"]["attempt"], 2);
+  EXPECT_EQ(TaskOf(run, "src")["attempts"], 1);
+  EXPECT_EQ(TaskOf(run, "right")["attempts"], 2);
+  EXPECT_EQ(run["output"]["by"], "join");
+
+  std::vector<std::string> types;
+  for (const json& e : Events(run_id)) types.push_back(e["type"]);
+  auto resumed = std::find(types.begin(), types.end(), "run_resumed");
+  ASSERT_NE(resumed, types.end());
+  EXPECT_EQ(std::count(types.begin(), resumed, "run_finished"), 1);
+  EXPECT_EQ(types.back(), "run_finished");
+  EXPECT_EQ(Events(run_id)[static_cast<size_t>(resumed - types.begin())]["tasks"],
+            (json{"right", "join"}));
+
+  json again = ResumeToEnd(run_id);
+  EXPECT_EQ(again["refused"], 409) << again;
+  EXPECT_EQ(ResumeToEnd("run-99")["refused"], 404);
+}
+
+TEST_F(OrchestratorTest, ResumeGivesRetriesAfreshAndRefusesARunningRun) {
+  Apply(R"(
+chain_id: flaky
+tasks:
+  - task_id: flaky
+    executable_code_location: /bin/cat
+    retry: {max_attempts: 2, initial_backoff: 1ms, max_backoff: 1ms}
+)");
+  int calls = 0;
+  runner_->behave = [&](const TaskLaunch&) {
+    TaskResult r;
+    if (++calls < 4) {
+      r.exit_code = 1;
+      r.error = "exited with status 1";
+    } else {
+      r.output = "{}";
+    }
+    return r;
+  };
+  std::string run_id;
+  EXPECT_EQ(RunToEnd("flaky", json::object(), &run_id)["status"], "failed");
+  EXPECT_EQ(calls, 2);
+  json run = ResumeToEnd(run_id);
+  EXPECT_EQ(run["status"], "succeeded") << "attempts 3 and 4: two more, as retry says";
+  EXPECT_EQ(TaskOf(run, "flaky")["attempts"], 4);
+
+  runner_->hold = true;
+  std::optional<RunError> refused;
+  orchestrator_->Trigger("flaky", 0, json::object(),
+                         [&](std::optional<RunError>, const std::string& id) {
+                           orchestrator_->Resume(id, [&](std::optional<RunError> e,
+                                                         const std::string&) { refused = e; });
+                           orchestrator_->Cancel(id);
+                         });
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 409);
+  EXPECT_NE(refused->message.find("is running"), std::string::npos) << refused->message;
+}
+
+TEST_F(OrchestratorTest, ARestartStopsTheTasksOfInterruptedRunsAndTheyCanBeResumed) {
+  Apply(kDiamond);
+  runner_->hold = true;
+  std::string run_id;
+  orchestrator_->Trigger("diamond", 0, json::object(),
+                         [&](std::optional<RunError>, const std::string& id) { run_id = id; });
+  while (runner_->launches.empty()) uv_run(&loop_, UV_RUN_ONCE);
+  writer_->Sync([](bool, const std::string&) {});
+  while (writer_->busy()) uv_run(&loop_, UV_RUN_ONCE);
+  std::optional<json> run;
+  std::string err;
+  ASSERT_TRUE(orchestrator_->GetRun(run_id, &run, &err)) << err;
+  EXPECT_EQ(TaskOf(*run, "src")["process"], (json{{"fake", 1}})) << "stored while it runs";
+
+  // chaind dies here: nothing more is stored. A new one stops src's process and ends the run.
+  orchestrator_.reset();
+  runner_ = std::make_unique<FakeRunner>(&loop_);
+  MakeOrchestrator(2);
+  EXPECT_EQ(runner_->orphans_stopped, (std::vector<json>{{{"fake", 1}}}));
+  ASSERT_TRUE(orchestrator_->GetRun(run_id, &run, &err)) << err;
+  EXPECT_EQ((*run)["status"], "interrupted");
+  EXPECT_EQ(TaskOf(*run, "src")["state"], "cancelled");
+  EXPECT_FALSE(TaskOf(*run, "src").contains("process"));
+
+  run = ResumeToEnd(run_id);
+  EXPECT_EQ((*run)["status"], "succeeded") << *run;
+  EXPECT_EQ(runner_->launches.size(), 4u);
+}
+
+TEST_F(OrchestratorTest, ARunWhoseFolderWasRemovedIsNotResumed) {
+  Apply(kDiamond);
+  runner_->behave = [](const TaskLaunch&) {
+    TaskResult r;
+    r.exit_code = 1;
+    return r;
+  };
+  std::string run_id;
+  RunToEnd("diamond", json::object(), &run_id);
+  std::filesystem::remove_all(tmp_.path() + "/runs/" + run_id);
+  json refused = ResumeToEnd(run_id);
+  EXPECT_EQ(refused["refused"], 409);
+  EXPECT_NE(refused["message"].get<std::string>().find("keep-run-files"), std::string::npos);
 }
 
 TEST_F(OrchestratorTest, OnlyTheNewestRunFoldersAreKept) {
