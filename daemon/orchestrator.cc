@@ -12,6 +12,7 @@
 
 #include "common/chain_load.h"
 #include "common/condition.h"
+#include "common/units.h"
 #include "daemon/content_hash.h"
 #include "daemon/log.h"
 #include "daemon/orchestrator_internal.h"
@@ -134,16 +135,16 @@ std::mt19937_64& Rng() {
   return rng;
 }
 
-// What a retry timer's data points to.
-struct RetryTarget {
+// What a retry or deadline timer's data points to.
+struct TimerTarget {
   Orchestrator* self;
   uint64_t n;
-  int task;
+  int task;  // -1 for a run's deadline
 };
 
-// Stops and frees a retry timer and its target.
+// Stops and frees a timer and its target.
 void CloseTimer(uv_timer_t* timer) {
-  delete static_cast<RetryTarget*>(timer->data);
+  delete static_cast<TimerTarget*>(timer->data);
   timer->data = nullptr;
   uv_timer_stop(timer);
   uv_close(reinterpret_cast<uv_handle_t*>(timer),
@@ -172,6 +173,7 @@ Orchestrator::~Orchestrator() {
     for (Run::Task& t : run->tasks) {
       if (t.retry) CloseTimer(t.retry);
     }
+    if (run->deadline) CloseTimer(run->deadline);
   }
   if (flush_) {
     uv_close(reinterpret_cast<uv_handle_t*>(flush_),
@@ -285,8 +287,30 @@ void Orchestrator::Trigger(const std::string& chain_id, int version, json input,
     accepted(std::nullopt, id);
   });
   PrepareDirs(r);
+  ArmDeadline(r);
   Pump(r);
   Dispatch();
+}
+
+void Orchestrator::ArmDeadline(Run& run) {
+  const std::optional<Duration>& timeout = run.plan->chain.timeout;
+  if (!timeout) return;
+  run.deadline = new uv_timer_t;
+  uv_timer_init(loop_, run.deadline);
+  run.deadline->data = new TimerTarget{this, run.n, -1};
+  uv_timer_start(
+      run.deadline,
+      [](uv_timer_t* timer) {
+        TimerTarget target = *static_cast<TimerTarget*>(timer->data);
+        auto it = target.self->runs_.find(target.n);
+        if (it == target.self->runs_.end()) return;
+        Run& late = *it->second;
+        CloseTimer(timer);
+        late.deadline = nullptr;
+        late.timed_out = true;
+        target.self->StopRun(late);
+      },
+      static_cast<uint64_t>(timeout->count()), 0);
 }
 
 void Orchestrator::PrepareDirs(const Run& run) {
@@ -511,7 +535,7 @@ void Orchestrator::OnResult(uint64_t n, int i, int attempt, TaskResult result) {
     writer_->Put(Db::kRuns, RunOutputKey(run.n, spec.task_id), EncodeValue(1, output.dump()));
     t.output = std::move(output);
     FinishTask(run, i, TaskState::kSucceeded, "");
-  } else if (cancelled || run.cancelled ||
+  } else if (cancelled || run.cancelled || run.timed_out ||
              attempt - t.first_attempt + 1 >= spec.retry.max_attempts) {
     FinishTask(run, i, cancelled ? TaskState::kCancelled : TaskState::kFailed, error);
   } else {
@@ -532,11 +556,11 @@ void Orchestrator::Retry(Run& run, int i, const std::string& error) {
   SaveTask(run, i);
   t.retry = new uv_timer_t;
   uv_timer_init(loop_, t.retry);
-  t.retry->data = new RetryTarget{this, run.n, i};
+  t.retry->data = new TimerTarget{this, run.n, i};
   uv_timer_start(
       t.retry,
       [](uv_timer_t* timer) {
-        RetryTarget target = *static_cast<RetryTarget*>(timer->data);
+        TimerTarget target = *static_cast<TimerTarget*>(timer->data);
         CloseTimer(timer);
         auto it = target.self->runs_.find(target.n);
         if (it == target.self->runs_.end()) return;
@@ -584,10 +608,18 @@ void Orchestrator::MaybeFinishRun(Run& run) {
   if (run.ended || !run.scheduler->Done()) return;
   run.ended = true;
   run.ended_ms = clock_();
+  if (run.deadline) {
+    CloseTimer(run.deadline);
+    run.deadline = nullptr;
+  }
   const Plan& plan = *run.plan;
   if (stopping_) {
     run.status = "interrupted";
     run.error = "chaind stopped while the run was running";
+  } else if (run.timed_out) {
+    run.status = "failed";
+    run.error = "the run went over its timeout of " +
+                FormatDuration(*plan.chain.timeout) + " (the chain's timeout)";
   } else if (run.cancelled) {
     run.status = "cancelled";
     run.error = "cancelled";
@@ -878,21 +910,25 @@ std::optional<RunError> Orchestrator::Cancel(std::string_view run_id) {
         nullptr};
   }
   run->cancelled = true;
-  std::vector<int> cancelled = run->scheduler->CancelPending();
-  for (int task : cancelled) {
-    run->task(task).ended_ms = clock_();
-    Emit(*run,
-         {{"type", "task_finished"}, {"task_id", run->spec(task).task_id}, {"state", "cancelled"}});
-  }
-  for (size_t i = 0; i < run->tasks.size(); ++i) {
-    Run::Task& t = run->tasks[i];
-    if (t.handle) runner_->Cancel(t.handle);
-    if (t.retry) FinishTask(*run, static_cast<int>(i), TaskState::kCancelled, "cancelled");
-  }
-  for (int task : cancelled) SaveTask(*run, task);
-  SaveRun(*run);
-  MaybeFinishRun(*run);
+  StopRun(*run);
   return std::nullopt;
+}
+
+void Orchestrator::StopRun(Run& run) {
+  std::vector<int> cancelled = run.scheduler->CancelPending();
+  for (int task : cancelled) {
+    run.task(task).ended_ms = clock_();
+    Emit(run,
+         {{"type", "task_finished"}, {"task_id", run.spec(task).task_id}, {"state", "cancelled"}});
+  }
+  for (size_t i = 0; i < run.tasks.size(); ++i) {
+    Run::Task& t = run.tasks[i];
+    if (t.handle) runner_->Cancel(t.handle);
+    if (t.retry) FinishTask(run, static_cast<int>(i), TaskState::kCancelled, "cancelled");
+  }
+  for (int task : cancelled) SaveTask(run, task);
+  SaveRun(run);
+  MaybeFinishRun(run);
 }
 
 std::optional<RunError> Orchestrator::LogPath(std::string_view run_id, std::string_view task_id,

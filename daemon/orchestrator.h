@@ -157,6 +157,9 @@ class Orchestrator {
   std::shared_ptr<const Plan> PlanFor(const ChainVersion& version, std::string* err);
   void PrepareDirs(const Run& run);  // make the tasks' folders ahead, off the loop
   void RunDirEnded(uint64_t n);      // keep_run_dirs: remove the oldest folders, off the loop
+  void ArmDeadline(Run& run);  // the chain's `timeout`: StopRun when it passes
+  // Cancels what has not started and stops what runs (Cancel, the chain's timeout, Shutdown).
+  void StopRun(Run& run);
   void Pump(Run& run);  // queue the tasks that became ready; skip those whose `when` is false
   nlohmann::json ConditionContext(Run& run, int task);
   void Dispatch();  // start queued tasks while slots are free

@@ -65,6 +65,8 @@ struct Orchestrator::Run {
   std::map<uint64_t, Follower> followers;
   size_t sent = 0;  // events[0, sent) went to the followers; the rest wait for FlushEvents
   bool cancelled = false;
+  bool timed_out = false;          // went over the chain's timeout: ends failed
+  uv_timer_t* deadline = nullptr;  // the chain's timeout, while it runs
   bool ended = false;
   std::string dir;
 

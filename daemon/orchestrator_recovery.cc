@@ -281,6 +281,7 @@ void Orchestrator::Resume(std::string_view run_id, Accepted accepted) {
     accepted(std::nullopt, id);
   });
   PrepareDirs(run);
+  ArmDeadline(run);  // the chain's timeout counts from the resume
   Pump(run);
   MaybeFinishRun(run);  // every task left may have been decided by the restore
   Dispatch();

@@ -601,6 +601,22 @@ TEST_F(OrchestratorTest, ARunWhoseFolderWasRemovedIsNotResumed) {
   EXPECT_NE(refused["message"].get<std::string>().find("keep-run-files"), std::string::npos);
 }
 
+TEST_F(OrchestratorTest, TheChainTimeoutStopsTheRunAndFailsIt) {
+  Apply(R"(
+chain_id: slow
+timeout: 20ms
+tasks:
+  - {task_id: a, executable_code_location: /bin/cat}
+  - {task_id: b, executable_code_location: /bin/cat, dependencies: [a]}
+)");
+  runner_->hold = true;  // a runs until it is stopped
+  json run = RunToEnd("slow", json::object());
+  EXPECT_EQ(run["status"], "failed");
+  EXPECT_EQ(run["error"], "the run went over its timeout of 20ms (the chain's timeout)");
+  EXPECT_EQ(TaskOf(run, "a")["state"], "cancelled");
+  EXPECT_EQ(TaskOf(run, "b")["state"], "cancelled");
+}
+
 TEST_F(OrchestratorTest, OnlyTheNewestRunFoldersAreKept) {
   Apply(kDiamond);
   MakeOrchestrator(2, 2);
