@@ -58,7 +58,7 @@ nlohmann::json TaskToJson(const TaskSpec& t) {
   if (!t.dependencies.empty()) j["dependencies"] = t.dependencies;
   const ResourceRequirements& r = t.resource_requirements;
   nlohmann::json res = nlohmann::json::object();
-  if (r.cpu_millis != defaults.resource_requirements.cpu_millis) {
+  if (r.cpu_millis != 0) {
     res["cpu"] = r.cpu_millis % 1000 == 0 ? nlohmann::json(r.cpu_millis / 1000)
                                           : nlohmann::json(std::to_string(r.cpu_millis) + "m");
   }

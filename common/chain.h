@@ -44,8 +44,10 @@ struct RetryPolicy {
 };
 
 struct ResourceRequirements {
-  int64_t cpu_millis = 1000;  // 1000 = one core
-  uint64_t memory_bytes = 0;  // 0: not declared
+  // Requests, admitted against chaind's capacity (0: not declared; a task that declares
+  // nothing is admitted on --jobs alone).
+  int64_t cpu_millis = 0;  // 1000 = one core
+  uint64_t memory_bytes = 0;
   int gpu = 0;
   std::optional<Duration> timeout;  // none: no limit
   uint64_t max_output_bytes = 16ull << 20;

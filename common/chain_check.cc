@@ -49,6 +49,7 @@ class ChainChecker {
   void CheckInputMap(size_t i);
   void CheckEnv(size_t i);
   void CheckInputFiles(size_t i);
+  void CheckResources(size_t i);
   // Reports `pointer_text` (found at `at`) unless it is a valid JSON Pointer
   // whose first token is "trigger" or an ancestor of task i.
   void CheckDataPath(size_t i, const std::string& pointer_text, const std::string& at,
@@ -70,6 +71,7 @@ void ChainChecker::Run() {
     CheckSchemas(i);
     CheckEnv(i);
     CheckInputFiles(i);
+    CheckResources(i);
   }
   CheckCycles();
   for (size_t i = 0; i < chain_.tasks.size(); ++i) {
@@ -333,6 +335,15 @@ void ChainChecker::CheckInputFiles(size_t i) {
           TaskAt(i) + "/inputs/files/" + std::to_string(k),
           "unsupported URL scheme " + Quote(name) + ": inputs are local paths or http(s) URLs");
     }
+  }
+}
+
+void ChainChecker::CheckResources(size_t i) {
+  if (!options_.resource_misfits) return;
+  const TaskSpec& t = chain_.tasks[i];
+  for (const ResourceMisfit& m : options_.resource_misfits(t.resource_requirements)) {
+    report_.At(TaskAt(i) + "/resource_requirements/" + m.field,
+               "task " + t.task_id + " " + m.message);
   }
 }
 

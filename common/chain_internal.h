@@ -37,8 +37,9 @@ void CheckFileSchema(const SourceDoc& doc, Reporter* report);
 Chain DecodeChain(const nlohmann::json& root, Reporter* report);
 
 // Checks across fields: task ids, dependencies, cycles, executables, the
-// task schemas, `when` and `input_map` paths, environment names. Resolves
-// relative executable paths against options.base_dir.
+// task schemas, `when` and `input_map` paths, environment names, and
+// resource requests with options.resource_misfits. Resolves relative
+// executable paths against options.base_dir.
 void CheckChain(Chain* chain, const LoadOptions& options, Reporter* report);
 
 // "did you mean" helper: the candidate closest to `word` within an edit

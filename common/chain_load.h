@@ -3,15 +3,25 @@
 // reported at once, sorted by position.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/chain.h"
 #include "common/diagnostic.h"
 #include "common/source_doc.h"
 
 namespace chainctl {
+
+// A resource request that can never be admitted: `field` is the member of
+// resource_requirements ("cpu", "memory" or "gpu") and `message` says why, e.g. "needs 2
+// GPUs; chaind has 1 (--gpus 0)".
+struct ResourceMisfit {
+  std::string field;
+  std::string message;
+};
 
 struct LoadOptions {
   // Folder that relative executable_code_location paths are resolved
@@ -25,6 +35,9 @@ struct LoadOptions {
   bool require_absolute_executables = false;
   SourceFormat format = SourceFormat::kAuto;
   ParseLimits limits;
+  // If set, called with each task's resource_requirements; every misfit it returns is an
+  // error at that field, "task ID " + message (chaind: requests over its capacity).
+  std::function<std::vector<ResourceMisfit>(const ResourceRequirements&)> resource_misfits;
 };
 
 // Parses and checks `text`; `file_name` is used in diagnostics and to pick

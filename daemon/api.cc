@@ -71,6 +71,21 @@ std::optional<SourceFormat> FormatOfContentType(const std::string* content_type)
   return std::nullopt;
 }
 
+// /health's "resources": {"capacity": {"cpu" (cores), "memory_bytes", "gpus": [ids]},
+// "in_use": {"cpu", "memory_bytes", "gpus" (a count)}}; unlimited cpu or memory is left out.
+json ResourcesJson(const Resources& resources) {
+  const Capacity& c = resources.capacity();
+  json capacity = {{"gpus", c.gpus}};
+  if (c.cpu_millis != Capacity::kUnlimitedCpu) {
+    capacity["cpu"] = static_cast<double>(c.cpu_millis) / 1000;
+  }
+  if (c.memory_bytes != Capacity::kUnlimitedMemory) capacity["memory_bytes"] = c.memory_bytes;
+  json in_use = {{"cpu", static_cast<double>(resources.cpu_millis_used()) / 1000},
+                 {"memory_bytes", resources.memory_bytes_used()},
+                 {"gpus", c.gpus.size() - resources.gpus_free()}};
+  return {{"capacity", std::move(capacity)}, {"in_use", std::move(in_use)}};
+}
+
 HttpResponse MethodNotAllowed(const std::string& method, const std::string& allowed) {
   HttpResponse r =
       JsonError(405, "method_not_allowed", method + " is not allowed here; allowed: " + allowed);
@@ -198,6 +213,11 @@ void Api::PostChain(const HttpRequest& request, Responder respond) {
   LoadOptions options;
   options.format = *format;
   options.require_absolute_executables = true;
+  // A task that could never be admitted is refused now, not when it would run.
+  const Resources& resources = context_.orchestrator->resources();
+  options.resource_misfits = [&resources](const ResourceRequirements& req) {
+    return resources.Misfits(req);
+  };
   Diagnostics diags;
   bool malformed = false;
   std::optional<Chain> chain = ParseChain(request.body, "request", options, &diags, &malformed);
@@ -330,7 +350,8 @@ void Api::Health(Responder respond) {
                      {"version", kVersion},
                      {"uptime_s", uptime_ms / 1000},
                      {"socket", context_.socket_path},
-                     {"state_dir", context_.state_dir}}));
+                     {"state_dir", context_.state_dir},
+                     {"resources", ResourcesJson(context_.orchestrator->resources())}}));
 }
 
 void Api::Version(Responder respond) {

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <thread>
 
@@ -134,6 +135,46 @@ bool Serve(uv_loop_t* loop, HttpServer* server, const DaemonConfig& config, int 
   return true;
 }
 
+// MemTotal of /proc/meminfo in bytes, or 0 if it cannot be read.
+uint64_t MachineMemory() {
+  std::ifstream in("/proc/meminfo");
+  std::string key, unit;
+  uint64_t kib = 0;
+  while (in >> key >> kib >> unit) {
+    if (key == "MemTotal:") return kib * 1024;
+  }
+  return 0;
+}
+
+// The flags' capacity, the machine's where they gave none.
+Capacity CapacityOf(const DaemonConfig& config) {
+  Capacity capacity;
+  capacity.cpu_millis =
+      config.cpu_millis
+          ? config.cpu_millis
+          : 1000 * static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+  capacity.memory_bytes = config.memory_bytes ? config.memory_bytes : MachineMemory();
+  if (capacity.memory_bytes == 0) {
+    Log(LogLevel::kWarning, "cannot read MemTotal from /proc/meminfo: memory is not admitted");
+    capacity.memory_bytes = Capacity::kUnlimitedMemory;
+  }
+  capacity.gpus = config.gpus;
+  return capacity;
+}
+
+// chaind-exec in chaind's own folder (daemon/CMakeLists.txt installs them together), or ""
+// with a warning: tasks with limits then fail to start, saying so.
+std::string FindExecHelper() {
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  std::string helper = ec ? "" : (self.parent_path() / "chaind-exec").string();
+  if (!helper.empty() && access(helper.c_str(), X_OK) == 0) return helper;
+  Log(LogLevel::kWarning, "no spawn helper chaind-exec next to chaind" +
+                              (helper.empty() ? std::string() : " (" + helper + ")") +
+                              ": tasks with memory or cpu limits will fail to start");
+  return "";
+}
+
 }  // namespace
 
 int RunDaemon(const DaemonConfig& config) {
@@ -161,12 +202,15 @@ int RunDaemon(const DaemonConfig& config) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   StoreWriter writer(&loop, store.get());
-  ProcessRunner runner(&loop);
+  ProcessRunner runner(&loop, {}, FindExecHelper());
   OrchestratorOptions run_options;
   run_options.runs_dir = config.state_dir + "/runs";
   run_options.jobs = config.jobs ? config.jobs : std::max(1u, std::thread::hardware_concurrency());
   run_options.kill_grace_ms = config.kill_grace_ms;
   run_options.keep_run_dirs = config.keep_run_files;
+  run_options.capacity = CapacityOf(config);
+  Log(LogLevel::kInfo, "tasks run " + std::to_string(run_options.jobs) +
+                           " at once, admitted against " + DescribeCapacity(run_options.capacity));
   for (char** e = environ; *e; ++e) run_options.base_env.emplace_back(*e);
   // Tasks of a chaind that died (crash, kill -9) must not run on unsupervised (orphans.h).
   if (std::vector<pid_t> left = KillTaskProcesses(run_options.runs_dir); !left.empty()) {

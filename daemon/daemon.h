@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "daemon/http_types.h"
 #include "daemon/log.h"
@@ -20,6 +21,10 @@ struct DaemonConfig {
   uint64_t kill_grace_ms = 5000;           // SIGTERM to SIGKILL for timeouts and cancels
   size_t keep_run_files = 1000;            // the folders of this many ended runs are kept
   bool resume_interrupted = false;         // resume at start the runs a dead chaind left
+  // What tasks' resource_requirements are admitted against (daemon/resources.h).
+  int64_t cpu_millis = 0;         // 0: the machine's cores
+  uint64_t memory_bytes = 0;      // 0: the machine's memory (MemTotal)
+  std::vector<std::string> gpus;  // GPU ids handed out through CUDA_VISIBLE_DEVICES
 };
 
 // Runs until SIGTERM or SIGINT, then stops accepting, answers what is in

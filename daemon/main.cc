@@ -4,12 +4,46 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <set>
 #include <tuple>
 
 #include "common/paths.h"
 #include "common/units.h"
 #include "daemon/daemon.h"
 #include "daemon/version_info.h"
+
+namespace {
+
+// --cpus, --memory and --gpus into `config` ("" = the default); "" or what is wrong.
+std::string ParseCapacity(const std::string& cpus, const std::string& memory,
+                          const std::string& gpus, chainctl::daemon::DaemonConfig* config) {
+  std::string err;
+  if (!cpus.empty()) {
+    std::optional<int64_t> millis = chainctl::ParseCpu(cpus, &err);
+    if (!millis) return "--cpus: " + err;
+    config->cpu_millis = *millis;
+  }
+  if (!memory.empty()) {
+    std::optional<uint64_t> bytes = chainctl::ParseSize(memory, &err);
+    if (!bytes) return "--memory: " + err;
+    if (*bytes == 0) return "--memory: must be above 0";
+    config->memory_bytes = *bytes;
+  }
+  std::set<std::string> seen;
+  for (size_t start = 0; !gpus.empty() && start <= gpus.size();) {
+    size_t end = std::min(gpus.find(',', start), gpus.size());
+    std::string id = gpus.substr(start, end - start);
+    if (id.empty() || id.find_first_of(" \t=") != std::string::npos || !seen.insert(id).second) {
+      return "--gpus: expected distinct device ids separated by commas, e.g. 0,1; got \"" + gpus +
+             "\"";
+    }
+    config->gpus.push_back(id);
+    start = end + 1;
+  }
+  return "";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace chainctl;
@@ -53,6 +87,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--resume-interrupted", config.resume_interrupted,
                "Resume at start the runs that a crashed or killed chaind left running");
+  std::string cpus, memory, gpus;
+  app.add_option("--cpus", cpus,
+                 "Cores that tasks' cpu requests are admitted against, e.g. 4 or 2.5 "
+                 "(default: the machine's)");
+  app.add_option("--memory", memory,
+                 "Memory that tasks' memory requests are admitted against, e.g. 8Gi "
+                 "(default: the machine's, MemTotal)");
+  app.add_option("--gpus", gpus,
+                 "GPU device ids handed out to tasks that request GPUs, comma separated, e.g. "
+                 "0,1 (default: none)");
   app.add_option("--max-connections", config.limits.max_connections,
                  "Connections served at once (503 above)")
       ->capture_default_str()
@@ -96,6 +140,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   config.kill_grace_ms = static_cast<uint64_t>(grace->count());
+  if (std::string wrong = ParseCapacity(cpus, memory, gpus, &config); !wrong.empty()) {
+    std::cerr << "chaind: " << wrong << "\n";
+    return 2;
+  }
   EnvLookup env = RealEnv();
   if (config.socket_path.empty()) config.socket_path = DefaultSocketPath(env, getuid());
   if (config.state_dir.empty()) config.state_dir = DefaultStateDir(env, getuid());

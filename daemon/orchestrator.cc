@@ -1,11 +1,13 @@
 #include "daemon/orchestrator.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -91,6 +93,29 @@ std::vector<std::string> TaskEnv(const std::vector<std::string>& base, const Tas
   return env;
 }
 
+// CUDA_VISIBLE_DEVICES: the granted GPU ids, "" for none, so that a task cannot use a GPU
+// granted to another (whatever the daemon's environment or the task's `env` said).
+void SetGpuEnv(const Grant& grant, std::vector<std::string>* env) {
+  static const std::string kName = "CUDA_VISIBLE_DEVICES=";
+  std::erase_if(*env, [](const std::string& v) { return v.starts_with(kName); });
+  std::string ids;
+  for (const std::string& id : grant.gpus) ids += (ids.empty() ? "" : ",") + id;
+  env->push_back(kName + ids);
+}
+
+// The limits of resource_requirements (process_runner.h enforces them): memory as is; cpu
+// with a timeout as CPU time, cpu x timeout rounded up to a second (cpu alone is admission
+// only: a time limit needs a time).
+void SetLimits(const ResourceRequirements& r, TaskLaunch* launch) {
+  launch->memory_limit_bytes = r.memory_bytes;
+  if (r.cpu_millis > 0 && r.timeout) {
+    double seconds = std::ceil(static_cast<double>(r.cpu_millis) / 1000 *
+                               static_cast<double>(r.timeout->count()) / 1000);
+    // Beyond ~30 million years of CPU time there is nothing to limit.
+    if (seconds < 1e15) launch->cpu_limit_s = std::max<uint64_t>(1, static_cast<uint64_t>(seconds));
+  }
+}
+
 std::vector<std::string> TaskArgv(const TaskSpec& spec) {
   std::vector<std::string> argv;
   if (!spec.command.empty()) {
@@ -108,7 +133,7 @@ std::string CauseOf(const TaskResult& r) {
     case TaskResult::Kind::kExited:
       return "exit " + std::to_string(r.exit_code);
     case TaskResult::Kind::kSignaled:
-      return "signal " + std::to_string(r.signal);
+      return "signal " + std::to_string(r.signal) + (r.signal == SIGXCPU ? " (cpu limit)" : "");
     case TaskResult::Kind::kTimedOut:
       return "timeout";
     case TaskResult::Kind::kOutputTooLarge:
@@ -163,7 +188,8 @@ Orchestrator::Orchestrator(uv_loop_t* loop, Registry* registry, History* history
       writer_(writer),
       runner_(runner),
       options_(std::move(options)),
-      clock_(std::move(clock)) {
+      clock_(std::move(clock)),
+      resources_(options_.capacity) {
   options_.base_env = WithoutChainVariables(std::move(options_.base_env));
   if (options_.jobs == 0) options_.jobs = 1;
 }
@@ -225,6 +251,17 @@ std::shared_ptr<const Orchestrator::Plan> Orchestrator::PlanFor(const ChainVersi
   return plan;
 }
 
+std::optional<RunError> Orchestrator::CheckCapacity(const Plan& plan) const {
+  for (const TaskSpec& t : plan.chain.tasks) {
+    if (std::optional<std::string> why = resources_.NeverFits(t.resource_requirements)) {
+      return RunError{422, "over_capacity",
+                      "chain " + plan.version.chain_id + ": task " + t.task_id + " " + *why,
+                      nullptr};
+    }
+  }
+  return std::nullopt;
+}
+
 void Orchestrator::Trigger(const std::string& chain_id, int version, json input,
                            Accepted accepted) {
   auto refuse = [&](int status, std::string code, std::string message, json details = nullptr) {
@@ -243,6 +280,7 @@ void Orchestrator::Trigger(const std::string& chain_id, int version, json input,
   }
   std::shared_ptr<const Plan> plan = PlanFor(*chain, &err);
   if (!plan) return refuse(500, "bad_chain", err);
+  if (std::optional<RunError> misfit = CheckCapacity(*plan)) return accepted(*misfit, "");
   json problems = json::array();
   for (int root : plan->dag.roots) {
     const JsonSchema* schema = plan->input_schemas[Index(root)].get();
@@ -381,13 +419,18 @@ json Orchestrator::ConditionContext(Run& run, int task) {
 void Orchestrator::Dispatch() {
   while (running_ < options_.jobs && !queue_.empty()) {
     Queued next = *queue_.begin();
-    queue_.erase(queue_.begin());
     auto it = runs_.find(next.run);
-    if (it == runs_.end() || it->second->ended) continue;
-    Run& run = *it->second;
-    TaskState state = run.scheduler->state(next.task);
-    if (state != TaskState::kReady && state != TaskState::kRunning) continue;
-    Launch(run, next.task);
+    Run* run = it == runs_.end() || it->second->ended ? nullptr : it->second.get();
+    TaskState state = run ? run->scheduler->state(next.task) : TaskState::kCancelled;
+    if (state != TaskState::kReady && state != TaskState::kRunning) {
+      queue_.erase(queue_.begin());
+      continue;
+    }
+    // Something running holds what is missing (Trigger refused what never fits): its end
+    // calls Dispatch again.
+    if (!resources_.Fits(run->spec(next.task).resource_requirements)) break;
+    queue_.erase(queue_.begin());
+    Launch(*run, next.task);
   }
 }
 
@@ -415,7 +458,12 @@ void Orchestrator::Launch(Run& run, int i) {
   if (first) SaveRun(run);  // task_states
   ++running_;
   uint64_t n = run.n;
-  t.handle = runner_->Start(std::move(launch), [this, n, i, attempt](TaskResult result) {
+  // Held for this attempt only: released when it ends, before OnResult (a retry waits its
+  // backoff holding nothing).
+  Grant grant = resources_.Acquire(run.spec(i).resource_requirements);
+  if (!options_.capacity.gpus.empty()) SetGpuEnv(grant, &launch.env);
+  t.handle = runner_->Start(std::move(launch), [this, n, i, attempt, grant](TaskResult result) {
+    resources_.Release(grant);
     OnResult(n, i, attempt, std::move(result));
   });
   t.process = runner_->Locate(t.handle);
@@ -478,6 +526,7 @@ TaskLaunch Orchestrator::MakeLaunch(const Run& run, int i, int attempt) const {
     launch.timeout_ms = static_cast<uint64_t>(spec.resource_requirements.timeout->count());
   }
   launch.kill_grace_ms = options_.kill_grace_ms;
+  SetLimits(spec.resource_requirements, &launch);
   return launch;
 }
 

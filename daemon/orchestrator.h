@@ -43,6 +43,7 @@
 
 #include "daemon/history.h"
 #include "daemon/registry.h"
+#include "daemon/resources.h"
 #include "daemon/scheduler.h"
 #include "daemon/store_writer.h"
 #include "daemon/task_runner.h"
@@ -59,6 +60,9 @@ struct OrchestratorOptions {
   std::vector<std::string> base_env;  // "NAME=value": the environment every task starts from
   uint64_t kill_grace_ms = 5000;      // SIGTERM to SIGKILL on timeout or cancel
   size_t keep_run_dirs = 1000;        // folders of the newest ended runs kept; older go
+  // What tasks' resource_requirements are admitted against (daemon/resources.h). With GPUs,
+  // every task gets CUDA_VISIBLE_DEVICES: the ids it was granted, "" if it asked for none.
+  Capacity capacity;
 };
 
 // Why a request about runs was refused; `status` is the HTTP status the API answers with.
@@ -136,6 +140,8 @@ class Orchestrator {
 
   size_t active_runs() const { return runs_.size(); }
   size_t running_tasks() const { return running_; }
+  // The capacity and what running attempts hold of it.
+  const Resources& resources() const { return resources_; }
 
  private:
   struct Plan;
@@ -155,6 +161,8 @@ class Orchestrator {
   Run& Restart(orchestrator_detail::StoredRun stored, std::shared_ptr<const Plan> plan,
                std::string dir);
   std::shared_ptr<const Plan> PlanFor(const ChainVersion& version, std::string* err);
+  // A 422 if a task of `plan` could never be admitted (chaind restarted with less capacity).
+  std::optional<RunError> CheckCapacity(const Plan& plan) const;
   void PrepareDirs(const Run& run);  // make the tasks' folders ahead, off the loop
   void RunDirEnded(uint64_t n);      // keep_run_dirs: remove the oldest folders, off the loop
   void ArmDeadline(Run& run);  // the chain's `timeout`: StopRun when it passes
@@ -162,7 +170,9 @@ class Orchestrator {
   void StopRun(Run& run);
   void Pump(Run& run);  // queue the tasks that became ready; skip those whose `when` is false
   nlohmann::json ConditionContext(Run& run, int task);
-  void Dispatch();  // start queued tasks while slots are free
+  // Starts queued tasks, first in line first, while a --jobs slot is free and the first's
+  // resource requests fit; one that does not fit waits there, and nothing overtakes it.
+  void Dispatch();
   void Launch(Run& run, int task);
   // Before the first attempt: the input built and checked, the folders made, the input file
   // written, the dependencies' files linked in. False with *err: the task fails.
@@ -193,6 +203,7 @@ class Orchestrator {
 
   std::map<uint64_t, std::unique_ptr<Run>> runs_;  // active runs, and ended ones until stored
   std::map<std::string, std::shared_ptr<const Plan>> plans_;  // by "chain_id\0version"
+  Resources resources_;  // held by running attempts: acquired in Launch, released at their end
   std::set<Queued> queue_;
   uint64_t queue_seq_ = 0;
   size_t running_ = 0;

@@ -253,6 +253,7 @@ void Orchestrator::Resume(std::string_view run_id, Accepted accepted) {
   }
   std::shared_ptr<const Plan> plan = PlanFor(*chain, &err);
   if (!plan) return refuse(500, "bad_chain", err);
+  if (std::optional<RunError> misfit = CheckCapacity(*plan)) return accepted(misfit, "");
   std::string dir = options_.runs_dir + "/" + id;
   if (!IsDir(dir)) {
     return refuse(409, "files_removed",

@@ -1,6 +1,7 @@
 #include "daemon/process_result.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -72,6 +73,25 @@ void UseOutputFile(const TaskLaunch& launch, TaskResult* result) {
   }
 }
 
+// What a limit of the launch had to do with a failure, or "": SIGXCPU is the CPU-time limit,
+// and so is a SIGKILL once the CPU time reached it (the hard limit); under a memory limit any
+// failure may be an allocation that failed.
+std::string LimitNote(const TaskLaunch& launch, const TaskResult& result) {
+  bool cpu_killed =
+      launch.cpu_limit_s > 0 &&
+      (result.signal == SIGXCPU ||
+       (result.signal == SIGKILL && result.cpu_s >= static_cast<double>(launch.cpu_limit_s)));
+  if (cpu_killed) {
+    return ": over its CPU-time limit of " + std::to_string(launch.cpu_limit_s) +
+           "s (cpu x timeout)";
+  }
+  if (launch.memory_limit_bytes > 0) {
+    return " (under a memory limit of " + FormatSize(launch.memory_limit_bytes) +
+           ", where allocations beyond it fail)";
+  }
+  return "";
+}
+
 // The error of a process that ran to its end, or "" for success.
 void DescribeEnd(const TaskLaunch& launch, std::optional<int> wait_status, TaskResult* result) {
   if (!wait_status) {
@@ -79,9 +99,10 @@ void DescribeEnd(const TaskLaunch& launch, std::optional<int> wait_status, TaskR
     result->error = "the exit status was lost: another part of the daemon reaped the process";
   } else if (result->signal != 0) {
     result->kind = Kind::kSignaled;
-    result->error = KilledBy(result->signal);
+    result->error = KilledBy(result->signal) + LimitNote(launch, *result);
   } else if (result->exit_code != 0) {
-    result->error = "exited with status " + std::to_string(result->exit_code);
+    result->error =
+        "exited with status " + std::to_string(result->exit_code) + LimitNote(launch, *result);
   } else if (!launch.output_file.empty()) {
     UseOutputFile(launch, result);
   }

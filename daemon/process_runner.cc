@@ -91,6 +91,7 @@ struct ProcessRunner::Attempt {
   std::optional<Kind> stop_reason;  // why the runner is killing the group, once it is
   pid_t pid = -1;                   // the leader until reaped (-1 before and after)
   int pidfd = -1;                   // closed by ~Attempt, after the poll handle is closed
+  int report_fd = -1;               // the spawn helper's (SpawnedProcess); closed by ~Attempt
   bool exited = false;              // reaped
   std::optional<int> wait_status;   // once reaped; nullopt if someone else reaped it
   size_t stdin_in_flight = 0;       // bytes of the uv_write in flight
@@ -116,6 +117,7 @@ ProcessRunner::Attempt::Attempt(ProcessRunner* owner, TaskRunner::Handle handle_
 
 ProcessRunner::Attempt::~Attempt() {
   if (pidfd >= 0) close(pidfd);
+  if (report_fd >= 0) close(report_fd);
 }
 
 // Takes over the process's descriptors: stdin writing, stdout reading, the exit poll and the
@@ -123,6 +125,7 @@ ProcessRunner::Attempt::~Attempt() {
 int ProcessRunner::Attempt::Watch(const SpawnedProcess& process) {
   pid = process.pid;
   pidfd = process.pidfd;
+  report_fd = process.report_fd;
   int rc = StartStdin(process.stdin_fd);
   int stdout_rc = OpenPipe(&stdout_pipe, &stdout_open, process.stdout_fd);
   if (rc == 0) rc = stdout_rc;
@@ -353,7 +356,14 @@ void ProcessRunner::Attempt::MaybeFinish() {
 void ProcessRunner::Attempt::Finish() {
   CloseProcessHandles();  // first: closing stdin settles bytes_in
   CloseHandle(AsHandle(&timer), &timer_open);
-  if (result.kind != Kind::kSpawnFailed) {
+  // The spawn helper could not run the task: a failed spawn, as without the helper.
+  std::string report = report_fd >= 0 ? ReadSpawnReport(report_fd) : std::string();
+  if (!report.empty()) {
+    result.kind = Kind::kSpawnFailed;
+    result.error = std::move(report);
+    result.exit_code = 0;
+    result.output.clear();
+  } else if (result.kind != Kind::kSpawnFailed) {
     ConcludeResult(launch, wait_status, stop_reason, &result);
   }
   finished = true;
@@ -363,9 +373,10 @@ void ProcessRunner::Attempt::Finish() {
   callback(std::move(result));  // may destroy the runner or start attempts
 }
 
-ProcessRunner::ProcessRunner(uv_loop_t* loop, UnixMsClock clock)
+ProcessRunner::ProcessRunner(uv_loop_t* loop, UnixMsClock clock, std::string exec_helper)
     : loop_(loop),
       clock_(clock ? std::move(clock) : SystemUnixMs),
+      exec_helper_(std::move(exec_helper)),
       read_buffer_(new char[kReadBufferSize]) {}
 
 ProcessRunner::~ProcessRunner() {
@@ -380,7 +391,7 @@ TaskRunner::Handle ProcessRunner::Start(TaskLaunch launch, Done done) {
   attempt->result.start_unix_ms = clock_();
   SpawnedProcess process;
   std::string err;
-  if (!SpawnProcess(attempt->launch, attributes_, &process, &err)) {
+  if (!SpawnProcess(attempt->launch, attributes_, exec_helper_, &process, &err)) {
     attempt->Fail(std::move(err));
     return handle;
   }

@@ -14,6 +14,12 @@
 //           to launch.log_path.
 //           Empty fields: workdir "" runs in the daemon's directory, log_path "" sends stderr
 //           to /dev/null, output_file "" means there is none.
+//   limits  launch.memory_limit_bytes (RLIMIT_DATA, soft and hard) and launch.cpu_limit_s
+//           (RLIMIT_CPU: SIGXCPU at the limit, SIGKILL 2 s of CPU time later) are set by the
+//           spawn helper chaind-exec (daemon/exec_helper.cc), which is spawned instead and
+//           execs the task: in force from the task's first instruction, for each of its
+//           processes. Launches without limits are spawned directly. If the helper cannot run
+//           the task, the result is kSpawnFailed with the same error as without it.
 //   exit    seen through a pidfd (pidfd_open) polled by the loop; no SIGCHLD handler. The
 //           process is reaped with wait4 for cpu_s and max_rss_kb.
 //   stdin   launch.stdin_file, opened for the task (bytes_in: its size); without one,
@@ -36,18 +42,23 @@
 // dying: signals are asynchronous.
 //
 // Results (kind: error):
-//   kExited          "exited with status 3"; no error for status 0
-//   kSignaled        "killed by signal 9 (SIGKILL)"
+//   kExited          "exited with status 3"; no error for status 0; under a memory limit
+//                    "exited with status 1 (under a memory limit of 64Mi, where allocations
+//                    beyond it fail)"
+//   kSignaled        "killed by signal 9 (SIGKILL)"; at the CPU-time limit "killed by signal 24
+//                    (SIGXCPU): over its CPU-time limit of 3s (cpu x timeout)"
 //   kTimedOut        "timed out after 1.5s" (timeout_ms > 0 after the spawn)
 //   kCancelled       "cancelled"
 //   kOutputTooLarge  "output is over the 16Mi limit (max_output)", "the output file is over
 //                    the 16Mi limit (max_output)", or "cannot read the output file P: why"
-//   kSpawnFailed     SpawnProcess's error, e.g. "cannot run /x/y: No such file or directory"
+//   kSpawnFailed     SpawnProcess's error, e.g. "cannot run /x/y: No such file or directory",
+//                    "cannot run the spawn helper /x/chaind-exec: ...", or "cannot enforce the
+//                    task's limits: chaind has no spawn helper (chaind-exec)"
 // exit_code and signal describe the process's end whatever the kind (0 when not started;
 // exit_code -1 with an error if something else in the process reaped it first).
 // start_unix_ms is taken before the spawn, end_unix_ms when the exit is seen (both from the
 // clock); startup_ms is the time from Start until the process was spawned (posix_spawn
-// returns after the exec, with vfork semantics).
+// returns after the exec, with vfork semantics; through the helper, after the helper's exec).
 //
 // Ownership. The runner owns an attempt from Start until its `done` is called; then the
 // attempt owns itself until the close callbacks of its libuv handles have run (the next loop
@@ -74,8 +85,9 @@ class ProcessRunner : public TaskRunner {
   // Milliseconds since the Unix epoch, for the result's start and end times.
   using UnixMsClock = std::function<int64_t()>;
 
-  // `clock` empty: the system clock.
-  explicit ProcessRunner(uv_loop_t* loop, UnixMsClock clock = {});
+  // `clock` empty: the system clock. `exec_helper`: the path of chaind-exec, which launches
+  // with limits are started through ("": such launches fail to spawn).
+  explicit ProcessRunner(uv_loop_t* loop, UnixMsClock clock = {}, std::string exec_helper = {});
   ~ProcessRunner() override;
   ProcessRunner(const ProcessRunner&) = delete;
   ProcessRunner& operator=(const ProcessRunner&) = delete;
@@ -94,6 +106,7 @@ class ProcessRunner : public TaskRunner {
 
   uv_loop_t* loop_;
   UnixMsClock clock_;
+  std::string exec_helper_;
   SpawnAttributes attributes_;
   Handle next_handle_ = 1;
   std::unordered_map<Handle, Attempt*> attempts_;  // owned; those whose `done` is still due

@@ -20,12 +20,14 @@ struct SpawnFds {
                                   // (or [0] is launch.stdin_file, and [1] stays -1)
   int stdout_pipe[2] = {-1, -1};  // [1] becomes the child's 1; [0] is the daemon's
   int log = -1;                   // becomes the child's 2
+  int report_pipe[2] = {-1, -1};  // through the helper only: [1] becomes the child's 3
 
   SpawnFds() = default;
   SpawnFds(const SpawnFds&) = delete;
   SpawnFds& operator=(const SpawnFds&) = delete;
   ~SpawnFds() {
-    for (int fd : {stdin_pipe[0], stdin_pipe[1], stdout_pipe[0], stdout_pipe[1], log}) {
+    for (int fd : {stdin_pipe[0], stdin_pipe[1], stdout_pipe[0], stdout_pipe[1], log,
+                   report_pipe[0], report_pipe[1]}) {
       if (fd >= 0) close(fd);
     }
   }
@@ -52,16 +54,48 @@ class FileActions {
 
 std::string ErrnoText(int error) { return std::strerror(error); }
 
-// Keeps `*fd` (close-on-exec) out of 0-2, so the child's dup2s onto 0, 1 and 2 cannot
-// overwrite a source before it is copied (a daemon started with a closed stdio descriptor
-// gets the lowest numbers for its pipes). Returns 0 or an errno.
-int MoveAboveStdio(int* fd) {
-  if (*fd > 2) return 0;
-  int moved = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+// The descriptor the helper's report pipe becomes in the child.
+constexpr int kReportFd = 3;
+
+// Keeps `*fd` (close-on-exec) at `lowest` or above, so the child's dup2s onto lower numbers
+// cannot overwrite a source before it is copied (a daemon started with a closed stdio
+// descriptor gets the lowest numbers for its pipes). Returns 0 or an errno.
+int MoveAbove(int* fd, int lowest) {
+  if (*fd >= lowest) return 0;
+  int moved = fcntl(*fd, F_DUPFD_CLOEXEC, lowest);
   int error = moved < 0 ? errno : 0;
   close(*fd);
   *fd = moved;
   return error;
+}
+
+int MoveAboveStdio(int* fd) { return MoveAbove(fd, 3); }
+
+// Launches with limits go through the spawn helper.
+bool HasLimits(const TaskLaunch& launch) {
+  return launch.memory_limit_bytes > 0 || launch.cpu_limit_s > 0;
+}
+
+// The report pipe: the daemon's end non-blocking, the child's above kReportFd (dup2 onto
+// itself would keep close-on-exec).
+bool MakeReportPipe(int ends[2], std::string* err) {
+  int error = pipe2(ends, O_CLOEXEC | O_NONBLOCK) < 0 ? errno : 0;
+  if (error == 0) error = MoveAbove(&ends[1], kReportFd + 1);
+  if (error != 0) *err = "cannot make a pipe: " + ErrnoText(error);
+  return error == 0;
+}
+
+// chaind-exec's command line for `launch` (exec_helper.cc).
+std::vector<std::string> HelperArgv(const TaskLaunch& launch, const std::string& helper) {
+  std::vector<std::string> argv = {helper};
+  if (launch.memory_limit_bytes > 0) {
+    argv.push_back("--data=" + std::to_string(launch.memory_limit_bytes));
+  }
+  if (launch.cpu_limit_s > 0) argv.push_back("--cpu=" + std::to_string(launch.cpu_limit_s));
+  argv.push_back("--report-fd=" + std::to_string(kReportFd));
+  argv.push_back("--");
+  argv.insert(argv.end(), launch.argv.begin(), launch.argv.end());
+  return argv;
 }
 
 bool MakePipe(int ends[2], std::string* err) {
@@ -96,17 +130,22 @@ bool OpenLog(const std::string& path, int* fd, std::string* err) {
   return error == 0;
 }
 
-// dup2s onto 0, 1 and 2, the working directory, then every other descriptor closed (they
-// are close-on-exec already; this also covers descriptors a library left inheritable).
-// Returns 0 or an errno (ENOMEM).
+// dup2s onto 0, 1 and 2 (and the report pipe onto 3), the working directory, then every
+// other descriptor closed (they are close-on-exec already; this also covers descriptors a
+// library left inheritable). Returns 0 or an errno (ENOMEM).
 int AddFileActions(const SpawnFds& fds, const std::string& workdir, FileActions* actions) {
   int rc = posix_spawn_file_actions_adddup2(actions->get(), fds.stdin_pipe[0], 0);
   if (rc == 0) rc = posix_spawn_file_actions_adddup2(actions->get(), fds.stdout_pipe[1], 1);
   if (rc == 0) rc = posix_spawn_file_actions_adddup2(actions->get(), fds.log, 2);
+  int first_closed = 3;
+  if (rc == 0 && fds.report_pipe[1] >= 0) {
+    rc = posix_spawn_file_actions_adddup2(actions->get(), fds.report_pipe[1], kReportFd);
+    first_closed = kReportFd + 1;
+  }
   if (rc == 0 && !workdir.empty()) {
     rc = posix_spawn_file_actions_addchdir_np(actions->get(), workdir.c_str());
   }
-  if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(actions->get(), 3);
+  if (rc == 0) rc = posix_spawn_file_actions_addclosefrom_np(actions->get(), first_closed);
   return rc;
 }
 
@@ -128,12 +167,13 @@ int WorkdirError(const std::string& path) {
 }
 
 // posix_spawn reports a failed chdir and a failed exec alike; tell them apart afterwards.
-std::string DescribeSpawnError(const TaskLaunch& launch, int error) {
+// `program` is what was executed: the task's, or "the spawn helper PATH".
+std::string DescribeSpawnError(const TaskLaunch& launch, const std::string& program, int error) {
   int workdir_error = launch.workdir.empty() ? 0 : WorkdirError(launch.workdir);
   if (workdir_error != 0) {
     return "cannot enter the workdir " + launch.workdir + ": " + ErrnoText(workdir_error);
   }
-  return "cannot run " + launch.argv[0] + ": " + ErrnoText(error);
+  return "cannot run " + program + ": " + ErrnoText(error);
 }
 
 }  // namespace
@@ -156,15 +196,21 @@ SpawnAttributes::SpawnAttributes() {
 SpawnAttributes::~SpawnAttributes() { posix_spawnattr_destroy(&attr_); }
 
 bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
-                  SpawnedProcess* process, std::string* err) {
+                  const std::string& exec_helper, SpawnedProcess* process, std::string* err) {
   if (launch.argv.empty()) {
     *err = "cannot run a task without argv";
+    return false;
+  }
+  bool helped = HasLimits(launch);
+  if (helped && exec_helper.empty()) {
+    *err = "cannot enforce the task's limits: chaind has no spawn helper (chaind-exec)";
     return false;
   }
   SpawnFds fds;
   if (!(launch.stdin_file.empty() ? MakePipe(fds.stdin_pipe, err)
                                   : OpenInput(launch.stdin_file, &fds.stdin_pipe[0], err)) ||
-      !MakePipe(fds.stdout_pipe, err) || !OpenLog(launch.log_path, &fds.log, err)) {
+      !MakePipe(fds.stdout_pipe, err) || !OpenLog(launch.log_path, &fds.log, err) ||
+      (helped && !MakeReportPipe(fds.report_pipe, err))) {
     return false;
   }
   FileActions actions;
@@ -173,12 +219,14 @@ bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
     *err = "cannot prepare the spawn: " + ErrnoText(rc);
     return false;
   }
-  std::vector<char*> argv = CStrings(launch.argv);
+  std::vector<std::string> helper_argv = helped ? HelperArgv(launch, exec_helper) : launch.argv;
+  std::vector<char*> argv = CStrings(helper_argv);
   std::vector<char*> envp = CStrings(launch.env);
   pid_t pid = -1;
   rc = posix_spawn(&pid, argv[0], actions.get(), attributes.get(), argv.data(), envp.data());
   if (rc != 0) {
-    *err = DescribeSpawnError(launch, rc);
+    *err =
+        DescribeSpawnError(launch, helped ? "the spawn helper " + exec_helper : launch.argv[0], rc);
     return false;
   }
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));  // always close-on-exec
@@ -193,7 +241,17 @@ bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
   process->pidfd = pidfd;
   process->stdin_fd = SpawnFds::Release(&fds.stdin_pipe[1]);
   process->stdout_fd = SpawnFds::Release(&fds.stdout_pipe[0]);
+  process->report_fd = SpawnFds::Release(&fds.report_pipe[0]);
   return true;  // ~SpawnFds closes the child's ends
+}
+
+std::string ReadSpawnReport(int report_fd) {
+  char buffer[4096];
+  ssize_t n;
+  do {
+    n = read(report_fd, buffer, sizeof buffer);
+  } while (n < 0 && errno == EINTR);
+  return n > 0 ? std::string(buffer, static_cast<size_t>(n)) : std::string();
 }
 
 void KillGroupAndReap(pid_t pid) {

@@ -42,6 +42,9 @@ struct SpawnedProcess {
   int pidfd = -1;      // pidfd_open(pid): readable once the process has exited
   int stdin_fd = -1;   // write end of the pipe that is the task's stdin (-1: stdin_file)
   int stdout_fd = -1;  // read end of the pipe that is the task's stdout
+  // Through the spawn helper only (else -1): read end (non-blocking) of the pipe on which the
+  // helper says why it could not run the task before it exits 127; ReadSpawnReport.
+  int report_fd = -1;
 };
 
 // Starts launch.argv (argv[0] is the path executed, no PATH search) with launch.env as the
@@ -52,8 +55,18 @@ struct SpawnedProcess {
 // naming what failed: the executable ("cannot run /x/y: No such file or directory"), the
 // workdir, the log file, or pidfd_open (Linux 5.3 or later is required: there is no
 // fallback); then no process is left running or unreaped and no descriptor stays open.
+//
+// A launch with limits (memory_limit_bytes, cpu_limit_s) is started through `exec_helper`
+// (chaind-exec, daemon/exec_helper.cc), which sets them and execs the task; posix_spawn then
+// returns once the helper runs, and the helper's failure to run the task comes later, through
+// process->report_fd. Without a helper such a launch fails ("" = none).
 bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
-                  SpawnedProcess* process, std::string* err);
+                  const std::string& exec_helper, SpawnedProcess* process, std::string* err);
+
+// What the spawn helper wrote on `report_fd` (read without waiting; at most 4 KiB): why it
+// could not run the task, e.g. "cannot run /x/y: No such file or directory", or "" if the
+// task was run. Call once the process has exited. Does not close `report_fd`.
+std::string ReadSpawnReport(int report_fd);
 
 // SIGKILLs the process group `pid` leads and reaps `pid`, waiting for it (it dies at once
 // unless stuck in the kernel). For abandoning a process nobody will watch.

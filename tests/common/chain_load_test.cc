@@ -90,7 +90,9 @@ TEST(ChainLoad, DefaultsFollowTheDesign) {
   EXPECT_TRUE(chain->chain_id.empty());
   EXPECT_FALSE(chain->timeout);
   EXPECT_EQ(t.input_schema, true);
-  EXPECT_EQ(t.resource_requirements.cpu_millis, 1000);
+  EXPECT_EQ(t.resource_requirements.cpu_millis, 0);  // not declared
+  EXPECT_EQ(t.resource_requirements.memory_bytes, 0u);
+  EXPECT_EQ(t.resource_requirements.gpu, 0);
   EXPECT_EQ(t.resource_requirements.max_output_bytes, 16u << 20);
   EXPECT_FALSE(t.resource_requirements.timeout);
   EXPECT_DOUBLE_EQ(t.prefetch_weight, 1.0);
@@ -137,6 +139,42 @@ TEST(ChainLoad, ChainToJsonRoundTrips) {
   EXPECT_EQ(ChainToJson(*second), dumped);
   EXPECT_EQ(dumped["timeout"], "1m30s");
   EXPECT_EQ(dumped["tasks"][0]["resource_requirements"]["cpu"], "250m");
+}
+
+// LoadOptions::resource_misfits (chaind's capacity): an error at the offending field.
+TEST(ChainLoad, ResourceMisfitsAreErrorsAtTheirField) {
+  LoadOptions options;
+  options.resource_misfits = [](const ResourceRequirements& r) {
+    std::vector<ResourceMisfit> misfits;
+    if (r.gpu > 1) misfits.push_back({"gpu", "needs 2 GPUs; chaind has 1 (--gpus 0)"});
+    return misfits;
+  };
+  Diagnostics diags;
+  auto chain = ParseChain(
+      "tasks:\n"
+      "  - {task_id: prep, command: x, resource_requirements: {gpu: 1}}\n"
+      "  - task_id: train\n"
+      "    command: y\n"
+      "    resource_requirements: {gpu: 2}\n",
+      "c.yaml", options, &diags);
+  EXPECT_FALSE(chain);
+  ASSERT_EQ(diags.size(), 1u);
+  EXPECT_EQ(FormatDiagnostic(diags[0]),
+            "c.yaml:5:34: tasks[1].resource_requirements.gpu: task train needs 2 GPUs; chaind "
+            "has 1 (--gpus 0)");
+}
+
+// cpu 0 means "not declared", so one core declared is kept (it used to be the default).
+TEST(ChainLoad, DeclaredCpuIsKeptAndUndeclaredIsLeftOut) {
+  Diagnostics diags;
+  auto chain = ParseChain(
+      "tasks: [{task_id: a, command: x, resource_requirements: {cpu: 1}},\n"
+      "        {task_id: b, command: y}]",
+      "c.yaml", {}, &diags);
+  ASSERT_TRUE(chain) << Messages(diags)[0];
+  nlohmann::json dumped = ChainToJson(*chain);
+  EXPECT_EQ(dumped["tasks"][0]["resource_requirements"], nlohmann::json({{"cpu", 1}}));
+  EXPECT_FALSE(dumped["tasks"][1].contains("resource_requirements"));
 }
 
 TEST(ChainLoad, AllErrorsOfAFileAtOnceInOrder) {
