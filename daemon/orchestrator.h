@@ -122,8 +122,8 @@ class Orchestrator {
   // outputs and the files of the rest; attempts go on counting, each task gets its `retry`
   // afresh. The run's record says "resumed": N; its events go on with run_resumed {resumed,
   // tasks}. `accepted` as for Trigger; refusals: 404 no run, 409 still running, succeeded,
-  // chain version gone, or the run's folder removed (--keep-run-files). The re-run tasks'
-  // folders are cleared on the loop before this returns.
+  // chain version gone, or the run's folder removed (--keep-run-files), 422 a task over the
+  // capacity. The re-run tasks' folders are cleared on the loop before this returns.
   void Resume(std::string_view run_id, Accepted accepted);
 
   // Cancels a running run: tasks not started are cancelled, running ones are stopped (their
