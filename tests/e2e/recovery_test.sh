@@ -41,8 +41,12 @@ kill_chaind() {
 # --- The chain: 20 shell tasks; each hashes its input and its dependencies' files into its
 # output and into a file of its own, so any lost, stale or doubled hand-off shows. ---
 task=$tmp/task.sh
-cat > "$task" <<'SH'
+cat > "$task" <<SH
 #!/bin/sh
+# While $tmp/hold exists, every task but t1 waits for it to go.
+while [ "\$CHAIN_TASK_ID" != t1 ] && [ -e $tmp/hold ]; do sleep 0.02; done
+SH
+cat >> "$task" <<'SH'
 files=$(cat "$CHAIN_WORKDIR"/inputs/*/data.txt 2> /dev/null)
 count=$(ls "$CHAIN_WORKDIR"/inputs 2> /dev/null | wc -l)
 digest=$({ echo "$CHAIN_TASK_ID"; cat; echo "$files"; } | sha256sum | cut -c1-16)
@@ -107,12 +111,14 @@ c = collections.Counter((r['run_id'], r['task_id']) for r in json.load(open('$tm
 assert max(c.values()) == 1, c.most_common(3)"
 
 # --- chaind --resume-interrupted: a killed run completes by itself after the restart. ---
+touch "$tmp/hold"  # the run cannot end before the kill
 run=$("$CHAINCTL" trigger crash20 --input '{"seed": 7}')
-for _ in $(seq 1 300); do  # until its first task has ended
+for _ in $(seq 1 500); do  # until its first task has ended
   [[ $(run_json "$run" "b['tasks'][0]['state']") == succeeded ]] && break
   sleep 0.02
 done
 kill_chaind
+rm "$tmp/hold"
 check "restart with --resume-interrupted" start_chaind --jobs 2 --resume-interrupted
 for _ in $(seq 1 1000); do
   [[ $(run_json "$run" "b['status']") == succeeded ]] && break
@@ -140,8 +146,10 @@ check "apply flaky" bash -c "'$CHAINCTL' apply -f '$tmp/flaky.yaml' > /dev/null"
 check "flaky fails: exit 1" bash -c "'$CHAINCTL' trigger flaky --wait > /dev/null 2>&1; test \$? -eq 1"
 failed_run=$("$CHAINCTL" list runs --chain flaky -o json | python3 -c "import json,sys; print(json.load(sys.stdin)['runs'][0]['run_id'])")
 check "resume of an unknown run is refused (exit 3)" bash -c "'$CHAINCTL' resume run-999999 2> '$tmp/resume.err'; test \$? -eq 3 && grep -q 'no run run-999999' '$tmp/resume.err'"
+touch "$tmp/hold"  # it cannot end before the resume is asked for
 running=$("$CHAINCTL" trigger crash20)
 check "resume of a running run is refused (exit 3)" bash -c "'$CHAINCTL' resume $running 2> '$tmp/resume.err'; test \$? -eq 3 && grep -q 'is running' '$tmp/resume.err'"
+rm "$tmp/hold"
 touch "$tmp/gate-open"
 check "resume the failed run" bash -c "'$CHAINCTL' resume $failed_run --wait > '$tmp/flaky.out'"
 check "its output" python3 -c "import json; assert json.load(open('$tmp/flaky.out')) == {'n': 1}"
