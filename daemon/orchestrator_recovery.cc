@@ -189,11 +189,22 @@ bool Orchestrator::MarkInterrupted(const std::vector<orchestrator_detail::Stored
             }
             counts[state] = counts.value(state, 0) + 1;
           }
+          const std::string error = "chaind stopped while the run was running";
           run.record["status"] = "interrupted";
           run.record["ended_unix_ms"] = now;
-          run.record["error"] = "chaind stopped while the run was running";
+          run.record["error"] = error;
           run.record["task_states"] = counts;
-          if (!txn.Put(Db::kRuns, RunKey(run.n), EncodeValue(1, run.record.dump()), e)) {
+          // Its events end as those of any ended run do, so that followers know it ended.
+          auto seq = static_cast<uint32_t>(run.events.size() + 1);
+          json finished = {{"seq", seq},
+                           {"time_unix_ms", now},
+                           {"run_id", RunId(run.n)},
+                           {"type", "run_finished"},
+                           {"status", "interrupted"},
+                           {"duration_ms", now - run.record.value("created_unix_ms", now)},
+                           {"error", error}};
+          if (!txn.Put(Db::kRuns, RunKey(run.n), EncodeValue(1, run.record.dump()), e) ||
+              !txn.Put(Db::kRuns, RunEventKey(run.n, seq), EncodeValue(1, finished.dump()), e)) {
             return false;
           }
         }

@@ -584,6 +584,10 @@ TEST_F(OrchestratorTest, ARestartStopsTheTasksOfInterruptedRunsAndTheyCanBeResum
   EXPECT_EQ((*run)["status"], "interrupted");
   EXPECT_EQ(TaskOf(*run, "src")["state"], "cancelled");
   EXPECT_FALSE(TaskOf(*run, "src").contains("process"));
+  std::vector<json> events = Events(run_id);
+  EXPECT_EQ(events.back()["type"], "run_finished") << "its events end as an ended run's do";
+  EXPECT_EQ(events.back()["status"], "interrupted");
+  EXPECT_EQ(events.back()["seq"], events.size());
 
   run = ResumeToEnd(run_id);
   EXPECT_EQ((*run)["status"], "succeeded") << *run;
