@@ -117,7 +117,7 @@ class Orchestrator {
                                  uint64_t* id);
   void Unfollow(std::string_view run_id, uint64_t id);
 
-  // Runs again, in the same run, every task of an ended run that did not succeed or was not
+  // Runs again, in the same run, every task of an ended run that neither succeeded nor was
   // skipped (failed, cancelled, upstream_failed, or stopped by a crash), reusing the stored
   // outputs and the files of the rest; attempts go on counting, each task gets its `retry`
   // afresh. The run's record says "resumed": N; its events go on with run_resumed {resumed,
