@@ -667,8 +667,8 @@ void Orchestrator::MaybeFinishRun(Run& run) {
     run.error = "chaind stopped while the run was running";
   } else if (run.timed_out) {
     run.status = "failed";
-    run.error = "the run went over its timeout of " +
-                FormatDuration(*plan.chain.timeout) + " (the chain's timeout)";
+    run.error = "the run went over its timeout of " + FormatDuration(*plan.chain.timeout) +
+                " (the chain's timeout)";
   } else if (run.cancelled) {
     run.status = "cancelled";
     run.error = "cancelled";

@@ -165,7 +165,7 @@ class Orchestrator {
   std::optional<RunError> CheckCapacity(const Plan& plan) const;
   void PrepareDirs(const Run& run);  // make the tasks' folders ahead, off the loop
   void RunDirEnded(uint64_t n);      // keep_run_dirs: remove the oldest folders, off the loop
-  void ArmDeadline(Run& run);  // the chain's `timeout`: StopRun when it passes
+  void ArmDeadline(Run& run);        // the chain's `timeout`: StopRun when it passes
   // Cancels what has not started and stops what runs (Cancel, the chain's timeout, Shutdown).
   void StopRun(Run& run);
   void Pump(Run& run);  // queue the tasks that became ready; skip those whose `when` is false
@@ -208,7 +208,7 @@ class Orchestrator {
   uint64_t queue_seq_ = 0;
   size_t running_ = 0;
   uint64_t last_run_ = 0;
-  std::deque<uint64_t> ended_dirs_;  // run folders of ended runs, oldest first
+  std::deque<uint64_t> ended_dirs_;       // run folders of ended runs, oldest first
   std::vector<std::string> interrupted_;  // by Open, for ResumeInterrupted
   uint64_t next_follower_ = 1;
   std::set<uint64_t> unsent_;    // runs with events their followers have not had

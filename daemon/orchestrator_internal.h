@@ -87,7 +87,6 @@ struct StoredRun {
   std::vector<std::string> events;
 };
 
-
 // mkdir that is fine with an existing folder.
 bool MakeDir(const std::string& path, std::string* err);
 RunError StoreFailure(const std::string& err);

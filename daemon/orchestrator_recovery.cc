@@ -81,8 +81,8 @@ using orchestrator_detail::GetRecord;
 using orchestrator_detail::MakeDir;
 using orchestrator_detail::ReadEvents;
 using orchestrator_detail::ReadTaskRecords;
-using orchestrator_detail::StoreFailure;
 using orchestrator_detail::StoredRun;
+using orchestrator_detail::StoreFailure;
 
 namespace {
 
@@ -170,7 +170,8 @@ bool Orchestrator::Open(std::string* err) {
   return MarkInterrupted(left, err);
 }
 
-bool Orchestrator::MarkInterrupted(const std::vector<orchestrator_detail::StoredRun>& runs, std::string* err) {
+bool Orchestrator::MarkInterrupted(const std::vector<orchestrator_detail::StoredRun>& runs,
+                                   std::string* err) {
   int64_t now = clock_();
   return store_->Write(
       [&](WriteTxn& txn, std::string* e) {
@@ -241,9 +242,9 @@ void Orchestrator::Resume(std::string_view run_id, Accepted accepted) {
   std::optional<uint64_t> n = ParseRunId(run_id);
   std::optional<StoredRun> stored;
   std::string err;
-  if (n && !store_->Read(
-               [&](ReadTxn& txn, std::string* e) { return ReadStoredRun(txn, *n, &stored, e); },
-               &err)) {
+  if (n &&
+      !store_->Read(
+          [&](ReadTxn& txn, std::string* e) { return ReadStoredRun(txn, *n, &stored, e); }, &err)) {
     return accepted(StoreFailure(err), "");
   }
   if (!stored) return refuse(404, "not_found", "no run " + id);
@@ -299,8 +300,8 @@ void Orchestrator::Resume(std::string_view run_id, Accepted accepted) {
   Dispatch();
 }
 
-Orchestrator::Run& Orchestrator::Restart(orchestrator_detail::StoredRun stored, std::shared_ptr<const Plan> plan,
-                                         std::string dir) {
+Orchestrator::Run& Orchestrator::Restart(orchestrator_detail::StoredRun stored,
+                                         std::shared_ptr<const Plan> plan, std::string dir) {
   auto run = std::make_unique<Run>();
   run->n = stored.n;
   run->id = RunId(stored.n);

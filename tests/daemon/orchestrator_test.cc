@@ -549,12 +549,12 @@ tasks:
 
   runner_->hold = true;
   std::optional<RunError> refused;
-  orchestrator_->Trigger("flaky", 0, json::object(),
-                         [&](std::optional<RunError>, const std::string& id) {
-                           orchestrator_->Resume(id, [&](std::optional<RunError> e,
-                                                         const std::string&) { refused = e; });
-                           orchestrator_->Cancel(id);
-                         });
+  orchestrator_->Trigger(
+      "flaky", 0, json::object(), [&](std::optional<RunError>, const std::string& id) {
+        orchestrator_->Resume(id,
+                              [&](std::optional<RunError> e, const std::string&) { refused = e; });
+        orchestrator_->Cancel(id);
+      });
   uv_run(&loop_, UV_RUN_DEFAULT);
   ASSERT_TRUE(refused);
   EXPECT_EQ(refused->status, 409);
