@@ -86,7 +86,10 @@ using orchestrator_detail::StoreFailure;
 
 namespace {
 
-bool ReadStoredRun(ReadTxn& txn, uint64_t n, std::optional<StoredRun>* run, std::string* err) {
+// The stored run n; the outputs of its succeeded tasks only if `with_outputs` (Resume needs
+// them, Open does not).
+bool ReadStoredRun(ReadTxn& txn, uint64_t n, bool with_outputs, std::optional<StoredRun>* run,
+                   std::string* err) {
   std::optional<json> record;
   if (!GetRecord(txn, RunKey(n), "run record", &record, err)) return false;
   if (!record) return true;
@@ -95,7 +98,7 @@ bool ReadStoredRun(ReadTxn& txn, uint64_t n, std::optional<StoredRun>* run, std:
     return false;
   }
   for (const json& task : stored.tasks) {
-    if (task.value("state", "") != "succeeded") continue;
+    if (!with_outputs || task.value("state", "") != "succeeded") continue;
     std::string task_id = task.value("task_id", "");
     std::optional<json> output;
     if (!GetRecord(txn, RunOutputKey(n, task_id), "output", &output, err)) return false;
@@ -152,7 +155,7 @@ bool Orchestrator::Open(std::string* err) {
             e);
         for (size_t i = 0; scanned && i < running.size(); ++i) {
           std::optional<StoredRun> run;
-          if (!ReadStoredRun(txn, running[i], &run, e)) return false;
+          if (!ReadStoredRun(txn, running[i], false, &run, e)) return false;
           if (run) left.push_back(std::move(*run));
         }
         return scanned;
@@ -242,9 +245,9 @@ void Orchestrator::Resume(std::string_view run_id, Accepted accepted) {
   std::optional<uint64_t> n = ParseRunId(run_id);
   std::optional<StoredRun> stored;
   std::string err;
-  if (n &&
-      !store_->Read(
-          [&](ReadTxn& txn, std::string* e) { return ReadStoredRun(txn, *n, &stored, e); }, &err)) {
+  if (n && !store_->Read([&](ReadTxn& txn,
+                             std::string* e) { return ReadStoredRun(txn, *n, true, &stored, e); },
+                         &err)) {
     return accepted(StoreFailure(err), "");
   }
   if (!stored) return refuse(404, "not_found", "no run " + id);

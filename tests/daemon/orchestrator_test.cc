@@ -18,6 +18,21 @@ namespace {
 
 using nlohmann::json;
 
+// How an attempt of a task that exits with `code` ends, as the runner reports it.
+TaskResult ExitedWith(int code) {
+  TaskResult r;
+  r.exit_code = code;
+  r.error = "exited with status " + std::to_string(code);
+  return r;
+}
+
+// How an attempt that printed `output` and exited 0 ends.
+TaskResult Succeeded(std::string output) {
+  TaskResult r;
+  r.output = std::move(output);
+  return r;
+}
+
 // A TaskRunner without processes: each started attempt is answered on a later loop iteration
 // by `behave`, which sees the launch (its stdin is the task's input).
 class FakeRunner : public TaskRunner {
@@ -354,15 +369,8 @@ tasks:
 )");
   int calls = 0;
   runner_->behave = [&](const TaskLaunch& launch) {
-    TaskResult r;
     EXPECT_EQ(launch.attempt, calls + 1);
-    if (++calls < 3) {
-      r.exit_code = 1;
-      r.error = "exited with status 1";
-    } else {
-      r.output = "{}";
-    }
-    return r;
+    return ++calls < 3 ? ExitedWith(1) : Succeeded("{}");
   };
   std::string run_id;
   json run = RunToEnd("flaky", json::object(), &run_id);
@@ -475,15 +483,10 @@ TEST_F(OrchestratorTest, ResumeRerunsOnlyWhatDidNotSucceedWithTheStoredOutputs) 
   Apply(kDiamond);
   bool right_fails = true;
   runner_->behave = [&](const TaskLaunch& launch) {
-    TaskResult r;
-    if (launch.task_id == "right" && right_fails) {
-      r.exit_code = 3;
-      r.error = "exited with status 3";
-      return r;
-    }
+    if (launch.task_id == "right" && right_fails) return ExitedWith(3);
     json input = json::parse(launch.stdin_data);
-    r.output = json{{"by", launch.task_id}, {"attempt", launch.attempt}, {"in", input}}.dump();
-    return r;
+    return Succeeded(
+        json{{"by", launch.task_id}, {"attempt", launch.attempt}, {"in", input}}.dump());
   };
   std::string run_id;
   json run = RunToEnd("diamond", {{"x", 1}}, &run_id);
@@ -531,14 +534,7 @@ tasks:
 )");
   int calls = 0;
   runner_->behave = [&](const TaskLaunch&) {
-    TaskResult r;
-    if (++calls < 4) {
-      r.exit_code = 1;
-      r.error = "exited with status 1";
-    } else {
-      r.output = "{}";
-    }
-    return r;
+    return ++calls < 4 ? ExitedWith(1) : Succeeded("{}");
   };
   std::string run_id;
   EXPECT_EQ(RunToEnd("flaky", json::object(), &run_id)["status"], "failed");
@@ -596,11 +592,7 @@ TEST_F(OrchestratorTest, ARestartStopsTheTasksOfInterruptedRunsAndTheyCanBeResum
 
 TEST_F(OrchestratorTest, ARunWhoseFolderWasRemovedIsNotResumed) {
   Apply(kDiamond);
-  runner_->behave = [](const TaskLaunch&) {
-    TaskResult r;
-    r.exit_code = 1;
-    return r;
-  };
+  runner_->behave = [](const TaskLaunch&) { return ExitedWith(1); };
   std::string run_id;
   RunToEnd("diamond", json::object(), &run_id);
   std::filesystem::remove_all(tmp_.path() + "/runs/" + run_id);
@@ -701,13 +693,7 @@ tasks:
   - {task_id: other, executable_code_location: /bin/cat, resource_requirements: {memory: 700Mi}}
 )");
   runner_->behave = [&](const TaskLaunch& launch) {
-    TaskResult r;
-    r.output = "{}";
-    if (launch.task_id == "flaky" && launch.attempt == 1) {
-      r.exit_code = 1;
-      r.error = "exited with status 1";
-    }
-    return r;
+    return launch.task_id == "flaky" && launch.attempt == 1 ? ExitedWith(1) : Succeeded("{}");
   };
   json run = RunToEnd("mem_retry", json::object());
   EXPECT_EQ(run["status"], "succeeded") << run;
