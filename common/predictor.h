@@ -1,0 +1,165 @@
+// The predictor's model (DESIGN.md §5 "Model"): what task a run starts next, which chain is
+// triggered next, and when. Pure, single-threaded and deterministic; chaind trains it on the
+// thread pool and swaps it in (daemon/prediction_service.h), `chainctl model evaluate` runs it
+// offline (common/model_eval.h).
+//
+// In a run: a variable-order Markov model over task starts. The context of a start is the last
+// k tasks the run started (k = 0..max_order; a run's first start has the context "begin").
+// Counts decay with a half-life in the chain's own task starts. The orders are blended by
+// Witten-Bell interpolation, the lowest over a Dirichlet prior proportional to each task's
+// `prefetch_weight` (uniform for tasks only known from history), so a chain without history is
+// predicted from its definition and history takes over as it grows.
+//
+// Candidates: the chain's tasks, from its definition (ChainShape) and from history. The DAG
+// rules out, and so never predicts: a task one of whose descendants has started, a task with
+// trigger rule all_success one of whose dependencies has not started, and a task that has
+// started (unless history has seen it start more often in a run: retries). What history says
+// (a task never started more than n times in a run; a task always came after certain others)
+// only makes a candidate unlikely (× unlikely_factor), as history can change.
+//
+// Across runs: an order-2 model of the same kind over the chains of successive runs.
+//
+// Timing: per task, the recent distribution of its duration and of its start-up time, cold and
+// warm (SampleWindow); per pair (task started, task started next in the run), the recent
+// distribution of the time between the two starts; per pair of successive chains, the time
+// between their runs' starts. "Expected in" is the median of that pair's gaps.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/markov_counts.h"
+
+namespace chainctl {
+
+struct PredictorParams {
+  int max_order = 3;              // 0..kMaxMarkovOrder
+  double half_life = 1000;        // in the chain's task starts (runs, for chains); 0: no decay
+  double prior_strength = 1.0;    // weight of the prior against the counts (Witten-Bell)
+  double escape = 1.0;            // per distinct successor (Witten-Bell)
+  double unlikely_factor = 1e-3;  // for candidates that history says cannot come now
+  size_t tracked_runs = 4096;     // runs whose started tasks are remembered for Learn
+
+  nlohmann::json ToJson() const;
+  // Missing fields keep their defaults; values out of range are an error.
+  static bool FromJson(const nlohmann::json& j, PredictorParams* out, std::string* err);
+};
+
+// What a chain's definition says: its tasks (DAG nodes), their prefetch weights (0..1) and
+// dependencies (indices), and whether each needs all its dependencies to have succeeded
+// (trigger rule all_success).
+struct ChainShape {
+  std::vector<std::string> tasks;
+  std::vector<double> weights;
+  std::vector<std::vector<int>> deps;
+  std::vector<bool> needs_all_deps;
+};
+
+// One task start (an attempt) and what is known of it. Views: only used during Learn.
+struct Observation {
+  std::string_view chain_id, run_id, task_id;
+  int64_t start_ms = 0;
+  int64_t end_ms = 0;  // >= start_ms
+  std::optional<bool> cold{};
+  std::optional<double> startup_ms{};
+};
+
+struct TaskCandidate {
+  std::string task_id;
+  double probability = 0;
+  std::optional<double> expected_in_ms{};      // median time from the last start given to this
+  std::optional<double> expected_in_p90_ms{};  // its 90th percentile
+};
+
+struct ChainCandidate {
+  std::string chain_id;
+  double probability = 0;
+  std::optional<double> expected_in_ms{};  // median time from the previous run's start to this
+};
+
+class Predictor {
+ public:
+  explicit Predictor(PredictorParams params = {});
+
+  // Learns a task start. A start in a run not seen before is also a trigger of its chain for
+  // the across-runs model. The run's context is the starts learned before for that run with an
+  // earlier (or equal) start time, so records may come in end order; the last tracked_runs
+  // runs are remembered.
+  void Learn(const Observation& o);
+
+  // The candidates for the next task start of a run of `chain_id` that has started `started`
+  // (oldest first; may be empty), all of them, ranked by probability (descending; ties by task
+  // id), probabilities summing to 1. `shape` (may be null) adds the definition's candidates,
+  // weights and DAG rules. Empty if nothing is known of the chain.
+  std::vector<TaskCandidate> PredictTasks(std::string_view chain_id,
+                                          const std::vector<std::string>& started,
+                                          const ChainShape* shape) const;
+
+  // The chains likely to be triggered after `previous` (the chains of recent runs, oldest
+  // first; empty: the last runs learned), ranked as above.
+  std::vector<ChainCandidate> PredictChains(const std::vector<std::string>& previous = {}) const;
+
+  // {"duration_ms", "startup_cold_ms", "startup_warm_ms": SampleWindow::Summary, "cold_cost_ms":
+  // median cold − median warm start-up, or null}; null if the task is unknown.
+  nlohmann::json TaskTiming(std::string_view chain_id, std::string_view task_id) const;
+
+  // Is anything known of the chain (from history)?
+  bool KnowsChain(std::string_view chain_id) const;
+  // The chains whose history has `task_id`, sorted.
+  std::vector<std::string> ChainsWithTask(std::string_view task_id) const;
+
+  uint64_t observations() const { return observations_; }
+  size_t chains() const { return chains_.size(); }
+  size_t contexts() const { return task_counts_.contexts() + chain_counts_.contexts(); }
+  const PredictorParams& params() const { return params_; }
+
+  // The whole model but the runs in progress, versioned ("format": 1).
+  nlohmann::json ToJson() const;
+  static bool FromJson(const nlohmann::json& j, Predictor* out, std::string* err);
+
+ private:
+  struct ChainState {
+    std::string id;
+    std::unordered_map<std::string, int32_t> index{};
+    std::vector<std::string> tasks{};
+    uint64_t clock = 0;                          // task starts learned
+    std::vector<int> max_per_run{};              // per task: most starts seen in one run
+    std::vector<std::vector<uint64_t>> after{};  // per task: bitset of the tasks always before
+    std::vector<SampleWindow> duration{}, startup_cold{}, startup_warm{};
+  };
+  struct RunState {
+    int32_t chain;
+    std::vector<int32_t> tasks;  // started, in start order
+    std::vector<int64_t> starts;
+  };
+
+  int32_t ChainIndex(std::string_view chain_id);
+  int32_t TaskIndex(ChainState& chain, std::string_view task_id);
+  void LearnChainTrigger(int32_t chain, int64_t start_ms);
+  void LearnStructure(ChainState& chain, const RunState& run, size_t position, int32_t task);
+  std::vector<MarkovContext> Contexts(int32_t space, const std::vector<int32_t>& last,
+                                      int max_order) const;
+
+  PredictorParams params_;
+  uint64_t observations_ = 0;
+  std::vector<ChainState> chains_;
+  std::unordered_map<std::string, int32_t> chain_index_;
+  MarkovCounts task_counts_;            // space: chain index
+  MarkovCounts chain_counts_;           // space 0, symbols: chain indices
+  uint64_t chain_clock_ = 0;            // runs learned
+  std::vector<int32_t> recent_chains_;  // the chains of the last runs, at most 2, oldest first
+  int64_t last_trigger_ms_ = 0;
+  // Gaps between starts: key (space, from, to) packed by GapKey.
+  std::unordered_map<uint64_t, SampleWindow> task_gaps_, chain_gaps_;
+  std::unordered_map<std::string, RunState> runs_;
+  std::deque<std::string> run_order_;  // for forgetting the oldest runs
+};
+
+}  // namespace chainctl
