@@ -124,6 +124,33 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       ->capture_default_str();
   add_output(history_cmd, &history.output);
 
+  ModelOptions model;
+  CLI::App* model_cmd = app.add_subcommand(
+      "model", "The predictor: evaluate it offline on a history file, train it, show it");
+  model_cmd->add_option("ACTION", model.action, "evaluate, train or status")
+      ->required()
+      ->check(CLI::IsMember({"evaluate", "train", "status"}));
+  model_cmd->add_option("--history", model.history_file,
+                        "evaluate: history JSONL v1 (.jsonl or .jsonl.gz; - for stdin)");
+  model_cmd->add_option("--chain", model.chain, "evaluate: only this chain's records");
+  model_cmd->add_option("--set", model.settings,
+                        "evaluate: a model parameter, KEY=NUMBER (max_order, half_life, "
+                        "prior_strength, escape, unlikely_factor)");
+  add_output(model_cmd, &model.output);
+
+  PredictOptions predict;
+  CLI::App* predict_cmd =
+      app.add_subcommand("predict", "What the model expects next after a task (or a run's start)");
+  predict_cmd
+      ->add_option("--after", predict.after,
+                   "The task just started; repeat (oldest first) for the run's last tasks")
+      ->delimiter(',');
+  predict_cmd->add_option("--chain", predict.chain,
+                          "The chain (needed if the task runs in several; alone: its first task)");
+  predict_cmd->add_option("--limit", predict.limit, "At most this many candidates")
+      ->capture_default_str();
+  add_output(predict_cmd, &predict.output);
+
   DaemonCommandOptions daemon_cmd_options;
   CLI::App* daemon_cmd = app.add_subcommand("daemon", "Start, stop or look at chaind");
   daemon_cmd->add_option("ACTION", daemon_cmd_options.action, "start, stop, status or run")
@@ -179,6 +206,18 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       return kExitInvalid;
     }
     return RunHistory(history, out, err);
+  }
+  if (model_cmd->parsed()) {
+    if (model.action == "evaluate" && model.history_file.empty()) {
+      err << "chainctl: model evaluate needs --history FILE\n";
+      return kExitInvalid;
+    }
+    model.daemon = daemon;
+    return RunModel(model, out, err);
+  }
+  if (predict_cmd->parsed()) {
+    predict.daemon = daemon;
+    return RunPredict(predict, out, err);
   }
   if (daemon_cmd->parsed()) return RunDaemonCommand(daemon_cmd_options, out, err);
   return kExitInvalid;

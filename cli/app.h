@@ -99,6 +99,26 @@ int RunListRuns(const RunsOptions& options, std::ostream& out, std::ostream& err
 int RunLogs(const RunsOptions& options, std::ostream& out, std::ostream& err);
 int RunHistory(const RunsOptions& options, std::ostream& out, std::ostream& err);
 
+// model evaluate|train|status and predict (cmd_model.cc).
+struct ModelOptions {
+  DaemonOptions daemon;
+  std::string action;                 // evaluate | train | status
+  std::string history_file;           // evaluate: JSONL v1, plain or gzip; - for stdin
+  std::string chain;                  // evaluate: only this chain's records
+  std::vector<std::string> settings;  // evaluate: KEY=VALUE model parameters
+  std::string output;
+};
+int RunModel(const ModelOptions& options, std::ostream& out, std::ostream& err);
+
+struct PredictOptions {
+  DaemonOptions daemon;
+  std::vector<std::string> after;  // the run's last task starts, oldest first
+  std::string chain;
+  size_t limit = 10;
+  std::string output;
+};
+int RunPredict(const PredictOptions& options, std::ostream& out, std::ostream& err);
+
 struct DaemonCommandOptions {
   DaemonOptions daemon;
   std::string action;  // start | stop | status | run

@@ -88,6 +88,16 @@ bool PredictorParams::FromJson(const nlohmann::json& j, PredictorParams* out, st
   return false;
 }
 
+Observation ObservationOf(const HistoryRecord& r) {
+  return {.chain_id = r.chain_id,
+          .run_id = r.run_id,
+          .task_id = r.task_id,
+          .start_ms = r.start_unix_ms,
+          .end_ms = r.end_unix_ms,
+          .cold = r.cold,
+          .startup_ms = r.startup_ms};
+}
+
 Predictor::Predictor(PredictorParams params)
     : params_(params), task_counts_(params.half_life), chain_counts_(params.half_life) {}
 

@@ -35,6 +35,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/history_record.h"
 #include "common/markov_counts.h"
 
 namespace chainctl {
@@ -70,6 +71,9 @@ struct Observation {
   std::optional<bool> cold{};
   std::optional<double> startup_ms{};
 };
+
+// The Observation of a history record (views into it).
+Observation ObservationOf(const HistoryRecord& record);
 
 struct TaskCandidate {
   std::string task_id;

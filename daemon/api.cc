@@ -165,6 +165,18 @@ void Api::Handle(HttpRequest request, Responder respond) {
     if (m != "GET") return respond(MethodNotAllowed(m, "GET"));
     return GetHistory(request.query, std::move(respond));
   }
+  if (s.size() == 1 && s[0] == "predictions") {
+    if (m != "GET") return respond(MethodNotAllowed(m, "GET"));
+    return GetPredictions(request.query, std::move(respond));
+  }
+  if (s.size() == 1 && s[0] == "model") {
+    if (m != "GET") return respond(MethodNotAllowed(m, "GET"));
+    return GetModel(std::move(respond));
+  }
+  if (s.size() == 2 && s[0] == "model" && s[1] == "train") {
+    if (m != "POST") return respond(MethodNotAllowed(m, "POST"));
+    return TrainModel(std::move(respond));
+  }
   if ((s.size() == 1 || s.size() == 2) && s[0] == "tasks") {
     if (m != "GET") return respond(MethodNotAllowed(m, "GET"));
     return s.size() == 1 ? ListTasks(std::move(respond)) : GetTask(s[1], std::move(respond));

@@ -12,6 +12,7 @@
 #include "daemon/history.h"
 #include "daemon/http_types.h"
 #include "daemon/orchestrator.h"
+#include "daemon/prediction_service.h"
 #include "daemon/registry.h"
 
 namespace chainctl::daemon {
@@ -21,6 +22,7 @@ struct ApiContext {
   Registry* registry = nullptr;  // not owned; these outlive the Api
   Orchestrator* orchestrator = nullptr;
   History* history = nullptr;
+  PredictionService* predictions = nullptr;
   std::string socket_path;
   std::string state_dir;
   int store_format = 0;
@@ -44,6 +46,10 @@ class Api {
   void GetTask(const std::string& id, Responder respond);
   void ListTasks(Responder respond);
   void Health(Responder respond);
+  // api_model.cc
+  void GetPredictions(const std::string& query, Responder respond);
+  void GetModel(Responder respond);
+  void TrainModel(Responder respond);
   // api_runs.cc
   void Trigger(const std::string& chain_id, const HttpRequest& request, Responder respond);
   void ListRuns(const std::string& query, Responder respond);

@@ -22,6 +22,7 @@
 #include "daemon/http_server.h"
 #include "daemon/orchestrator.h"
 #include "daemon/orphans.h"
+#include "daemon/prediction_service.h"
 #include "daemon/process_runner.h"
 #include "daemon/registry.h"
 #include "daemon/store.h"
@@ -99,6 +100,7 @@ struct Signals {
   uv_signal_t interrupt;
   HttpServer* server;
   Orchestrator* orchestrator;
+  PredictionService* predictions;
   bool stopping = false;
 };
 
@@ -112,6 +114,7 @@ void OnSignal(uv_signal_t* handle, int signum) {
   uv_close(reinterpret_cast<uv_handle_t*>(&signals->interrupt), nullptr);
   signals->server->Shutdown([] { Log(LogLevel::kInfo, "all connections closed"); });
   signals->orchestrator->Shutdown([] { Log(LogLevel::kInfo, "all runs stopped and stored"); });
+  signals->predictions->Shutdown();
 }
 
 bool Serve(uv_loop_t* loop, HttpServer* server, const DaemonConfig& config, int systemd_fd,
@@ -223,14 +226,20 @@ int RunDaemon(const DaemonConfig& config) {
     Fail("cannot open the runs: " + err);
     return 1;
   }
+  PredictionOptions prediction_options;
+  prediction_options.train_every = config.train_every;
+  prediction_options.train_interval_ms = config.train_interval_ms;
+  if (config.model_half_life > 0) prediction_options.params.half_life = config.model_half_life;
+  PredictionService predictions(&loop, store.get(), &history, &registry, prediction_options);
+  if (!predictions.Open(&err)) {
+    Fail("cannot open the model: " + err);
+    return 1;
+  }
+  orchestrator.OnAttemptRecorded(
+      [&predictions](const HistoryRecord& r) { predictions.Observe(r); });
   if (config.resume_interrupted) orchestrator.ResumeInterrupted();
-  ApiContext context{&loop,
-                     &registry,
-                     &orchestrator,
-                     &history,
-                     config.socket_path,
-                     config.state_dir,
-                     kStoreFormatVersion,
+  ApiContext context{&loop,        &registry,          &orchestrator,    &history,
+                     &predictions, config.socket_path, config.state_dir, kStoreFormatVersion,
                      RealUnixMs()};
   Api api(context);
   int status = 0;
@@ -240,10 +249,12 @@ int RunDaemon(const DaemonConfig& config) {
     });
     Signals signals;
     signals.orchestrator = &orchestrator;
+    signals.predictions = &predictions;
     if (Serve(&loop, &server, config, systemd_fd, &signals)) {
       uv_run(&loop, UV_RUN_DEFAULT);
     } else {
       status = 1;
+      predictions.Shutdown();
       server.Shutdown([] {});
       uv_run(&loop, UV_RUN_DEFAULT);
     }

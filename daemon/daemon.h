@@ -25,6 +25,10 @@ struct DaemonConfig {
   int64_t cpu_millis = 0;         // 0: the machine's cores
   uint64_t memory_bytes = 0;      // 0: the machine's memory (MemTotal)
   std::vector<std::string> gpus;  // GPU ids handed out through CUDA_VISIBLE_DEVICES
+  // When the predictor trains (daemon/prediction_service.h).
+  uint64_t train_every = 1000;           // history records since the last training
+  uint64_t train_interval_ms = 600'000;  // at the latest after a record not trained on
+  double model_half_life = 0;            // 0: the default (PredictorParams)
 };
 
 // Runs until SIGTERM or SIGINT, then stops accepting, answers what is in

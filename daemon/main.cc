@@ -97,6 +97,18 @@ int main(int argc, char** argv) {
   app.add_option("--gpus", gpus,
                  "GPU device ids handed out to tasks that request GPUs, comma separated, e.g. "
                  "0,1 (default: none)");
+  std::string train_interval = "10m";
+  app.add_option("--train-every", config.train_every,
+                 "Train the predictor after this many new history records")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--train-interval", train_interval,
+                 "Train the predictor at the latest this long after a new history record")
+      ->capture_default_str();
+  app.add_option("--model-half-life", config.model_half_life,
+                 "Half-life of the predictor's counts, in a chain's task starts (0: no decay; "
+                 "default 1000)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--max-connections", config.limits.max_connections,
                  "Connections served at once (503 above)")
       ->capture_default_str()
@@ -140,6 +152,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   config.kill_grace_ms = static_cast<uint64_t>(grace->count());
+  std::optional<Duration> interval = ParseDuration(train_interval, &err);
+  if (!interval || interval->count() == 0) {
+    std::cerr << "chaind: --train-interval: " << (interval ? "must be longer than 0" : err) << "\n";
+    return 2;
+  }
+  config.train_interval_ms = static_cast<uint64_t>(interval->count());
   if (std::string wrong = ParseCapacity(cpus, memory, gpus, &config); !wrong.empty()) {
     std::cerr << "chaind: " << wrong << "\n";
     return 2;

@@ -573,6 +573,7 @@ void Orchestrator::OnResult(uint64_t n, int i, int attempt, TaskResult result) {
   h.max_rss_kb = result.max_rss_kb;
   h.bytes_in = result.bytes_in;
   h.bytes_out = result.bytes_out;
+  if (attempt_recorded_) attempt_recorded_(h);
   History* history = history_;
   writer_->Add([history, h](WriteTxn& txn, std::string* err) {
     std::vector<HistoryRecord> records{h};

@@ -90,6 +90,12 @@ class Orchestrator {
   // Resumes the runs Open marked interrupted (chaind --resume-interrupted); refusals are logged.
   void ResumeInterrupted();
 
+  // Called on the loop with each attempt's history record as it is handed to the store (seq
+  // not yet set): the predictor learns from it (prediction_service.h). Set before runs start.
+  void OnAttemptRecorded(std::function<void(const HistoryRecord&)> observer) {
+    attempt_recorded_ = std::move(observer);
+  }
+
   // Starts a run of `chain_id` (version 0: the latest) with `input`. `accepted` is called once
   // the run is stored durably, with its id, or with why it was refused (no chain, input
   // invalid for a root task's input_schema: 422 with the violations).
@@ -195,6 +201,7 @@ class Orchestrator {
   uv_loop_t* loop_;
   Registry* registry_;
   History* history_;
+  std::function<void(const HistoryRecord&)> attempt_recorded_;
   Store* store_;
   StoreWriter* writer_;
   TaskRunner* runner_;
