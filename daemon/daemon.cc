@@ -231,7 +231,8 @@ int RunDaemon(const DaemonConfig& config) {
                      config.socket_path,
                      config.state_dir,
                      kStoreFormatVersion,
-                     RealUnixMs()};
+                     RealUnixMs(),
+                     /*on_history_appended=*/nullptr};
   Api api(context);
   int status = 0;
   {
