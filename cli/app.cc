@@ -188,6 +188,11 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
         err << "chainctl: history import needs a FILE (- for stdin)\n";
         return kExitInvalid;
       }
+      if (!history.task.empty() || !history.chain.empty() || !history.run_id.empty()) {
+        err << "chainctl: history import imports every record of FILE: no --task, --chain or "
+               "--run\n";
+        return kExitInvalid;
+      }
       return RunHistoryImport(history, out, err);
     }
     return RunHistory(history, out, err);

@@ -113,7 +113,11 @@ check "the message says so" grep -qE "^chainctl: $tmp/cut.jsonl.gz:[0-9]+: the g
   "$tmp/cut.err"
 ctl history import "$tmp/none.jsonl" 2> /dev/null
 check "a missing file: exit 2" test $? -eq 2
-check "nothing stored by either" stored_is 25012
+ctl history import "$tmp/small.jsonl.gz" --chain demo 2> /dev/null
+check "import with a filter: exit 2" test $? -eq 2
+ctl history import 2> /dev/null
+check "import without FILE: exit 2" test $? -eq 2
+check "nothing stored by any" stored_is 25012
 
 # --- POST /history directly. ---
 one='{"run_id":"curl-run","chain_id":"curl","task_id":"t","start":5,"end":6,"status":"succeeded"}'
