@@ -114,9 +114,14 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
 
   RunsOptions history;
   CLI::App* history_cmd = app.add_subcommand(
-      "history", "Show past task executions; `history export FILE` writes them as JSONL v1");
-  history_cmd->add_option("ACTION", history.action, "export")->check(CLI::IsMember({"export"}));
-  history_cmd->add_option("FILE", history.file, "export: the file to write (- for stdout)");
+      "history",
+      "Show past task executions; `history export FILE` writes them as JSONL v1, "
+      "`history import FILE` reads them from a .jsonl or .jsonl.gz file");
+  history_cmd->add_option("ACTION", history.action, "export or import")
+      ->check(CLI::IsMember({"export", "import"}));
+  history_cmd->add_option("FILE", history.file,
+                          "export: the file to write (- for stdout); import: the file to read "
+                          "(.jsonl or .jsonl.gz; - for stdin)");
   history_cmd->add_option("--task", history.task, "Only this task");
   history_cmd->add_option("--chain", history.chain, "Only this chain");
   history_cmd->add_option("--run", history.run_id, "Only this run");
@@ -204,6 +209,18 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     if (history.action == "export" && history.file.empty()) {
       err << "chainctl: history export needs a FILE (- for stdout)\n";
       return kExitInvalid;
+    }
+    if (history.action == "import") {
+      if (history.file.empty()) {
+        err << "chainctl: history import needs a FILE (- for stdin)\n";
+        return kExitInvalid;
+      }
+      if (!history.task.empty() || !history.chain.empty() || !history.run_id.empty()) {
+        err << "chainctl: history import imports every record of FILE: no --task, --chain or "
+               "--run\n";
+        return kExitInvalid;
+      }
+      return RunHistoryImport(history, out, err);
     }
     return RunHistory(history, out, err);
   }

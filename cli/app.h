@@ -88,8 +88,8 @@ struct RunsOptions {
   std::string run_id;
   std::string task;
   std::string chain;
-  std::string action;  // history: "" (show) or "export"
-  std::string file;    // history export: "-" for stdout
+  std::string action;  // history: "" (show), "export" or "import"
+  std::string file;    // history export: "-" for stdout; import: "-" for stdin
   size_t limit = 50;
   bool follow = false;  // logs -f
   std::string output;
@@ -98,6 +98,11 @@ int RunGetRun(const RunsOptions& options, std::ostream& out, std::ostream& err);
 int RunListRuns(const RunsOptions& options, std::ostream& out, std::ostream& err);
 int RunLogs(const RunsOptions& options, std::ostream& out, std::ostream& err);
 int RunHistory(const RunsOptions& options, std::ostream& out, std::ostream& err);
+// history import FILE (cmd_history.cc): reads and checks the whole file (.jsonl or .jsonl.gz,
+// - for stdin), exit 2 at its first bad line with nothing sent; then POSTs it in batches of at
+// most 4 MiB and 20,000 records, each imported in a transaction of its own: a failure after
+// the first batch leaves the earlier batches stored (and says how many records).
+int RunHistoryImport(const RunsOptions& options, std::ostream& out, std::ostream& err);
 
 // model evaluate|train|status and predict (cmd_model.cc).
 struct ModelOptions {

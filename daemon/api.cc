@@ -162,8 +162,9 @@ void Api::Handle(HttpRequest request, Responder respond) {
   }
   if (!s.empty() && s[0] == "runs") return HandleRuns(request, s, std::move(respond));
   if (s.size() == 1 && s[0] == "history") {
-    if (m != "GET") return respond(MethodNotAllowed(m, "GET"));
-    return GetHistory(request.query, std::move(respond));
+    if (m == "GET") return GetHistory(request.query, std::move(respond));
+    if (m == "POST") return PostHistory(std::move(request), std::move(respond));
+    return respond(MethodNotAllowed(m, "GET, POST"));
   }
   if (s.size() == 1 && s[0] == "predictions") {
     if (m != "GET") return respond(MethodNotAllowed(m, "GET"));

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,10 @@ struct ApiContext {
   std::string state_dir;
   int store_format = 0;
   int64_t started_unix_ms = 0;
+  // Called on the loop thread after records were imported (POST /history), with them as
+  // stored (seq set), in order; not for the orchestrator's own records, nor for an import of
+  // no records. Null: nobody is told. (The predictor learns from imports through it.)
+  std::function<void(const std::vector<HistoryRecord>&)> on_history_appended;
 };
 
 class Api {
@@ -60,7 +65,10 @@ class Api {
   void TaskOutput(const std::string& id, const std::string& task, Responder respond);
   void CancelRun(const std::string& id, Responder respond);
   void ResumeRun(const std::string& id, Responder respond);
+  // api_history.cc
   void GetHistory(const std::string& query, Responder respond);
+  // Imports the body, history JSONL v1: all its records in one transaction, or none.
+  void PostHistory(HttpRequest request, Responder respond);
   void Version(Responder respond);
 
   ApiContext context_;

@@ -1,5 +1,5 @@
-// The run and history endpoints of the API (DESIGN.md §6): trigger, runs, events, logs,
-// outputs, cancel, resume, history. Routing is in api.cc.
+// The run endpoints of the API (DESIGN.md §6): trigger, runs, events, logs, outputs, cancel,
+// resume. Routing is in api.cc.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -208,49 +208,6 @@ void Api::ResumeRun(const std::string& id, Responder respond) {
         if (error) return respond(ErrorResponse(*error));
         respond(Json(202, {{"run_id", run_id}, {"resumed", true}}));
       });
-}
-
-void Api::GetHistory(const std::string& query, Responder respond) {
-  HistoryQuery q;
-  q.task_id = QueryParam(query, "task");
-  q.chain_id = QueryParam(query, "chain");
-  q.run_id = QueryParam(query, "run");
-  std::optional<uint64_t> limit = NumberParam(query, "limit", 1000);
-  std::optional<uint64_t> after = NumberParam(query, "after", 0);
-  std::optional<uint64_t> before = NumberParam(query, "before", 0);
-  std::optional<uint64_t> since = NumberParam(query, "since", 0);
-  std::optional<uint64_t> until = NumberParam(query, "until", INT64_MAX);
-  for (auto [name, value] :
-       {std::pair{"limit", limit}, std::pair{"after", after}, std::pair{"before", before},
-        std::pair{"since", since}, std::pair{"until", until}}) {
-    if (!value || *value > INT64_MAX) return respond(BadParam(name));
-  }
-  std::string order = QueryParam(query, "order");
-  if (!order.empty() && order != "oldest" && order != "newest") {
-    return respond(JsonError(400, "bad_parameter", "order must be oldest or newest"));
-  }
-  q.limit = std::min<uint64_t>(*limit, 10000);
-  q.after_seq = *after;
-  q.before_seq = *before;
-  q.since_unix_ms = static_cast<int64_t>(*since);
-  q.until_unix_ms = static_cast<int64_t>(*until);
-  q.newest_first = order == "newest";
-  std::vector<HistoryRecord> records;
-  std::string err;
-  if (!context_.history->Find(q, &records, &err)) {
-    return respond(StoreError(err));
-  }
-  std::string format = QueryParam(query, "format");
-  if (!format.empty() && format != "json" && format != "jsonl") {
-    return respond(JsonError(400, "bad_parameter", "format must be json or jsonl"));
-  }
-  json list = json::array();
-  for (const HistoryRecord& r : records) {
-    list.push_back(format == "jsonl" ? ToJsonlV1(r) : HistoryRecordToJson(r));
-  }
-  json body = {{"records", list}};
-  if (records.size() == q.limit && !records.empty()) body["next"] = records.back().seq;
-  respond(Json(200, body));
 }
 
 }  // namespace chainctl::daemon

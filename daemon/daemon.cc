@@ -238,9 +238,20 @@ int RunDaemon(const DaemonConfig& config) {
   orchestrator.OnAttemptRecorded(
       [&predictions](const HistoryRecord& r) { predictions.Observe(r); });
   if (config.resume_interrupted) orchestrator.ResumeInterrupted();
-  ApiContext context{&loop,        &registry,          &orchestrator,    &history,
-                     &predictions, config.socket_path, config.state_dir, kStoreFormatVersion,
-                     RealUnixMs()};
+  ApiContext context{
+      .loop = &loop,
+      .registry = &registry,
+      .orchestrator = &orchestrator,
+      .history = &history,
+      .predictions = &predictions,
+      .socket_path = config.socket_path,
+      .state_dir = config.state_dir,
+      .store_format = kStoreFormatVersion,
+      .started_unix_ms = RealUnixMs(),
+      // Imported records teach the predictor as the orchestrator's do.
+      .on_history_appended = [&predictions](const std::vector<HistoryRecord>& records) {
+        for (const HistoryRecord& r : records) predictions.Observe(r);
+      }};
   Api api(context);
   int status = 0;
   {
