@@ -159,7 +159,8 @@ bool PredictionService::Open(std::string* err) {
   timer_->data = this;
   uv_timer_start(timer_, OnTimer, kCheckEveryMs, kCheckEveryMs);
   uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
-  if (!current || last_seq > last_.through_seq) StartTraining();
+  // A model of other parameters is replaced; none is needed while the history is empty.
+  if ((found && !current) || last_seq > last_.through_seq) StartTraining();
   return true;
 }
 
