@@ -44,7 +44,7 @@
 namespace chainctl::daemon {
 
 struct PredictionOptions {
-  PredictorParams params;
+  PredictorParams params{};
   uint64_t train_every = 1000;           // records observed since the last training began
   uint64_t train_interval_ms = 600'000;  // at the latest after a record not trained on
   size_t page_records = 10'000;          // history records read per read transaction
