@@ -52,7 +52,12 @@
 //             tag id "\0" BE64(seq)      empty: one key per record in each of 3 indexes:
 //                                           tag "r" with the record's run_id, "t" with its
 //                                           task_id, "c" with its chain_id
-//   model     (reserved, empty)          defined by the predictor issue
+//   model     "current"                  1: JSON {"version", "trained_unix_ms", "records",
+//                                           "through_seq", "seconds", "model"}: the last
+//                                           trained predictor (prediction_service.h). Filled
+//                                           from format 2 on: the database was reserved and
+//                                           empty, and no older chaind reads it, so the
+//                                           format stays 2
 //
 // Rule for changes: a change of any key or value layout adds a row here and bumps
 // kStoreFormatVersion, so an older chaind refuses the store at open instead of misreading a
