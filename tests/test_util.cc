@@ -43,4 +43,40 @@ std::string ReadFileOrDie(const std::string& path) {
   return s.str();
 }
 
+HistoryRecord FullHistoryRecord() {
+  HistoryRecord r;
+  r.seq = 7;
+  r.run_id = "run-1";
+  r.chain_id = "etl";
+  r.task_id = "extract";
+  r.instance_id = "extract_ID01";
+  r.chain_version = 3;
+  r.task_version = 2;
+  r.attempt = 2;
+  r.start_unix_ms = 1711562944123;
+  r.end_unix_ms = 1711562949001;
+  r.status = "failed";
+  r.cause = "signal 9 (SIGKILL)";
+  r.cold = false;
+  r.startup_ms = 12.5;
+  r.cpu_s = 0.25;
+  r.max_rss_kb = 20480;
+  r.bytes_in = 1000;
+  r.bytes_out = 2000;
+  r.bytes_staged = 3000;
+  return r;
+}
+
+HistoryRecord SucceededRecord(const std::string& run, const std::string& chain,
+                              const std::string& task, int64_t start_ms) {
+  HistoryRecord r;
+  r.run_id = run;
+  r.chain_id = chain;
+  r.task_id = task;
+  r.start_unix_ms = start_ms;
+  r.end_unix_ms = start_ms + 10;
+  r.status = "succeeded";
+  return r;
+}
+
 }  // namespace chainctl::testing

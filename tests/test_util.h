@@ -1,7 +1,10 @@
 // Helpers shared by the unit tests.
 #pragma once
 
+#include <cstdint>
 #include <string>
+
+#include "common/history_record.h"
 
 namespace chainctl::testing {
 
@@ -27,5 +30,11 @@ class ScopedTempDir {
 std::string SourcePath(const std::string& relative);
 
 std::string ReadFileOrDie(const std::string& path);
+
+// A history record with every field set (seq 7, a failed second attempt, every measurement).
+HistoryRecord FullHistoryRecord();
+// A succeeded first attempt of `task` in `run` of `chain`, started at `start_ms`, lasting 10 ms.
+HistoryRecord SucceededRecord(const std::string& run, const std::string& chain,
+                              const std::string& task, int64_t start_ms);
 
 }  // namespace chainctl::testing

@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "tests/test_util.h"
+
 namespace chainctl {
 namespace {
 
@@ -24,43 +26,6 @@ const char* const kFlowBenchLines[] = {
     R"("cpu_s":1.4})",
 };
 
-// A record with every field set.
-HistoryRecord FullRecord() {
-  HistoryRecord r;
-  r.seq = 7;
-  r.run_id = "run-1";
-  r.chain_id = "etl";
-  r.task_id = "extract";
-  r.instance_id = "extract_ID01";
-  r.chain_version = 3;
-  r.task_version = 2;
-  r.attempt = 2;
-  r.start_unix_ms = 1711562944123;
-  r.end_unix_ms = 1711562949001;
-  r.status = "failed";
-  r.cause = "signal 9 (SIGKILL)";
-  r.cold = false;
-  r.startup_ms = 12.5;
-  r.cpu_s = 0.25;
-  r.max_rss_kb = 20480;
-  r.bytes_in = 1000;
-  r.bytes_out = 2000;
-  r.bytes_staged = 3000;
-  return r;
-}
-
-HistoryRecord Record(const std::string& run, const std::string& chain, const std::string& task,
-                     int64_t start_ms) {
-  HistoryRecord r;
-  r.run_id = run;
-  r.chain_id = chain;
-  r.task_id = task;
-  r.start_unix_ms = start_ms;
-  r.end_unix_ms = start_ms + 10;
-  r.status = "succeeded";
-  return r;
-}
-
 // The error of FromJsonlV1 on `line` ("<accepted>" if none).
 std::string JsonlError(const std::string& line) {
   HistoryRecord r;
@@ -69,7 +34,7 @@ std::string JsonlError(const std::string& line) {
 }
 
 TEST(HistoryJson, ApiFormRoundTrips) {
-  const HistoryRecord r = FullRecord();
+  const HistoryRecord r = testing::FullHistoryRecord();
   json j = HistoryRecordToJson(r);
   EXPECT_EQ(j["seq"], 7);
   EXPECT_EQ(j["start_unix_ms"], 1711562944123);
@@ -81,7 +46,7 @@ TEST(HistoryJson, ApiFormRoundTrips) {
 }
 
 TEST(HistoryJson, ApiFormLeavesOutUnsetFields) {
-  HistoryRecord r = Record("run-1", "etl", "extract", 5000);
+  HistoryRecord r = testing::SucceededRecord("run-1", "etl", "extract", 5000);
   json j = HistoryRecordToJson(r);
   EXPECT_EQ(j, json::parse(R"({"seq":0,"run_id":"run-1","chain_id":"etl","task_id":"extract",
       "chain_version":0,"task_version":0,"attempt":1,"start_unix_ms":5000,"end_unix_ms":5010,
@@ -95,23 +60,23 @@ TEST(HistoryJson, ApiFormLeavesOutUnsetFields) {
 TEST(HistoryJson, ApiFormErrors) {
   HistoryRecord r;
   std::string err;
-  json j = HistoryRecordToJson(FullRecord());
+  json j = HistoryRecordToJson(testing::FullHistoryRecord());
   j.erase("status");
   EXPECT_FALSE(HistoryRecordFromJson(j, &r, &err));
   EXPECT_EQ(err, "missing required field \"status\"");
-  j = HistoryRecordToJson(FullRecord());
+  j = HistoryRecordToJson(testing::FullHistoryRecord());
   j["status"] = "done";
   EXPECT_FALSE(HistoryRecordFromJson(j, &r, &err));
   EXPECT_EQ(err, "\"status\" must be \"succeeded\", \"failed\" or \"cancelled\"");
-  j = HistoryRecordToJson(FullRecord());
+  j = HistoryRecordToJson(testing::FullHistoryRecord());
   j["attempt"] = 0;
   EXPECT_FALSE(HistoryRecordFromJson(j, &r, &err));
   EXPECT_EQ(err, "field \"attempt\" must be an integer of at least 1");
-  j = HistoryRecordToJson(FullRecord());
+  j = HistoryRecordToJson(testing::FullHistoryRecord());
   j["end_unix_ms"] = 1;
   EXPECT_FALSE(HistoryRecordFromJson(j, &r, &err));
   EXPECT_EQ(err, "\"end_unix_ms\" (1) is before \"start_unix_ms\" (1711562944123)");
-  j = HistoryRecordToJson(FullRecord());
+  j = HistoryRecordToJson(testing::FullHistoryRecord());
   j["task_id"] = std::string("a\0b", 3);
   EXPECT_FALSE(HistoryRecordFromJson(j, &r, &err));
   EXPECT_EQ(err, "\"task_id\" contains a NUL character");
@@ -147,7 +112,7 @@ TEST(HistoryJsonl, RealTraceLinesRoundTrip) {
 }
 
 TEST(HistoryJsonl, ChainctlRecordRoundTripsWithExtras) {
-  HistoryRecord r = FullRecord();
+  HistoryRecord r = testing::FullHistoryRecord();
   r.status = "cancelled";
   r.cause = "cancelled";
   json j = ToJsonlV1(r);
@@ -165,7 +130,7 @@ TEST(HistoryJsonl, ChainctlRecordRoundTripsWithExtras) {
 }
 
 TEST(HistoryJsonl, MinimalRecordHasOnlyV1Fields) {
-  HistoryRecord r = Record("run-1", "etl", "extract", 1500);
+  HistoryRecord r = testing::SucceededRecord("run-1", "etl", "extract", 1500);
   r.status = "failed";
   EXPECT_EQ(ToJsonlV1(r), json::parse(R"({"run_id":"run-1","chain_id":"etl","task_id":"extract",
       "start":1.5,"end":1.51,"status":"failed"})"));

@@ -7,27 +7,18 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_util.h"
+
 namespace chainctl {
 namespace {
-
-HistoryRecord Record(const std::string& chain, const std::string& run, const std::string& task,
-                     int64_t start_ms) {
-  HistoryRecord r;
-  r.chain_id = chain;
-  r.run_id = run;
-  r.task_id = task;
-  r.start_unix_ms = start_ms;
-  r.end_unix_ms = start_ms + 5;
-  r.status = "succeeded";
-  return r;
-}
 
 const double kMiss = -std::log(kLogLossFloor);
 
 TEST(ModelEvalTest, BaselinesScoreAsTheProtocolSays) {
   // Given out of order: the protocol sorts by (start, end, task_id).
-  std::vector<HistoryRecord> records{Record("c", "r2", "c", 11), Record("c", "r1", "a", 0),
-                                     Record("c", "r2", "a", 10), Record("c", "r1", "b", 1)};
+  std::vector<HistoryRecord> records{
+      testing::SucceededRecord("r2", "c", "c", 11), testing::SucceededRecord("r1", "c", "a", 0),
+      testing::SucceededRecord("r2", "c", "a", 10), testing::SucceededRecord("r1", "c", "b", 1)};
   EvalReport report = EvaluateModel(&records, PredictorParams{});
   EXPECT_EQ(report.records, 4u);
   EXPECT_EQ(report.runs, 2u);
@@ -52,7 +43,7 @@ TEST(ModelEvalTest, Markov2TellsContextsApartThatMarkov1Mixes) {
     std::vector<std::string> tasks = run % 2 == 0 ? std::vector<std::string>{"a", "b", "c"}
                                                   : std::vector<std::string>{"d", "b", "e"};
     for (const std::string& task : tasks)
-      records.push_back(Record("c", std::to_string(run), task, t++));
+      records.push_back(testing::SucceededRecord(std::to_string(run), "c", task, t++));
   }
   EvalReport report = EvaluateModel(&records, PredictorParams{});
   // markov2 hits in runs 3 and 4: b after a (or d, through markov1), then c (or e) after the
@@ -62,8 +53,9 @@ TEST(ModelEvalTest, Markov2TellsContextsApartThatMarkov1Mixes) {
 }
 
 TEST(ModelEvalTest, ChainFilterKeepsOneChain) {
-  std::vector<HistoryRecord> records{Record("a", "r1", "t", 0), Record("b", "r2", "u", 1),
-                                     Record("a", "r3", "t", 2)};
+  std::vector<HistoryRecord> records{testing::SucceededRecord("r1", "a", "t", 0),
+                                     testing::SucceededRecord("r2", "b", "u", 1),
+                                     testing::SucceededRecord("r3", "a", "t", 2)};
   EvalReport report = EvaluateModel(&records, PredictorParams{}, "a");
   EXPECT_EQ(report.records, 2u);
   EXPECT_EQ(report.runs, 2u);

@@ -11,43 +11,6 @@
 namespace chainctl::daemon {
 namespace {
 
-// A record with every field set.
-HistoryRecord FullRecord() {
-  HistoryRecord r;
-  r.seq = 7;
-  r.run_id = "run-1";
-  r.chain_id = "etl";
-  r.task_id = "extract";
-  r.instance_id = "extract_ID01";
-  r.chain_version = 3;
-  r.task_version = 2;
-  r.attempt = 2;
-  r.start_unix_ms = 1711562944123;
-  r.end_unix_ms = 1711562949001;
-  r.status = "failed";
-  r.cause = "signal 9 (SIGKILL)";
-  r.cold = false;
-  r.startup_ms = 12.5;
-  r.cpu_s = 0.25;
-  r.max_rss_kb = 20480;
-  r.bytes_in = 1000;
-  r.bytes_out = 2000;
-  r.bytes_staged = 3000;
-  return r;
-}
-
-HistoryRecord Record(const std::string& run, const std::string& chain, const std::string& task,
-                     int64_t start_ms) {
-  HistoryRecord r;
-  r.run_id = run;
-  r.chain_id = chain;
-  r.task_id = task;
-  r.start_unix_ms = start_ms;
-  r.end_unix_ms = start_ms + 10;
-  r.status = "succeeded";
-  return r;
-}
-
 class HistoryTest : public ::testing::Test {
  protected:
   void SetUp() override { Reopen(); }
@@ -118,7 +81,7 @@ class HistoryTest : public ::testing::Test {
       std::string run = i <= 4 ? "r1" : i <= 8 ? "r2" : "r3";
       std::string chain = i <= 8 ? "etl" : "report";
       std::string task = i % 2 == 1 ? "extract" : "load";
-      records.push_back(Record(run, chain, task, 1000 * i));
+      records.push_back(testing::SucceededRecord(run, chain, task, 1000 * i));
     }
     Append(std::move(records));
   }
@@ -132,25 +95,28 @@ using SeqList = std::vector<uint64_t>;
 
 TEST_F(HistoryTest, AssignsSeqsAcrossAppendsAndReopening) {
   EXPECT_EQ(Count(), 0u);
-  EXPECT_EQ(Append({Record("r", "c", "a", 1), Record("r", "c", "b", 2)}), (SeqList{1, 2}));
-  EXPECT_EQ(Append({Record("r", "c", "c", 3)}), SeqList{3});
+  EXPECT_EQ(Append({testing::SucceededRecord("r", "c", "a", 1),
+                    testing::SucceededRecord("r", "c", "b", 2)}),
+            (SeqList{1, 2}));
+  EXPECT_EQ(Append({testing::SucceededRecord("r", "c", "c", 3)}), SeqList{3});
   Reopen();
   EXPECT_EQ(Count(), 3u);
-  EXPECT_EQ(Append({Record("r", "c", "d", 4)}), SeqList{4});
+  EXPECT_EQ(Append({testing::SucceededRecord("r", "c", "d", 4)}), SeqList{4});
   std::vector<HistoryRecord> all = Find({});
   ASSERT_EQ(all.size(), 4u);
   EXPECT_EQ(all[2].task_id, "c");
   EXPECT_EQ(all[2].seq, 3u);
   EXPECT_EQ(all[2], [] {
-    HistoryRecord r = Record("r", "c", "c", 3);
+    HistoryRecord r = testing::SucceededRecord("r", "c", "c", 3);
     r.seq = 3;
     return r;
   }());
 }
 
 TEST_F(HistoryTest, AppendNowSetsTheSeqs) {
-  Append({Record("r", "c", "a", 1)});
-  std::vector<HistoryRecord> records = {Record("r", "c", "b", 2), Record("r", "c", "c", 3)};
+  Append({testing::SucceededRecord("r", "c", "a", 1)});
+  std::vector<HistoryRecord> records = {testing::SucceededRecord("r", "c", "b", 2),
+                                        testing::SucceededRecord("r", "c", "c", 3)};
   std::string err;
   ASSERT_TRUE(history_->AppendNow(&records, &err)) << err;
   EXPECT_EQ(records[0].seq, 2u);
@@ -159,7 +125,7 @@ TEST_F(HistoryTest, AppendNowSetsTheSeqs) {
 }
 
 TEST_F(HistoryTest, StoresEveryField) {
-  HistoryRecord r = FullRecord();
+  HistoryRecord r = testing::FullHistoryRecord();
   Append({r});
   std::vector<HistoryRecord> all = Find({});
   ASSERT_EQ(all.size(), 1u);
@@ -168,9 +134,10 @@ TEST_F(HistoryTest, StoresEveryField) {
 }
 
 TEST_F(HistoryTest, AbortedAppendLeavesSeqUnchanged) {
-  Append({Record("r", "c", "a", 1)});
+  Append({testing::SucceededRecord("r", "c", "a", 1)});
   std::string err;
-  std::vector<HistoryRecord> records = {Record("r", "c", "b", 2), Record("r", "c", "c", 3)};
+  std::vector<HistoryRecord> records = {testing::SucceededRecord("r", "c", "b", 2),
+                                        testing::SucceededRecord("r", "c", "c", 3)};
   EXPECT_FALSE(store_->Write(
       [&](WriteTxn& txn, std::string* e) {
         if (!history_->Append(txn, &records, e)) return false;
@@ -181,16 +148,17 @@ TEST_F(HistoryTest, AbortedAppendLeavesSeqUnchanged) {
   EXPECT_EQ(err, "run state could not be written");
   EXPECT_EQ(records[1].seq, 3u);  // assigned in the aborted transaction
   EXPECT_EQ(Count(), 1u);
-  EXPECT_EQ(Append({Record("r", "c", "d", 4)}), SeqList{2});
+  EXPECT_EQ(Append({testing::SucceededRecord("r", "c", "d", 4)}), SeqList{2});
   EXPECT_EQ(Seqs({.task_id = "b"}), SeqList{});
 }
 
 // Store::Write runs the callback again after growing the map: seqs come from the transaction.
 TEST_F(HistoryTest, SeqsSurviveARetriedTransaction) {
   Reopen(kDefaultHistoryRetention, 64 << 10);
-  Append({Record("r", "c", "first", 1)});
+  Append({testing::SucceededRecord("r", "c", "first", 1)});
   std::vector<HistoryRecord> records;
-  for (int i = 0; i < 2000; ++i) records.push_back(Record("r", "c", "t" + std::to_string(i), i));
+  for (int i = 0; i < 2000; ++i)
+    records.push_back(testing::SucceededRecord("r", "c", "t" + std::to_string(i), i));
   int calls = 0;
   std::string err;
   ASSERT_TRUE(store_->Write(
@@ -204,16 +172,16 @@ TEST_F(HistoryTest, SeqsSurviveARetriedTransaction) {
   EXPECT_EQ(records.front().seq, 2u);
   EXPECT_EQ(records.back().seq, 2001u);
   EXPECT_EQ(Count(), 2001u);
-  EXPECT_EQ(Append({Record("r", "c", "last", 1)}), SeqList{2002});
+  EXPECT_EQ(Append({testing::SucceededRecord("r", "c", "last", 1)}), SeqList{2002});
 }
 
 TEST_F(HistoryTest, RejectsInvalidRecordsAndWritesNothing) {
-  HistoryRecord bad = Record("r", "c", "", 1);
+  HistoryRecord bad = testing::SucceededRecord("r", "c", "", 1);
   std::string err;
-  std::vector<HistoryRecord> records = {Record("r", "c", "a", 1), bad};
+  std::vector<HistoryRecord> records = {testing::SucceededRecord("r", "c", "a", 1), bad};
   EXPECT_FALSE(history_->AppendNow(&records, &err));
   EXPECT_EQ(err, "history record 2 of 2: \"task_id\" is empty");
-  bad = Record("r", "c", "t", 1);
+  bad = testing::SucceededRecord("r", "c", "t", 1);
   bad.status = "skipped";
   records = {bad};
   EXPECT_FALSE(history_->AppendNow(&records, &err));
@@ -241,7 +209,7 @@ TEST_F(HistoryTest, FindsByRunTaskAndChain) {
   std::vector<HistoryRecord> r2 = Find({.run_id = "r2", .limit = 1});
   ASSERT_EQ(r2.size(), 1u);
   EXPECT_EQ(r2[0], [] {
-    HistoryRecord r = Record("r2", "etl", "extract", 5000);
+    HistoryRecord r = testing::SucceededRecord("r2", "etl", "extract", 5000);
     r.seq = 5;
     return r;
   }());
@@ -292,8 +260,9 @@ TEST_F(HistoryTest, RetentionDropsTheOldestWithTheirIndexKeys) {
     std::vector<HistoryRecord> records;
     for (int i = 0; i < 5; ++i) {
       int n = batch * 5 + i + 1;  // 1..25
-      records.push_back(Record("run-" + std::to_string(n % 3), "chain-" + std::to_string(n % 2),
-                               "task-" + std::to_string(n), n));
+      records.push_back(testing::SucceededRecord("run-" + std::to_string(n % 3),
+                                                 "chain-" + std::to_string(n % 2),
+                                                 "task-" + std::to_string(n), n));
     }
     Append(std::move(records));
   }
@@ -306,7 +275,7 @@ TEST_F(HistoryTest, RetentionDropsTheOldestWithTheirIndexKeys) {
   EXPECT_EQ(KeyCount(), 1 + 10 * 4u);  // meta, and 4 keys per record kept
   // A single append larger than the limit keeps its newest.
   std::vector<HistoryRecord> big;
-  for (int i = 0; i < 12; ++i) big.push_back(Record("big", "c", "t", 100 + i));
+  for (int i = 0; i < 12; ++i) big.push_back(testing::SucceededRecord("big", "c", "t", 100 + i));
   Append(std::move(big));
   EXPECT_EQ(Count(), 10u);
   EXPECT_EQ(Seqs({}).front(), 28u);
@@ -314,7 +283,7 @@ TEST_F(HistoryTest, RetentionDropsTheOldestWithTheirIndexKeys) {
   EXPECT_EQ(KeyCount(), 1 + 10 * 4u);
   // Reopening with a lower limit drops more on the next append.
   Reopen(/*retention=*/3);
-  EXPECT_EQ(Append({Record("r", "c", "t", 1)}), SeqList{38});
+  EXPECT_EQ(Append({testing::SucceededRecord("r", "c", "t", 1)}), SeqList{38});
   EXPECT_EQ(Seqs({}), (SeqList{36, 37, 38}));
   EXPECT_EQ(KeyCount(), 1 + 3 * 4u);
 }
@@ -322,8 +291,8 @@ TEST_F(HistoryTest, RetentionDropsTheOldestWithTheirIndexKeys) {
 TEST_F(HistoryTest, RunQueryReadsOnlyThatRunsRecords) {
   std::vector<HistoryRecord> records;
   for (int i = 0; i < 20000; ++i) {
-    records.push_back(Record("other-" + std::to_string(i % 50), "c", "t", i));
-    if (i % 4000 == 0) records.push_back(Record("wanted", "c", "t", i));
+    records.push_back(testing::SucceededRecord("other-" + std::to_string(i % 50), "c", "t", i));
+    if (i % 4000 == 0) records.push_back(testing::SucceededRecord("wanted", "c", "t", i));
   }
   ASSERT_TRUE([&] {
     std::string err;

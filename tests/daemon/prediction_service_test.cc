@@ -16,26 +16,14 @@
 namespace chainctl::daemon {
 namespace {
 
-HistoryRecord Record(const std::string& chain, const std::string& run, const std::string& task,
-                     int64_t start_ms) {
-  HistoryRecord r;
-  r.chain_id = chain;
-  r.run_id = run;
-  r.task_id = task;
-  r.start_unix_ms = start_ms;
-  r.end_unix_ms = start_ms + 10;
-  r.status = "succeeded";
-  return r;
-}
-
 // `runs` runs of `chain` starting `tasks` in order.
 std::vector<HistoryRecord> Runs(const std::string& chain, const std::vector<std::string>& tasks,
                                 int runs, int64_t t0 = 1'000'000) {
   std::vector<HistoryRecord> out;
   for (int i = 0; i < runs; ++i) {
     for (size_t k = 0; k < tasks.size(); ++k) {
-      out.push_back(Record(chain, chain + "-" + std::to_string(i), tasks[k],
-                           t0 + i * 10'000 + static_cast<int64_t>(k) * 100));
+      out.push_back(testing::SucceededRecord(chain + "-" + std::to_string(i), chain, tasks[k],
+                                             t0 + i * 10'000 + static_cast<int64_t>(k) * 100));
     }
   }
   return out;
