@@ -137,7 +137,9 @@ std::vector<MarkovContext> Predictor::Contexts(int32_t space, const std::vector<
 void Predictor::Learn(const Observation& o) {
   ++observations_;
   int32_t c = ChainIndex(o.chain_id);
-  auto [it, fresh] = runs_.try_emplace(std::string(o.run_id));
+  // By chain and run: an imported history may reuse the run ids of chaind's own runs.
+  std::string key = std::to_string(c) + '\0' + std::string(o.run_id);
+  auto [it, fresh] = runs_.try_emplace(std::move(key));
   RunState& run = it->second;
   if (fresh) {
     run.chain = c;

@@ -162,8 +162,8 @@ class Predictor {
   int64_t last_trigger_ms_ = 0;
   // Gaps between starts: key (space, from, to) packed by GapKey.
   std::unordered_map<uint64_t, SampleWindow> task_gaps_, chain_gaps_;
-  std::unordered_map<std::string, RunState> runs_;
-  std::deque<std::string> run_order_;  // for forgetting the oldest runs
+  std::unordered_map<std::string, RunState> runs_;  // by chain index "\0" run_id
+  std::deque<std::string> run_order_;               // for forgetting the oldest runs
 };
 
 }  // namespace chainctl

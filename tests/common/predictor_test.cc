@@ -234,6 +234,25 @@ TEST_F(PredictorTest, RecordsInEndOrderGetTheirContextByStartTime) {
   EXPECT_EQ(end_order.TaskTiming("p", "a")["duration_ms"]["p50"], 900.0);
 }
 
+TEST_F(PredictorTest, RunsOfDifferentChainsWithTheSameIdAreKeptApart) {
+  Predictor m;
+  auto learn = [&m](const char* chain, const char* task, int64_t start) {
+    m.Learn({.chain_id = chain,
+             .run_id = "run-1",
+             .task_id = task,
+             .start_ms = start,
+             .end_ms = start + 5});
+  };
+  learn("imported", "a1", 0);
+  learn("own", "b1", 10);
+  learn("imported", "a2", 20);
+  learn("own", "b2", 30);
+  std::vector<TaskCandidate> c = m.PredictTasks("own", {"b1"}, nullptr);
+  ASSERT_EQ(c[0].task_id, "b2");
+  ASSERT_TRUE(c[0].expected_in_ms.has_value());  // b2 followed b1, not a2
+  EXPECT_DOUBLE_EQ(*c[0].expected_in_ms, 20);
+}
+
 TEST_F(PredictorTest, PredictsTheNextChain) {
   Predictor m;
   for (int i = 0; i < 30; ++i) {
