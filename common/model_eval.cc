@@ -45,7 +45,8 @@ class CountBaseline {
  private:
   static std::string Key(const std::string& chain, const std::vector<std::string>& started, int k) {
     std::string key = chain;
-    for (size_t i = started.size() - static_cast<size_t>(k); i < started.size(); ++i) key += '\0' + started[i];
+    for (size_t i = started.size() - static_cast<size_t>(k); i < started.size(); ++i)
+      key += '\0' + started[i];
     return key;
   }
 
