@@ -142,7 +142,6 @@ void Predictor::Learn(const Observation& o) {
   auto [it, fresh] = runs_.try_emplace(std::move(key));
   RunState& run = it->second;
   if (fresh) {
-    run.chain = c;
     run_order_.push_back(it->first);
     LearnChainTrigger(c, o.start_ms);
   }

@@ -139,7 +139,6 @@ class Predictor {
     std::vector<SampleWindow> duration{}, startup_cold{}, startup_warm{};
   };
   struct RunState {
-    int32_t chain;
     std::vector<int32_t> tasks;  // started, in start order
     std::vector<int64_t> starts;
   };

@@ -41,7 +41,7 @@ void Api::GetPredictions(const std::string& query, Responder respond) {
   std::vector<std::string> after = SplitList(QueryParam(query, "after"));
   std::string chain = QueryParam(query, "chain");
   const Predictor& model = service->model();
-  json body = {{"model_version", service->Status()["version"]}};
+  json body = {{"model_version", service->model_version()}};
 
   if (after.empty() && chain.empty()) {
     json chains = json::array();

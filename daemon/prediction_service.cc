@@ -134,10 +134,13 @@ bool PredictionService::Open(std::string* err) {
     std::string why;
     nlohmann::json stored;
     Predictor model;
-    if (!DecodeValue(value, 1, "the model", &version, &payload, &why)) {
-      Log(LogLevel::kWarning, "the stored model does not read (" + why + "): training anew");
-    } else if (stored = nlohmann::json::parse(payload, nullptr, false);
-               stored.is_discarded() || !Predictor::FromJson(stored["model"], &model, &why)) {
+    bool read = DecodeValue(value, 1, "the model", &version, &payload, &why);
+    if (read) {
+      stored = nlohmann::json::parse(payload, nullptr, false);
+      if (stored.is_discarded()) why = "not JSON";
+      read = !stored.is_discarded() && Predictor::FromJson(stored["model"], &model, &why);
+    }
+    if (!read) {
       Log(LogLevel::kWarning, "the stored model does not read (" + why + "): training anew");
     } else {
       current = model.params().ToJson() == options_.params.ToJson();
@@ -147,7 +150,7 @@ bool PredictionService::Open(std::string* err) {
       last_.records = stored.value("records", uint64_t{0});
       last_.through_seq = stored.value("through_seq", uint64_t{0});
       last_.seconds = stored.value("seconds", 0.0);
-      trained_unix_ms_ = stored.value("trained_unix_ms", int64_t{0});
+      last_.trained_unix_ms = stored.value("trained_unix_ms", int64_t{0});
       if (!current) Log(LogLevel::kInfo, "model parameters changed: training anew");
     }
   }
@@ -223,9 +226,11 @@ void PredictionService::StartTraining() {
           return;
         }
         result->version = version;
-        nlohmann::json stored = {{"version", version},         {"trained_unix_ms", RealUnixMs()},
-                                 {"records", result->records}, {"through_seq", result->through_seq},
-                                 {"seconds", result->seconds}, {"model", (*model)->ToJson()}};
+        result->trained_unix_ms = RealUnixMs();
+        nlohmann::json stored = {
+            {"version", version},         {"trained_unix_ms", result->trained_unix_ms},
+            {"records", result->records}, {"through_seq", result->through_seq},
+            {"seconds", result->seconds}, {"model", (*model)->ToJson()}};
         std::string value = EncodeValue(1, stored.dump());
         result->ok = store->Write(
             [&value](WriteTxn& txn, std::string* err) {
@@ -244,7 +249,6 @@ void PredictionService::Finished(std::unique_ptr<Predictor> model, const TrainRe
     for (const HistoryRecord& r : since_start_) model->Learn(ObservationOf(r));
     model_ = std::move(model);
     last_ = result;
-    trained_unix_ms_ = RealUnixMs();
     Log(LogLevel::kInfo, "model " + std::to_string(result.version) + " trained on " +
                              std::to_string(result.records) + " records in " +
                              std::to_string(result.seconds) + " s");
@@ -276,7 +280,7 @@ std::optional<ChainShape> PredictionService::ShapeOf(const std::string& chain_id
 
 nlohmann::json PredictionService::Status() const {
   return {{"version", last_.version},
-          {"trained_unix_ms", trained_unix_ms_},
+          {"trained_unix_ms", last_.trained_unix_ms},
           {"records", last_.records},
           {"through_seq", last_.through_seq},
           {"seconds", last_.seconds},

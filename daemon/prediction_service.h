@@ -58,6 +58,7 @@ struct TrainResult {
   uint64_t records = 0;      // learned
   uint64_t through_seq = 0;  // the last history seq learned
   double seconds = 0;        // reading, sorting and learning
+  int64_t trained_unix_ms = 0;
 };
 
 // Reads the whole history into a fresh model: what a training does, without storing it. Public
@@ -86,6 +87,7 @@ class PredictionService {
   void Train(std::function<void(const TrainResult&)> done);
 
   const Predictor& model() const { return *model_; }
+  uint64_t model_version() const { return last_.version; }  // 0: never trained
   // The definition's shape of the latest version of `chain_id` (cached by version); nullopt if
   // the chain is not in the registry.
   std::optional<ChainShape> ShapeOf(const std::string& chain_id);
@@ -107,7 +109,6 @@ class PredictionService {
   PredictionOptions options_;
   std::unique_ptr<Predictor> model_;
   TrainResult last_;  // the model's training (version 0: never trained)
-  int64_t trained_unix_ms_ = 0;
   bool training_ = false;
   bool again_ = false;  // another training was asked for during this one
   bool stopped_ = false;

@@ -7,27 +7,6 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 daemon_setup chainctl-e2e
 
-# http METHOD PATH [curl args...]: prints "STATUS BODY"
-http() {
-  local method=$1 path=$2
-  shift 2
-  curl -s --max-time 60 --unix-socket "$sock" -X "$method" -o "$tmp/body" -w '%{http_code}' \
-    "$@" "http://localhost$path"
-  printf ' '
-  cat "$tmp/body"
-}
-status_is() {  # status_is EXPECTED METHOD PATH [curl args...]
-  local expected=$1
-  shift
-  local got
-  got=$(http "$@")
-  [[ "${got%% *}" == "$expected" ]] || { echo "  $*: got ${got:0:300}" >&2; return 1; }
-}
-json_has() {  # json_has PYTHON-EXPR: evaluated with `b` = the last body
-  python3 -c "import json,sys; b=json.load(open('$tmp/body')); sys.exit(0 if ($1) else 1)" ||
-    { echo "  body: $(head -c 300 "$tmp/body")" >&2; return 1; }
-}
-
 chain=$SOURCE_DIR/examples/wordfreq/chain.yaml
 
 # chainctl starts the daemon itself.

@@ -97,9 +97,8 @@ check "after route, route again, 13 s on (3 tasks and the pause)" json_is "$tmp/
 ctl predict --after nope > /dev/null 2> "$tmp/nope.err"
 check "an unknown task: exit 3" test $? -eq 3
 check "saying to name the chain" grep -q "no chain in the history has run task nope" "$tmp/nope.err"
-curl -s --unix-socket "$sock" -o "$tmp/lim.json" -w '%{http_code}' \
-  'http://localhost/predictions?after=router&limit=x' > "$tmp/code"
-check "limit=x: 400" grep -qx 400 "$tmp/code"
+check "limit=x: 400" status_is 400 GET '/predictions?after=router&limit=x'
+check "naming limit" json_has "b['error']['code'] == 'bad_parameter' and 'limit' in b['error']['message']"
 
 # --- The model is persisted: a restarted chaind answers with it at once. ---
 kill -TERM "$chaind_pid" && wait "$chaind_pid"
