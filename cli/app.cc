@@ -156,6 +156,18 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       ->capture_default_str();
   add_output(predict_cmd, &predict.output);
 
+  SimpleOptions prefetch;
+  CLI::App* prefetch_cmd =
+      app.add_subcommand("prefetch", "The prefetcher: hits, waste, queue and warm pool");
+  std::string prefetch_action = "status";
+  prefetch_cmd->add_option("ACTION", prefetch_action, "status (the default)")
+      ->check(CLI::IsMember({"status"}));
+  add_output(prefetch_cmd, &prefetch.output);
+  SimpleOptions stats;
+  CLI::App* stats_cmd = app.add_subcommand(
+      "stats", "chaind's figures: its own CPU and memory, runs, model, prefetching");
+  add_output(stats_cmd, &stats.output);
+
   DaemonCommandOptions daemon_cmd_options;
   CLI::App* daemon_cmd = app.add_subcommand("daemon", "Start, stop or look at chaind");
   daemon_cmd->add_option("ACTION", daemon_cmd_options.action, "start, stop, status or run")
@@ -235,6 +247,14 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (predict_cmd->parsed()) {
     predict.daemon = daemon;
     return RunPredict(predict, out, err);
+  }
+  if (prefetch_cmd->parsed()) {
+    prefetch.daemon = daemon;
+    return RunPrefetchStatus(prefetch, out, err);
+  }
+  if (stats_cmd->parsed()) {
+    stats.daemon = daemon;
+    return RunStats(stats, out, err);
   }
   if (daemon_cmd->parsed()) return RunDaemonCommand(daemon_cmd_options, out, err);
   return kExitInvalid;

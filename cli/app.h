@@ -124,6 +124,14 @@ struct PredictOptions {
 };
 int RunPredict(const PredictOptions& options, std::ostream& out, std::ostream& err);
 
+// A command that only reads from the daemon: chainctl prefetch status, chainctl stats.
+struct SimpleOptions {
+  DaemonOptions daemon;
+  std::string output;
+};
+int RunPrefetchStatus(const SimpleOptions& options, std::ostream& out, std::ostream& err);
+int RunStats(const SimpleOptions& options, std::ostream& out, std::ostream& err);
+
 struct DaemonCommandOptions {
   DaemonOptions daemon;
   std::string action;  // start | stop | status | run

@@ -277,6 +277,7 @@ std::vector<TaskCandidate> Predictor::PredictTasks(std::string_view chain_id,
 
   std::vector<int32_t> last{MarkovContext::kBegin};
   for (const std::string& s : started) last.push_back(symbol_of(s));
+  std::vector<bool> unlikely(p.size(), false);
   if (chain) {
     task_counts_.Blend(Contexts(space, last, params_.max_order), chain->clock, params_.escape,
                        params_.prior_strength, &p);
@@ -288,11 +289,14 @@ std::vector<TaskCandidate> Predictor::PredictTasks(std::string_view chain_id,
       Set(&started_bits, s);
       ++times[Ix(s)];
     }
-    for (auto& w : p) {
+    unlikely.assign(p.size(), false);
+    for (size_t i = 0; i < p.size(); ++i) {
+      MarkovCounts::Weighted& w = p[i];
       if (w.symbol < 0) continue;
       if (times[Ix(w.symbol)] >= chain->max_per_run[Ix(w.symbol)] ||
           !SubsetOf(chain->after[Ix(w.symbol)], started_bits)) {
         w.weight *= params_.unlikely_factor;
+        unlikely[i] = true;
       }
     }
     Normalize(&p);
@@ -302,7 +306,7 @@ std::vector<TaskCandidate> Predictor::PredictTasks(std::string_view chain_id,
   out.reserve(p.size());
   int32_t previous = last.back();
   for (size_t i = 0; i < p.size(); ++i) {
-    TaskCandidate c{.task_id = names[i], .probability = p[i].weight};
+    TaskCandidate c{.task_id = names[i], .probability = p[i].weight, .unlikely = unlikely[i]};
     if (previous >= 0 && p[i].symbol >= 0) {
       auto gap = task_gaps_.find(GapKey(space, previous, p[i].symbol));
       if (gap != task_gaps_.end() && gap->second.size() > 0) {

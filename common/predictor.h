@@ -80,6 +80,10 @@ struct TaskCandidate {
   double probability = 0;
   std::optional<double> expected_in_ms{};      // median time from the last start given to this
   std::optional<double> expected_in_p90_ms{};  // its 90th percentile
+  // History says it cannot come now (it already ran as often as ever in a run, or a task that
+  // always came before it has not started): its probability was made unlikely_factor times
+  // smaller before the candidates were normalised. The prefetcher does not prewarm these.
+  bool unlikely = false;
 };
 
 struct ChainCandidate {

@@ -178,6 +178,11 @@ void Api::Handle(HttpRequest request, Responder respond) {
     if (m != "POST") return respond(MethodNotAllowed(m, "POST"));
     return TrainModel(std::move(respond));
   }
+  if (s.size() == 1 && (s[0] == "prefetch" || s[0] == "stats" || s[0] == "metrics")) {
+    if (m != "GET") return respond(MethodNotAllowed(m, "GET"));
+    if (s[0] == "prefetch") return GetPrefetch(std::move(respond));
+    return s[0] == "stats" ? GetStats(std::move(respond)) : GetMetrics(std::move(respond));
+  }
   if ((s.size() == 1 || s.size() == 2) && s[0] == "tasks") {
     if (m != "GET") return respond(MethodNotAllowed(m, "GET"));
     return s.size() == 1 ? ListTasks(std::move(respond)) : GetTask(s[1], std::move(respond));

@@ -18,12 +18,17 @@
 
 namespace chainctl::daemon {
 
+class InputStager;
+
 struct ApiContext {
   uv_loop_t* loop = nullptr;
   Registry* registry = nullptr;  // not owned; these outlive the Api
   Orchestrator* orchestrator = nullptr;
   History* history = nullptr;
   PredictionService* predictions = nullptr;
+  Prefetcher* prefetcher = nullptr;
+  WorkerPool* workers = nullptr;   // may be null
+  InputStager* stager = nullptr;   // may be null
   std::string socket_path;
   std::string state_dir;
   int store_format = 0;
@@ -54,6 +59,10 @@ class Api {
   // api_model.cc
   void GetPredictions(const std::string& query, Responder respond);
   void GetModel(Responder respond);
+  void GetPrefetch(Responder respond);
+  void GetStats(Responder respond);
+  void GetMetrics(Responder respond);
+  nlohmann::json StatsJson() const;
   void TrainModel(Responder respond);
   // api_runs.cc
   void Trigger(const std::string& chain_id, const HttpRequest& request, Responder respond);

@@ -23,6 +23,7 @@
 #include "daemon/orchestrator.h"
 #include "daemon/orphans.h"
 #include "daemon/prediction_service.h"
+#include "daemon/prefetcher.h"
 #include "daemon/process_runner.h"
 #include "daemon/registry.h"
 #include "daemon/store.h"
@@ -101,6 +102,8 @@ struct Signals {
   HttpServer* server;
   Orchestrator* orchestrator;
   PredictionService* predictions;
+  Prefetcher* prefetcher;
+  WorkerPool* workers;
   bool stopping = false;
 };
 
@@ -115,6 +118,9 @@ void OnSignal(uv_signal_t* handle, int signum) {
   signals->server->Shutdown([] { Log(LogLevel::kInfo, "all connections closed"); });
   signals->orchestrator->Shutdown([] { Log(LogLevel::kInfo, "all runs stopped and stored"); });
   signals->predictions->Shutdown();
+  // No prewarmed process or idle worker outlives chaind; busy workers end with their runs.
+  signals->prefetcher->Shutdown();
+  signals->workers->StopIdle("");
 }
 
 bool Serve(uv_loop_t* loop, HttpServer* server, const DaemonConfig& config, int systemd_fd,
@@ -237,6 +243,37 @@ int RunDaemon(const DaemonConfig& config) {
   }
   orchestrator.OnAttemptRecorded(
       [&predictions](const HistoryRecord& r) { predictions.Observe(r); });
+  WorkerPoolOptions worker_options;
+  worker_options.max_idle = config.max_idle_workers
+                                ? config.max_idle_workers
+                                : 4 * std::max(1u, std::thread::hardware_concurrency());
+  worker_options.kill_grace_ms = config.kill_grace_ms;
+  WorkerPool workers(&loop, worker_options);
+  InputStager stager(InputCacheOptions{.dir = config.state_dir + "/cache",
+                                       .max_bytes = config.prefetch_staged,
+                                       .ttl_ms = static_cast<int64_t>(config.prefetch_ttl_ms)});
+  PrefetchOptions prefetch_options{.enabled = config.prefetch,
+                                   .dir = run_options.runs_dir + "/prewarm",
+                                   .max_warm = config.prefetch_max_warm,
+                                   .max_memory_bytes = config.prefetch_memory,
+                                   .max_staged_bytes = config.prefetch_staged,
+                                   .ttl_ms = config.prefetch_ttl_ms};
+  PrefetchHooks hooks{
+      .latest_chain = [&orchestrator](const std::string& id) { return orchestrator.LatestChain(id); },
+      .warm_launch = [&orchestrator](const TaskSpec& task, const std::string& dir) {
+        return orchestrator.WarmLaunch(task, dir);
+      }};
+  Prefetcher prefetcher(&loop, prefetch_options, hooks, &predictions, &runner, &workers, &stager);
+  if (!prefetcher.Open(&err)) {
+    Fail("cannot open the prefetcher: " + err);
+    return 1;
+  }
+  orchestrator.UsePrefetcher(&prefetcher);
+  orchestrator.UseWorkers(&workers);
+  Log(LogLevel::kInfo, config.prefetch ? "prefetching on: up to " +
+                                             std::to_string(prefetcher.options().max_warm) +
+                                             " warm processes"
+                                       : "prefetching off (--no-prefetch)");
   if (config.resume_interrupted) orchestrator.ResumeInterrupted();
   ApiContext context{
       .loop = &loop,
@@ -244,6 +281,9 @@ int RunDaemon(const DaemonConfig& config) {
       .orchestrator = &orchestrator,
       .history = &history,
       .predictions = &predictions,
+      .prefetcher = &prefetcher,
+      .workers = &workers,
+      .stager = &stager,
       .socket_path = config.socket_path,
       .state_dir = config.state_dir,
       .store_format = kStoreFormatVersion,
@@ -261,11 +301,14 @@ int RunDaemon(const DaemonConfig& config) {
     Signals signals;
     signals.orchestrator = &orchestrator;
     signals.predictions = &predictions;
+    signals.prefetcher = &prefetcher;
+    signals.workers = &workers;
     if (Serve(&loop, &server, config, systemd_fd, &signals)) {
       uv_run(&loop, UV_RUN_DEFAULT);
     } else {
       status = 1;
       predictions.Shutdown();
+      prefetcher.Shutdown();
       server.Shutdown([] {});
       uv_run(&loop, UV_RUN_DEFAULT);
     }

@@ -109,6 +109,21 @@ int main(int argc, char** argv) {
                  "Half-life of the predictor's counts, in a chain's task starts (0: no decay; "
                  "default 1000)")
       ->check(CLI::NonNegativeNumber);
+  bool no_prefetch = false;
+  std::string prefetch_memory, prefetch_staged = "1Gi", prefetch_ttl = "10m";
+  app.add_flag("--no-prefetch", no_prefetch,
+               "Prewarm and stage nothing ahead (for comparison); inputs are staged at start");
+  app.add_option("--prefetch-processes", config.prefetch_max_warm,
+                 "Prewarmed processes and workers alive at once (default: cores)");
+  app.add_option("--prefetch-memory", prefetch_memory,
+                 "Memory that prewarmed processes may hold, e.g. 2Gi (default: 25% of RAM)");
+  app.add_option("--prefetch-staged", prefetch_staged, "Bytes of inputs staged ahead")
+      ->capture_default_str();
+  app.add_option("--prefetch-ttl", prefetch_ttl,
+                 "The longest a prewarm is kept unused (keep-alives come from history, up to this)")
+      ->capture_default_str();
+  app.add_option("--max-idle-workers", config.max_idle_workers,
+                 "Idle mode: worker processes kept for reuse (default: 4 per core)");
   app.add_option("--max-connections", config.limits.max_connections,
                  "Connections served at once (503 above)")
       ->capture_default_str()
@@ -158,6 +173,24 @@ int main(int argc, char** argv) {
     return 2;
   }
   config.train_interval_ms = static_cast<uint64_t>(interval->count());
+  config.prefetch = !no_prefetch;
+  for (auto [flag, text, out] :
+       {std::tuple{"--prefetch-memory", &prefetch_memory, &config.prefetch_memory},
+        std::tuple{"--prefetch-staged", &prefetch_staged, &config.prefetch_staged}}) {
+    if (text->empty()) continue;
+    std::optional<uint64_t> size = ParseSize(*text, &err);
+    if (!size) {
+      std::cerr << "chaind: " << flag << ": " << err << "\n";
+      return 2;
+    }
+    *out = *size;
+  }
+  std::optional<Duration> ttl = ParseDuration(prefetch_ttl, &err);
+  if (!ttl || ttl->count() == 0) {
+    std::cerr << "chaind: --prefetch-ttl: " << (ttl ? "must be longer than 0" : err) << "\n";
+    return 2;
+  }
+  config.prefetch_ttl_ms = static_cast<uint64_t>(ttl->count());
   if (std::string wrong = ParseCapacity(cpus, memory, gpus, &config); !wrong.empty()) {
     std::cerr << "chaind: " << wrong << "\n";
     return 2;

@@ -18,6 +18,7 @@
 #include "daemon/content_hash.h"
 #include "daemon/log.h"
 #include "daemon/orchestrator_internal.h"
+#include "daemon/prefetcher.h"
 #include "daemon/run_keys.h"
 #include "daemon/task_io.h"
 #include "daemon/work_queue.h"
@@ -457,16 +458,129 @@ void Orchestrator::Launch(Run& run, int i) {
   SaveTask(run, i);
   if (first) SaveRun(run);  // task_states
   ++running_;
-  uint64_t n = run.n;
   // Held for this attempt only: released when it ends, before OnResult (a retry waits its
   // backoff holding nothing).
   Grant grant = resources_.Acquire(run.spec(i).resource_requirements);
   if (!options_.capacity.gpus.empty()) SetGpuEnv(grant, &launch.env);
-  t.handle = runner_->Start(std::move(launch), [this, n, i, attempt, grant](TaskResult result) {
+  if (first) run.started.push_back(run.spec(i).task_id);
+  if (first && !run.spec(i).input_files.empty() && prefetcher_) {
+    StageInputs(run, i, attempt, grant, std::move(launch));
+  } else {
+    StartAttempt(run, i, attempt, grant, std::move(launch));
+  }
+  if (first && prefetcher_) {
+    prefetcher_->RunProgress(run.id, run.plan->version.chain_id,
+                             std::shared_ptr<const Chain>(run.plan, &run.plan->chain), run.started);
+  }
+}
+
+void Orchestrator::StartAttempt(Run& run, int i, int attempt, Grant grant, TaskLaunch launch) {
+  const TaskSpec& spec = run.spec(i);
+  Run::Task& t = run.task(i);
+  uint64_t n = run.n;
+  auto done = [this, n, i, attempt, grant](TaskResult result) {
     resources_.Release(grant);
     OnResult(n, i, attempt, std::move(result));
-  });
+  };
+  const std::string& chain_id = run.plan->version.chain_id;
+  if (spec.mode == TaskMode::kWorker && workers_) {
+    std::string key = prefetcher_ ? prefetcher_->WorkerKey(chain_id, spec)
+                                  : chain_id + "/" + spec.task_id + "@" +
+                                        std::to_string(run.plan->task_versions[Index(i)]);
+    json request = {{"input", t.input},
+                    {"task_id", spec.task_id},
+                    {"run_id", run.id},
+                    {"workdir", launch.workdir}};
+    Prefetcher* prefetcher = prefetcher_;
+    t.worker_request = workers_->Run(
+        key, launch, std::move(request),
+        [prefetcher, key, done = std::move(done)](TaskResult result) mutable {
+          if (prefetcher) prefetcher->WorkerServed(key, result.cold, result.cold ? 0 : 1);
+          done(std::move(result));
+        });
+    return;
+  }
+  if (spec.prewarm == PrewarmLevel::kSpawn) {
+    std::string context_file;
+    if (prefetcher_) launch.warm = prefetcher_->TakeProcess(chain_id, spec, &context_file);
+    WriteContext(run, i, attempt, launch.warm ? context_file : run.dir + "/" + spec.task_id +
+                                                                   "/context.json");
+  }
+  t.handle = runner_->Start(std::move(launch), std::move(done));
   t.process = runner_->Locate(t.handle);
+}
+
+// inputs.files into work/inputs/files/ on the thread pool (the prefetcher's staged copy if it
+// is still fresh), then the attempt. A failure to stage fails the attempt like a failed spawn.
+void Orchestrator::StageInputs(Run& run, int i, int attempt, Grant grant, TaskLaunch launch) {
+  Run::Task& t = run.task(i);
+  t.staging = true;
+  uint64_t n = run.n;
+  std::string dest = launch.workdir + "/inputs/files";
+  prefetcher_->StageInputs(
+      run.plan->version.chain_id, run.spec(i), dest,
+      [this, n, i, attempt, grant, launch = std::move(launch)](StageResult staged) mutable {
+        auto it = runs_.find(n);
+        Run* live = it == runs_.end() ? nullptr : it->second.get();
+        if (live) live->task(i).staging = false;
+        if (live && staged.ok && !live->cancelled && !live->timed_out && !stopping_) {
+          live->task(i).bytes_staged = staged.bytes;
+          return StartAttempt(*live, i, attempt, grant, std::move(launch));
+        }
+        TaskResult result;
+        result.start_unix_ms = result.end_unix_ms = clock_();
+        result.kind = staged.ok ? TaskResult::Kind::kCancelled : TaskResult::Kind::kSpawnFailed;
+        result.error = staged.ok ? "cancelled" : "inputs.files: " + staged.error;
+        resources_.Release(grant);
+        OnResult(n, i, attempt, std::move(result));
+      });
+}
+
+// The run's context of a task's attempt, for a prewarmed process (DESIGN.md §5): written before
+// its input, so it is there once the task has read its stdin.
+void Orchestrator::WriteContext(const Run& run, int i, int attempt,
+                                const std::string& path) const {
+  const std::string dir = run.dir + "/" + run.spec(i).task_id;
+  json context = {{"run_id", run.id},
+                  {"chain_id", run.plan->version.chain_id},
+                  {"task_id", run.spec(i).task_id},
+                  {"attempt", attempt},
+                  {"workdir", dir + "/work"},
+                  {"outdir", dir + "/out"},
+                  {"input_file", dir + "/input.json"},
+                  {"output_file", dir + "/output.json"}};
+  std::string err;
+  if (!WriteFile(path, context.dump() + "\n", &err)) {
+    Log(LogLevel::kWarning, "cannot write the context file: " + err);
+  }
+}
+
+std::shared_ptr<const Chain> Orchestrator::LatestChain(const std::string& chain_id) {
+  std::optional<ChainVersion> chain;
+  std::string err;
+  if (!registry_->GetChain(chain_id, 0, &chain, &err) || !chain) return nullptr;
+  std::shared_ptr<const Plan> plan = PlanFor(*chain, &err);
+  if (!plan) return nullptr;
+  return std::shared_ptr<const Chain>(plan, &plan->chain);
+}
+
+TaskLaunch Orchestrator::WarmLaunch(const TaskSpec& spec, const std::string& dir) const {
+  TaskLaunch launch;
+  launch.task_id = spec.task_id;
+  launch.argv = TaskArgv(spec);
+  launch.env = TaskEnv(options_.base_env, spec);
+  launch.workdir = dir;
+  launch.log_path = dir + "/stderr.log";
+  for (auto [name, value] : {std::pair{"CHAIN_TASK_ID=", spec.task_id},
+                             std::pair{"CHAIN_WORKDIR=", dir},
+                             std::pair{"CHAIN_CONTEXT_FILE=", dir + "/context.json"},
+                             std::pair{"CHAIN_PREWARMED=", std::string("1")}}) {
+    launch.env.push_back(name + value);
+  }
+  launch.max_output_bytes = spec.resource_requirements.max_output_bytes;
+  launch.kill_grace_ms = options_.kill_grace_ms;
+  SetLimits(spec.resource_requirements, &launch);
+  return launch;
 }
 
 bool Orchestrator::PrepareInput(Run& run, int i, std::string* err) {
@@ -475,7 +589,7 @@ bool Orchestrator::PrepareInput(Run& run, int i, std::string* err) {
   for (const std::string& dep : spec.dependencies) {
     dep_outputs.push_back(run.task(run.plan->chain.FindTask(dep)).output);
   }
-  json input;
+  json& input = run.task(i).input;
   if (!BuildTaskInput(spec, run.input, dep_outputs, &input, err)) return false;
   if (const JsonSchema* schema = run.plan->input_schemas[Index(i)].get()) {
     std::vector<JsonSchema::Violation> violations = schema->Validate(input);
@@ -521,6 +635,9 @@ TaskLaunch Orchestrator::MakeLaunch(const Run& run, int i, int attempt) const {
         std::pair{"CHAIN_ATTEMPT=", std::to_string(attempt)}}) {
     launch.env.push_back(name + value);
   }
+  if (spec.prewarm == PrewarmLevel::kSpawn) {
+    launch.env.push_back("CHAIN_CONTEXT_FILE=" + dir + "/context.json");
+  }
   launch.max_output_bytes = spec.resource_requirements.max_output_bytes;
   if (spec.resource_requirements.timeout) {
     launch.timeout_ms = static_cast<uint64_t>(spec.resource_requirements.timeout->count());
@@ -538,6 +655,7 @@ void Orchestrator::OnResult(uint64_t n, int i, int attempt, TaskResult result) {
   const TaskSpec& spec = run.spec(i);
   Run::Task& t = run.task(i);
   t.handle = 0;
+  t.worker_request = 0;
   t.process = nullptr;
 
   std::string error = result.error;
@@ -573,6 +691,7 @@ void Orchestrator::OnResult(uint64_t n, int i, int attempt, TaskResult result) {
   h.max_rss_kb = result.max_rss_kb;
   h.bytes_in = result.bytes_in;
   h.bytes_out = result.bytes_out;
+  if (t.bytes_staged) h.bytes_staged = t.bytes_staged;
   if (attempt_recorded_) attempt_recorded_(h);
   History* history = history_;
   writer_->Add([history, h](WriteTxn& txn, std::string* err) {
@@ -695,6 +814,9 @@ void Orchestrator::MaybeFinishRun(Run& run) {
   std::map<uint64_t, Follower> followers;
   followers.swap(run.followers);
   for (auto& [id, follower] : followers) follower.end();
+  if (prefetcher_ && !stopping_) {
+    prefetcher_->RunEnded(run.id, plan.version.chain_id, run.created_ms);
+  }
   uint64_t n = run.n;
   writer_->Sync([this, n](bool, const std::string&) {
     runs_.erase(n);
@@ -974,6 +1096,7 @@ void Orchestrator::StopRun(Run& run) {
   for (size_t i = 0; i < run.tasks.size(); ++i) {
     Run::Task& t = run.tasks[i];
     if (t.handle) runner_->Cancel(t.handle);
+    if (t.worker_request && workers_) workers_->Cancel(t.worker_request);
     if (t.retry) FinishTask(run, static_cast<int>(i), TaskState::kCancelled, "cancelled");
   }
   for (int task : cancelled) SaveTask(run, task);

@@ -50,6 +50,10 @@
 
 namespace chainctl::daemon {
 
+class Prefetcher;
+class WorkerPool;
+struct StageResult;
+
 namespace orchestrator_detail {
 struct StoredRun;
 }
@@ -95,6 +99,17 @@ class Orchestrator {
   void OnAttemptRecorded(std::function<void(const HistoryRecord&)> observer) {
     attempt_recorded_ = std::move(observer);
   }
+
+  // Prefetching (daemon/prefetcher.h) and worker mode (daemon/worker_pool.h); either may be
+  // null (no prefetching; mode: worker tasks then run as one-shot processes). Set before runs
+  // start. Tasks with inputs.files need the prefetcher: it stages them (prefetched or not).
+  void UsePrefetcher(Prefetcher* prefetcher) { prefetcher_ = prefetcher; }
+  void UseWorkers(WorkerPool* workers) { workers_ = workers; }
+  // For the prefetcher: the latest definition of a chain (null if none), and the launch of a
+  // prewarmed process of `task` in `dir` (its workdir, log and $CHAIN_CONTEXT_FILE are there;
+  // its environment has nothing run-specific).
+  std::shared_ptr<const Chain> LatestChain(const std::string& chain_id);
+  TaskLaunch WarmLaunch(const TaskSpec& task, const std::string& dir) const;
 
   // Starts a run of `chain_id` (version 0: the latest) with `input`. `accepted` is called once
   // the run is stored durably, with its id, or with why it was refused (no chain, input
@@ -180,6 +195,10 @@ class Orchestrator {
   // resource requests fit; one that does not fit waits there, and nothing overtakes it.
   void Dispatch();
   void Launch(Run& run, int task);
+  // The attempt's process (or worker request) started, `grant` released when it ends.
+  void StartAttempt(Run& run, int task, int attempt, Grant grant, TaskLaunch launch);
+  void StageInputs(Run& run, int task, int attempt, Grant grant, TaskLaunch launch);
+  void WriteContext(const Run& run, int task, int attempt, const std::string& path) const;
   // Before the first attempt: the input built and checked, the folders made, the input file
   // written, the dependencies' files linked in. False with *err: the task fails.
   bool PrepareInput(Run& run, int task, std::string* err);
@@ -205,6 +224,8 @@ class Orchestrator {
   Store* store_;
   StoreWriter* writer_;
   TaskRunner* runner_;
+  Prefetcher* prefetcher_ = nullptr;
+  WorkerPool* workers_ = nullptr;
   OrchestratorOptions options_;
   UnixMsClock clock_;
 

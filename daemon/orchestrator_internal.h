@@ -47,6 +47,10 @@ struct Orchestrator::Run {
     std::optional<nlohmann::json> output;  // once succeeded
     bool has_files = false;                // its out/ folder holds files for its dependents
     TaskRunner::Handle handle = 0;
+    uint64_t worker_request = 0;  // mode: worker: the WorkerPool request while it runs
+    bool staging = false;         // its inputs.files are being staged (before the spawn)
+    uint64_t bytes_staged = 0;
+    nlohmann::json input;         // mode: worker: the input, sent in the request
     nlohmann::json process;       // runner_->Locate(handle) while it runs, for crash recovery
     uv_timer_t* retry = nullptr;  // waiting for the next attempt
   };
@@ -61,6 +65,7 @@ struct Orchestrator::Run {
   int64_t created_ms = 0;
   int64_t ended_ms = 0;
   int resumes = 0;  // times Resume restarted it
+  std::vector<std::string> started;  // task ids in start order (the prefetcher's context)
   std::vector<std::string> events;
   std::map<uint64_t, Follower> followers;
   size_t sent = 0;  // events[0, sent) went to the followers; the rest wait for FlushEvents

@@ -3,12 +3,15 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <utility>
@@ -36,6 +39,34 @@ double SecondsOf(const timeval& t) {
   return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
 }
 
+// The whole of a (small) file: a prewarmed task's input, given through a pipe.
+bool ReadWholeFile(const std::string& path, std::string* out, std::string* err) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *err = "cannot read " + path;
+    return false;
+  }
+  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return true;
+}
+
+// Whether `pid` is blocked in read(2) on its stdin: /proc/PID/syscall is "NR ARG0 ..." while
+// the process is in a system call ("running" otherwise).
+bool BlockedReadingStdin(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/syscall");
+  long number = -1;
+  std::string arg0;
+  if (!(in >> number >> arg0)) return false;
+  return number == SYS_read && arg0 == "0x0";
+}
+
+uint64_t ResidentKb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/statm");
+  uint64_t size = 0, resident = 0;
+  if (!(in >> size >> resident)) return 0;
+  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) / 1024;
+}
+
 uv_stream_t* Stream(uv_pipe_t* pipe) { return reinterpret_cast<uv_stream_t*>(pipe); }
 uv_handle_t* AsHandle(void* handle) { return static_cast<uv_handle_t*>(handle); }
 
@@ -51,12 +82,16 @@ struct ProcessRunner::Attempt {
     kTimeout,        // timeout_ms after the spawn: stop with kTimedOut
     kKillGrace,      // SIGTERM was sent: SIGKILL the group
     kDrain,          // the leader is reaped: stop waiting for stdout's EOF
+    kReadyPoll,      // prewarmed and starting up: is it blocked reading stdin yet?
   };
 
   Attempt(ProcessRunner* owner, TaskRunner::Handle handle_id, TaskLaunch task_launch, Done on_done);
   ~Attempt();
 
   int Watch(const SpawnedProcess& process);
+  void Take(TaskLaunch claim, Done on_done);
+  void PollReady();
+  TaskResult KillWarm();
   void Fail(std::string error);
   void Stop(Kind reason);
   void Abandon();
@@ -87,6 +122,13 @@ struct ProcessRunner::Attempt {
   TaskRunner::Handle id;
   TaskLaunch launch;
   Done done;
+  // Prewarmed and not yet taken by Start: stdin stays open and empty, `warm_ended` instead of
+  // `done` if it ends, the timer polls for readiness.
+  bool warm = false;
+  WarmEnded warm_ended;
+  std::chrono::steady_clock::time_point spawned;
+  std::optional<double> ready_ms;  // from the spawn until blocked reading stdin (prewarms)
+  uint64_t rss_kb = 0;             // when it was seen ready
   TaskResult result;
   std::optional<Kind> stop_reason;  // why the runner is killing the group, once it is
   pid_t pid = -1;                   // the leader until reaped (-1 before and after)
@@ -126,7 +168,8 @@ int ProcessRunner::Attempt::Watch(const SpawnedProcess& process) {
   pid = process.pid;
   pidfd = process.pidfd;
   report_fd = process.report_fd;
-  int rc = StartStdin(process.stdin_fd);
+  int rc = warm ? OpenPipe(&stdin_pipe, &stdin_open, process.stdin_fd)
+                : StartStdin(process.stdin_fd);
   int stdout_rc = OpenPipe(&stdout_pipe, &stdout_open, process.stdout_fd);
   if (rc == 0) rc = stdout_rc;
   if (rc == 0) rc = uv_read_start(Stream(&stdout_pipe), OnAlloc, OnRead);
@@ -137,8 +180,82 @@ int ProcessRunner::Attempt::Watch(const SpawnedProcess& process) {
     ++open_handles;
     rc = uv_poll_start(&exit_poll, UV_READABLE, OnExit);
   }
-  if (rc == 0 && launch.timeout_ms > 0) Arm(Timer::kTimeout, launch.timeout_ms);
+  if (rc == 0 && warm) Arm(Timer::kReadyPoll, 1);
+  if (rc == 0 && !warm && launch.timeout_ms > 0) Arm(Timer::kTimeout, launch.timeout_ms);
   return rc;
+}
+
+// A prewarmed process becomes the attempt `claim`: its input is written to the stdin it is
+// blocked on, its stderr log is moved to the attempt's, and the attempt's timeout starts now.
+void ProcessRunner::Attempt::Take(TaskLaunch claim, Done on_done) {
+  warm = false;
+  warm_ended = nullptr;
+  done = std::move(on_done);
+  Disarm();
+  if (!launch.log_path.empty() && !claim.log_path.empty()) {
+    rename(launch.log_path.c_str(), claim.log_path.c_str());
+  }
+  std::string input = std::move(claim.stdin_data);
+  std::string err;
+  if (!claim.stdin_file.empty()) ReadWholeFile(claim.stdin_file, &input, &err);
+  launch.run_id = std::move(claim.run_id);
+  launch.task_id = std::move(claim.task_id);
+  launch.attempt = claim.attempt;
+  launch.stdin_data = std::move(input);
+  launch.stdin_file.clear();
+  launch.log_path = std::move(claim.log_path);
+  launch.output_file = std::move(claim.output_file);
+  launch.max_output_bytes = claim.max_output_bytes;
+  launch.timeout_ms = claim.timeout_ms;
+  launch.kill_grace_ms = claim.kill_grace_ms;
+  result.start_unix_ms = runner->clock_();
+  result.startup_ms = 0;
+  result.cold = false;
+  if (launch.stdin_data.empty()) {
+    CloseStdin();
+  } else {
+    WriteStdinChunk();
+  }
+  if (launch.timeout_ms > 0) Arm(Timer::kTimeout, launch.timeout_ms);
+}
+
+// Ready means blocked in read(2) on fd 0, as /proc/PID/syscall shows ("0 0x0 ..." on x86-64).
+void ProcessRunner::Attempt::PollReady() {
+  if (pid <= 0 || exited) return;
+  double age = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - spawned)
+                   .count();
+  if (BlockedReadingStdin(pid)) {
+    ready_ms = age;
+    rss_kb = ResidentKb(pid);
+    return;
+  }
+  Arm(Timer::kReadyPoll, age < 200 ? 2 : 10);
+}
+
+// Kills a prewarmed process now and reaps it, for what it cost.
+TaskResult ProcessRunner::Attempt::KillWarm() {
+  SignalGroup(SIGKILL);
+  rusage usage{};
+  int status = 0;
+  pid_t reaped;
+  do {
+    reaped = wait4(pid, &status, 0, &usage);
+  } while (reaped < 0 && errno == EINTR);
+  pid = -1;
+  exited = true;
+  TaskResult cost;
+  cost.kind = Kind::kCancelled;
+  cost.start_unix_ms = result.start_unix_ms;
+  cost.end_unix_ms = runner->clock_();
+  cost.cpu_s = SecondsOf(usage.ru_utime) + SecondsOf(usage.ru_stime);
+  cost.max_rss_kb = usage.ru_maxrss;
+  cost.cold = false;
+  runner->attempts_.erase(id);
+  runner = nullptr;
+  finished = true;
+  CloseProcessHandles();
+  CloseHandle(AsHandle(&timer), &timer_open);
+  return cost;
 }
 
 // Ends the attempt as kSpawnFailed, reported on the next loop iteration.
@@ -224,6 +341,8 @@ void ProcessRunner::Attempt::OnTimer(uv_timer_t* timer) {
     case Timer::kDrain:
       attempt->CloseStdout();
       return attempt->MaybeFinish();
+    case Timer::kReadyPoll:
+      return attempt->PollReady();
   }
 }
 
@@ -368,7 +487,13 @@ void ProcessRunner::Attempt::Finish() {
   }
   finished = true;
   runner->attempts_.erase(id);
+  if (!warm) --runner->running_;
   runner = nullptr;
+  if (warm) {  // ended before anything took it
+    WarmEnded callback = std::move(warm_ended);
+    if (callback) callback(std::move(result));
+    return;
+  }
   Done callback = std::move(done);
   callback(std::move(result));  // may destroy the runner or start attempts
 }
@@ -385,6 +510,17 @@ ProcessRunner::~ProcessRunner() {
 
 TaskRunner::Handle ProcessRunner::Start(TaskLaunch launch, Done done) {
   auto started = std::chrono::steady_clock::now();
+  if (launch.warm != 0) {
+    auto it = attempts_.find(launch.warm);
+    if (it != attempts_.end() && it->second->warm && !it->second->exited &&
+        !it->second->stop_reason) {
+      Handle handle = it->first;
+      it->second->Take(std::move(launch), std::move(done));
+      ++running_;
+      return handle;
+    }
+  }
+  ++running_;
   Handle handle = next_handle_++;
   auto* attempt = new Attempt(this, handle, std::move(launch), std::move(done));
   attempts_.emplace(handle, attempt);
@@ -400,6 +536,50 @@ TaskRunner::Handle ProcessRunner::Start(TaskLaunch launch, Done done) {
   int rc = attempt->Watch(process);
   if (rc < 0) attempt->Fail(std::string("cannot watch the task's process: ") + uv_strerror(rc));
   return handle;
+}
+
+TaskRunner::Handle ProcessRunner::Prewarm(TaskLaunch launch, WarmEnded ended, std::string* err) {
+  launch.stdin_file.clear();
+  launch.stdin_data.clear();
+  launch.timeout_ms = 0;
+  Handle handle = next_handle_++;
+  auto* attempt = new Attempt(this, handle, std::move(launch), nullptr);
+  attempt->warm = true;
+  attempt->warm_ended = std::move(ended);
+  attempt->result.start_unix_ms = clock_();
+  attempt->spawned = std::chrono::steady_clock::now();
+  SpawnedProcess process;
+  if (!SpawnProcess(attempt->launch, attributes_, exec_helper_, &process, err)) {
+    attempt->Abandon();  // it deletes itself once its timer is closed
+    return 0;
+  }
+  attempts_.emplace(handle, attempt);
+  int rc = attempt->Watch(process);
+  if (rc < 0) {
+    *err = std::string("cannot watch the prewarmed process: ") + uv_strerror(rc);
+    attempts_.erase(handle);
+    attempt->Abandon();
+    return 0;
+  }
+  return handle;
+}
+
+TaskRunner::WarmState ProcessRunner::Warm(Handle handle) const {
+  auto it = attempts_.find(handle);
+  if (it == attempts_.end() || !it->second->warm || it->second->exited) return {};
+  const Attempt& a = *it->second;
+  return {.alive = true,
+          .ready_ms = a.ready_ms,
+          .age_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                              a.spawned)
+                        .count(),
+          .rss_kb = a.rss_kb};
+}
+
+TaskResult ProcessRunner::StopWarm(Handle handle) {
+  auto it = attempts_.find(handle);
+  if (it == attempts_.end() || !it->second->warm || it->second->exited) return {};
+  return it->second->KillWarm();
 }
 
 nlohmann::json ProcessRunner::Locate(Handle handle) const {

@@ -94,7 +94,16 @@ class ProcessRunner : public TaskRunner {
 
   Handle Start(TaskLaunch launch, Done done) override;
   void Cancel(Handle handle) override;
-  size_t running() const override { return attempts_.size(); }
+  size_t running() const override { return running_; }
+  // Prewarming (task_runner.h): the process is spawned as for Start but with its stdin an open
+  // pipe and no timeout; its readiness (blocked in read(2) on fd 0, from /proc/PID/syscall) is
+  // polled every 2 ms (10 ms after 200 ms) until seen. Start with launch.warm takes it if it is
+  // still alive (else spawns anew): the input (launch.stdin_file's content, or stdin_data) is
+  // written to its stdin, its stderr log renamed to launch.log_path, the timeout starts then,
+  // and the result says cold = false, startup_ms 0, start_unix_ms the time it was taken.
+  Handle Prewarm(TaskLaunch launch, WarmEnded ended, std::string* err) override;
+  WarmState Warm(Handle handle) const override;
+  TaskResult StopWarm(Handle handle) override;
   // {"pid", "start_ticks"} of the attempt's process group leader (daemon/orphans.h); null
   // once it has exited or if it never started.
   nlohmann::json Locate(Handle handle) const override;
@@ -109,7 +118,9 @@ class ProcessRunner : public TaskRunner {
   std::string exec_helper_;
   SpawnAttributes attributes_;
   Handle next_handle_ = 1;
-  std::unordered_map<Handle, Attempt*> attempts_;  // owned; those whose `done` is still due
+  size_t running_ = 0;  // attempts whose `done` is due (not prewarms)
+  // Owned: attempts whose `done` is still due, and prewarmed processes not yet taken.
+  std::unordered_map<Handle, Attempt*> attempts_;
   std::unique_ptr<char[]> read_buffer_;            // every stdout read, one at a time on the loop
 };
 

@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,9 @@ struct TaskLaunch {
   // runner: setrlimit, see process_runner.h). Each process of the task has them on its own.
   uint64_t memory_limit_bytes = 0;  // resource_requirements.memory: allocations beyond fail
   uint64_t cpu_limit_s = 0;         // seconds of CPU time: cpu x timeout; then SIGXCPU
+  // Start: a process prewarmed by Prewarm (same argv, env, workdir and limits, none of them
+  // run-specific) becomes this attempt instead of a new spawn. 0: spawn one.
+  uint64_t warm = 0;
 };
 
 // How one attempt ended.
@@ -66,7 +70,7 @@ struct TaskResult {
   int64_t max_rss_kb = 0;
   uint64_t bytes_in = 0;   // stdin bytes the task was given (its stdin_file's size)
   uint64_t bytes_out = 0;  // output bytes read
-  bool cold = true;        // false when a prewarmed process was used (the prefetch issue)
+  bool cold = true;        // false when a prewarmed process was used (DESIGN.md §5)
 
   bool ok() const { return kind == Kind::kExited && exit_code == 0; }
 };
@@ -84,6 +88,30 @@ class TaskRunner {
   virtual void Cancel(Handle handle) = 0;
   // Attempts started and not yet done.
   virtual size_t running() const = 0;
+
+  // Prewarming at level `spawn` (DESIGN.md §5): starts `launch`'s process now, its stdin a pipe
+  // that stays open and empty, so it starts up and blocks reading its input. Start with
+  // launch.warm = the returned handle hands it its input and makes it the attempt; until then
+  // it is not an attempt (running() does not count it). `ended` is called (later, on the loop)
+  // if it ends before that, with what its end says (cpu_s, max_rss_kb, times, error); never after
+  // Start took it or StopWarm stopped it. Returns 0 (and sets *err) if it cannot be started, or
+  // if this runner cannot prewarm.
+  using WarmEnded = std::function<void(TaskResult)>;
+  virtual Handle Prewarm(TaskLaunch /*launch*/, WarmEnded /*ended*/, std::string* err) {
+    *err = "this executor cannot prewarm processes";
+    return 0;
+  }
+  struct WarmState {
+    bool alive = false;         // prewarmed, not yet taken nor stopped
+    std::optional<double> ready_ms{};  // start-up time: from the spawn until it blocked reading
+                                       // its input; nullopt while it is still starting up
+    double age_ms = 0;                 // since the spawn
+    uint64_t rss_kb = 0;               // resident memory when last seen
+  };
+  virtual WarmState Warm(Handle /*handle*/) const { return {}; }
+  // Kills a prewarmed process that was not taken (SIGKILL to its group) and returns what it
+  // cost: cpu_s, max_rss_kb, start and end times. `ended` is not called. Nothing if not alive.
+  virtual TaskResult StopWarm(Handle /*handle*/) { return {}; }
 
   // Crash recovery (DESIGN.md §4 "Durability"). Where a started attempt runs, as JSON only
   // this kind of runner understands (the local one: {"pid", "start_ticks"}); null if it has

@@ -673,3 +673,84 @@ TEST_F(ProcessRunnerTest, NoDescriptorLeaksThroughTheHelper) {
 
 }  // namespace
 }  // namespace chainctl::daemon
+
+// --- Prewarming (level spawn): started ahead, blocked on its stdin, taken by Start. ---
+
+TEST_F(ProcessRunnerTest, PrewarmedProcessGetsItsInputOnlyWhenTaken) {
+  // The task notes that it ran before reading (it must not act), then echoes its input.
+  TaskLaunch warm = Shell("echo started > started; cat > got; cat got");
+  std::optional<TaskResult> ended;
+  std::string err;
+  TaskRunner::Handle h = runner_->Prewarm(warm, [&](TaskResult r) { ended = std::move(r); }, &err);
+  ASSERT_NE(h, 0u) << err;
+  EXPECT_EQ(runner_->running(), 0u) << "a prewarm is not an attempt";
+  RunUntil([&] { return runner_->Warm(h).ready_ms.has_value(); }, /*poll=*/true);
+  TaskRunner::WarmState state = runner_->Warm(h);
+  EXPECT_TRUE(state.alive);
+  EXPECT_GT(*state.ready_ms, 0);
+  EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/started"));
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/got")) << "no input before it is taken";
+
+  TaskLaunch claim = Launch({"/bin/false"});  // argv of a claim is not used: the process is there
+  claim.stdin_file = dir_.WriteFile("input.json", R"({"n": 1})");
+  claim.log_path = dir_.path() + "/attempt-1.log";
+  claim.warm = h;
+  TaskResult result = Run(std::move(claim));
+  EXPECT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(result.output, R"({"n": 1})");
+  EXPECT_FALSE(result.cold);
+  EXPECT_EQ(result.bytes_in, 8u);
+  EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/attempt-1.log")) << "the log moved";
+  EXPECT_FALSE(ended.has_value()) << "`ended` is only for prewarms nobody took";
+  EXPECT_FALSE(runner_->Warm(h).alive);
+}
+
+TEST_F(ProcessRunnerTest, StopWarmKillsAndReportsTheCost) {
+  std::optional<TaskResult> ended;
+  std::string err;
+  TaskRunner::Handle h = runner_->Prewarm(
+      Shell("echo $$ > pid.tmp && mv pid.tmp pid; cat"), [&](TaskResult r) { ended = r; }, &err);
+  ASSERT_NE(h, 0u) << err;
+  pid_t pid = WaitForPidFile("pid");
+  RunUntil([&] { return runner_->Warm(h).ready_ms.has_value(); }, /*poll=*/true);
+  TaskResult cost = runner_->StopWarm(h);
+  EXPECT_GT(cost.max_rss_kb, 0);
+  EXPECT_GE(cost.end_unix_ms, cost.start_unix_ms);
+  EXPECT_EQ(kill(pid, 0), -1) << "killed and reaped";
+  EXPECT_FALSE(runner_->Warm(h).alive);
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_FALSE(ended.has_value());
+}
+
+TEST_F(ProcessRunnerTest, PrewarmThatEndsByItselfIsReportedAndCannotBeTaken) {
+  std::optional<TaskResult> ended;
+  std::string err;
+  TaskRunner::Handle h =
+      runner_->Prewarm(Shell("exit 3"), [&](TaskResult r) { ended = std::move(r); }, &err);
+  ASSERT_NE(h, 0u) << err;
+  RunUntil([&] { return ended.has_value(); });
+  EXPECT_EQ(ended->exit_code, 3);
+  // Start with a dead prewarm spawns anew.
+  TaskLaunch claim = Shell("printf fresh");
+  claim.warm = h;
+  TaskResult result = Run(std::move(claim));
+  EXPECT_EQ(result.output, "fresh");
+  EXPECT_TRUE(result.cold);
+}
+
+TEST_F(ProcessRunnerTest, DestroyingTheRunnerKillsPrewarmedProcesses) {
+  std::string err;
+  TaskRunner::Handle h =
+      runner_->Prewarm(Shell("echo $$ > pid.tmp && mv pid.tmp pid; cat"), nullptr, &err);
+  ASSERT_NE(h, 0u) << err;
+  pid_t pid = WaitForPidFile("pid");
+  runner_.reset();
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  EXPECT_EQ(kill(pid, 0), -1);
+}
+
+TEST_F(ProcessRunnerTest, PrewarmOfAMissingProgramFails) {
+  std::string err;
+  EXPECT_EQ(runner_->Prewarm(Launch({"/no/such/program"}), nullptr, &err), 0u);
+  EXPECT_NE(err.find("/no/such/program"), std::string::npos) << err;
+}
