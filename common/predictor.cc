@@ -115,6 +115,7 @@ int32_t Predictor::TaskIndex(ChainState& chain, std::string_view task_id) {
     chain.tasks.emplace_back(task_id);
     chain.max_per_run.push_back(0);
     chain.after.emplace_back();
+    chain.with.emplace_back();
     chain.duration.emplace_back();
     chain.startup_cold.emplace_back();
     chain.startup_warm.emplace_back();
@@ -187,6 +188,10 @@ void Predictor::LearnStructure(ChainState& chain, const RunState& run, size_t po
   }
   bool first = chain.max_per_run[task] == 0;
   chain.max_per_run[task] = std::max(chain.max_per_run[task], times);
+  for (int32_t other : run.tasks) {
+    Set(&chain.with[task], other);
+    Set(&chain.with[static_cast<size_t>(other)], symbol);
+  }
   std::vector<uint64_t>& after = chain.after[task];
   if (first) {
     after = std::move(before);
@@ -294,7 +299,8 @@ std::vector<TaskCandidate> Predictor::PredictTasks(std::string_view chain_id,
       MarkovCounts::Weighted& w = p[i];
       if (w.symbol < 0) continue;
       if (times[Ix(w.symbol)] >= chain->max_per_run[Ix(w.symbol)] ||
-          !SubsetOf(chain->after[Ix(w.symbol)], started_bits)) {
+          !SubsetOf(chain->after[Ix(w.symbol)], started_bits) ||
+          !SubsetOf(started_bits, chain->with[Ix(w.symbol)])) {
         w.weight *= params_.unlikely_factor;
         unlikely[i] = true;
       }

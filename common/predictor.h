@@ -14,7 +14,8 @@
 // rules out, and so never predicts: a task one of whose descendants has started, a task with
 // trigger rule all_success one of whose dependencies has not started, and a task that has
 // started (unless history has seen it start more often in a run: retries). What history says
-// (a task never started more than n times in a run; a task always came after certain others)
+// (a task never started more than n times in a run; a task always came after certain others; a
+// task never ran in a run with one that has started, like the branches of a router)
 // only makes a candidate unlikely (× unlikely_factor), as history can change.
 //
 // Across runs: an order-2 model of the same kind over the chains of successive runs.
@@ -140,6 +141,7 @@ class Predictor {
     uint64_t clock = 0;                          // task starts learned
     std::vector<int> max_per_run{};              // per task: most starts seen in one run
     std::vector<std::vector<uint64_t>> after{};  // per task: bitset of the tasks always before
+    std::vector<std::vector<uint64_t>> with{};   // per task: bitset of the tasks ever in its runs
     std::vector<SampleWindow> duration{}, startup_cold{}, startup_warm{};
   };
   struct RunState {

@@ -55,6 +55,7 @@ nlohmann::json Predictor::ToJson() const {
                       {"tasks", c.tasks},
                       {"max_per_run", c.max_per_run},
                       {"after", c.after},
+                      {"with", c.with},
                       {"duration", Windows(c.duration)},
                       {"startup_cold", Windows(c.startup_cold)},
                       {"startup_warm", Windows(c.startup_warm)}});
@@ -89,7 +90,13 @@ bool Predictor::FromJson(const nlohmann::json& j, Predictor* out, std::string* e
       s.max_per_run = c.at("max_per_run").get<std::vector<int>>();
       s.after = c.at("after").get<std::vector<std::vector<uint64_t>>>();
       size_t n = s.tasks.size();
-      if (s.max_per_run.size() != n || s.after.size() != n) {
+      if (c.contains("with")) {
+        s.with = c.at("with").get<std::vector<std::vector<uint64_t>>>();
+      } else {  // written before it was learned: every task may run with every other
+        std::vector<uint64_t> all((n + 63) / 64, ~uint64_t{0});
+        s.with.assign(n, all);
+      }
+      if (s.max_per_run.size() != n || s.after.size() != n || s.with.size() != n) {
         *err = "chain " + s.id + ": its lists do not match its tasks";
         return false;
       }

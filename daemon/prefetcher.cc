@@ -270,6 +270,12 @@ void Prefetcher::AddDesires(const std::shared_ptr<const Chain>& chain,
 
 void Prefetcher::Plan() {
   if (shut_down_) return;
+  std::erase_if(taken_, [this](const std::pair<TaskRunner::Handle, std::string>& t) {
+    if (!runner_->Locate(t.first).is_null()) return false;
+    std::error_code ec;
+    fs::remove_all(t.second, ec);
+    return true;
+  });
   std::vector<Desire> desires;
   double now = static_cast<double>(clock_());
   for (const auto& [run_id, run] : runs_) {
@@ -440,6 +446,10 @@ bool Prefetcher::Start(const Desire& d) {
   }
   ++f.prewarms;
   entries_.emplace(id, std::move(entry));
+  // MakeRoom made room: this is a bug if it shows (the e2e tests look for it).
+  if (WarmProcesses() > options_.max_warm || StagedBytes() > options_.max_staged_bytes) {
+    Log(LogLevel::kError, "prefetch: over budget: " + Stats()["warm"].dump());
+  }
   return true;
 }
 
@@ -510,8 +520,8 @@ TaskRunner::Handle Prefetcher::TakeProcess(const std::string& chain_id, const Ta
     f.saved_ms += state.ready_ms.value_or(state.age_ms);
     TaskRunner::Handle handle = e.handle;
     *context_file = e.dir + "/context.json";
-    entries_.erase(it);  // its folder stays: the process's; removed with the run's files
-    Plan();
+    taken_.emplace_back(handle, e.dir);  // its folder goes once its attempt has ended
+    entries_.erase(it);  // RunProgress, which follows the start, plans anew
     return handle;
   }
   ++f.misses;

@@ -180,6 +180,8 @@ class Prefetcher {
   std::map<uint64_t, std::unique_ptr<Entry>> entries_;
   uint64_t next_entry_ = 1;
   std::map<std::string, TaskFigures> figures_;  // by key
+  // Prewarmed processes taken by an attempt, and their folders, removed once they have ended.
+  std::vector<std::pair<TaskRunner::Handle, std::string>> taken_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

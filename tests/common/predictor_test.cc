@@ -91,6 +91,34 @@ TEST_F(PredictorTest, BranchProbabilitiesConvergeToTheirFrequencies) {
   EXPECT_EQ(m.PredictTasks("route", {}, nullptr)[0].task_id, "router");
 }
 
+// Once one branch has started, history says the others never run in the same run: they are
+// marked unlikely (the prefetcher does not prewarm them), while the report after them is not.
+TEST_F(PredictorTest, BranchesThatNeverRanTogetherAreUnlikelyOnceOneStarted) {
+  Predictor m;
+  for (int i = 0; i < 30; ++i) {
+    LearnRun(&m, "route", {"router", Branch(i, "x", "y", "z"), "report"});
+  }
+  auto unlikely = [](const std::vector<TaskCandidate>& c, const std::string& task) {
+    for (const TaskCandidate& t : c) {
+      if (t.task_id == task) return t.unlikely;
+    }
+    return false;
+  };
+  std::vector<TaskCandidate> after_router = m.PredictTasks("route", {"router"}, nullptr);
+  EXPECT_FALSE(unlikely(after_router, "x"));
+  EXPECT_FALSE(unlikely(after_router, "y"));
+  std::vector<TaskCandidate> after_x = m.PredictTasks("route", {"router", "x"}, nullptr);
+  EXPECT_TRUE(unlikely(after_x, "y"));
+  EXPECT_TRUE(unlikely(after_x, "z"));
+  EXPECT_FALSE(unlikely(after_x, "report"));
+  EXPECT_EQ(after_x[0].task_id, "report");
+  // The persisted form keeps it.
+  Predictor back;
+  std::string err;
+  ASSERT_TRUE(Predictor::FromJson(m.ToJson(), &back, &err)) << err;
+  EXPECT_TRUE(unlikely(back.PredictTasks("route", {"router", "x"}, nullptr), "y"));
+}
+
 TEST_F(PredictorTest, DecayFollowsAChangeOfBranchProbabilities) {
   // 300 runs of x/y/z at 70/20/10, then z/y/x at 70/20/10: after how many runs of the new
   // regime is z the top candidate after the router, and when is P(z) within ±0.05 of 0.7?
