@@ -1,0 +1,27 @@
+#!/usr/bin/python3
+"""A task of bench/prefetch.sh: a heavy start-up (standard-library imports, ~150 ms on the
+reference VM), then ~20 ms of work on its input. `prewarm: spawn` safe: it does nothing before
+its input arrives on stdin. With --worker it serves NDJSON requests instead (DESIGN.md §4)."""
+import asyncio, decimal, email.mime.multipart, email.parser, http.client, xml.dom.minidom  # noqa
+import urllib.request, argparse, logging.handlers, concurrent.futures, statistics  # noqa
+import inspect, dataclasses, typing, json, sqlite3, csv, zipfile, difflib, unittest  # noqa
+import sys
+import time
+
+
+def work(data):
+    """~20 ms of CPU, then the input's counter plus one."""
+    end = time.process_time() + 0.020
+    x = 0
+    while time.process_time() < end:
+        x += 1
+    step = data.get("step", 0) if isinstance(data, dict) else 0
+    return {"step": step + 1}
+
+
+if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+    for line in sys.stdin:
+        request = json.loads(line)
+        print(json.dumps({"id": request["id"], "output": work(request["input"])}), flush=True)
+else:
+    print(json.dumps(work(json.load(sys.stdin))))
