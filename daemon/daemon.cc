@@ -262,6 +262,9 @@ int RunDaemon(const DaemonConfig& config) {
       .latest_chain = [&orchestrator](const std::string& id) { return orchestrator.LatestChain(id); },
       .warm_launch = [&orchestrator](const TaskSpec& task, const std::string& dir) {
         return orchestrator.WarmLaunch(task, dir);
+      },
+      .worker_launch = [&orchestrator](const std::string& chain_id, const TaskSpec& task) {
+        return orchestrator.WorkerLaunch(chain_id, task);
       }};
   Prefetcher prefetcher(&loop, prefetch_options, hooks, &predictions, &runner, &workers, &stager);
   if (!prefetcher.Open(&err)) {

@@ -491,9 +491,13 @@ void Orchestrator::StartAttempt(Run& run, int i, int attempt, Grant grant, TaskL
                     {"task_id", spec.task_id},
                     {"run_id", run.id},
                     {"workdir", launch.workdir}};
+    // A worker serves many runs: it starts without anything run-specific (WorkerLaunch); the
+    // request carries the run's part.
+    TaskLaunch worker = WorkerLaunch(chain_id, spec);
+    worker.timeout_ms = launch.timeout_ms;
     Prefetcher* prefetcher = prefetcher_;
     t.worker_request = workers_->Run(
-        key, launch, std::move(request),
+        key, worker, std::move(request),
         [prefetcher, key, done = std::move(done)](TaskResult result) mutable {
           if (prefetcher) prefetcher->WorkerServed(key, result.cold, result.cold ? 0 : 1);
           done(std::move(result));
@@ -562,6 +566,15 @@ std::shared_ptr<const Chain> Orchestrator::LatestChain(const std::string& chain_
   std::shared_ptr<const Plan> plan = PlanFor(*chain, &err);
   if (!plan) return nullptr;
   return std::shared_ptr<const Chain>(plan, &plan->chain);
+}
+
+TaskLaunch Orchestrator::WorkerLaunch(const std::string& chain_id, const TaskSpec& spec) const {
+  std::string dir = options_.runs_dir + "/workers";
+  std::string err;
+  if (!MakeDir(dir, &err)) Log(LogLevel::kWarning, err);
+  TaskLaunch launch = WarmLaunch(spec, dir);
+  launch.log_path = dir + "/" + chain_id + "." + spec.task_id + ".log";
+  return launch;
 }
 
 TaskLaunch Orchestrator::WarmLaunch(const TaskSpec& spec, const std::string& dir) const {

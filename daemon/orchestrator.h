@@ -110,6 +110,9 @@ class Orchestrator {
   // its environment has nothing run-specific).
   std::shared_ptr<const Chain> LatestChain(const std::string& chain_id);
   TaskLaunch WarmLaunch(const TaskSpec& task, const std::string& dir) const;
+  // The launch of a mode: worker process of `task`: WarmLaunch in RUNS_DIR/workers, its stderr
+  // appended to RUNS_DIR/workers/CHAIN.TASK.log.
+  TaskLaunch WorkerLaunch(const std::string& chain_id, const TaskSpec& task) const;
 
   // Starts a run of `chain_id` (version 0: the latest) with `input`. `accepted` is called once
   // the run is stored durably, with its id, or with why it was refused (no chain, input

@@ -414,7 +414,7 @@ bool Prefetcher::Start(const Desire& d) {
       return true;  // dropped from the queue: it would fail again
     }
   } else if (d.level == Level::kWorker) {
-    if (!workers_->Prewarm(d.key, hooks_.warm_launch(task, entry->dir), KeepAliveMs(d.key),
+    if (!workers_->Prewarm(d.key, hooks_.worker_launch(d.chain_id, task), KeepAliveMs(d.key),
                            &err)) {
       Log(LogLevel::kWarning, "prefetch: cannot start a worker for " + d.chain_id + "/" + task.task_id + ": " +
                  err);

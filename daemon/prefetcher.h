@@ -82,6 +82,8 @@ struct PrefetchHooks {
   // The launch a prewarmed process of `task` gets (argv, env, limits; nothing run-specific),
   // in `dir`: its workdir, log and context file are there.
   std::function<TaskLaunch(const TaskSpec& task, const std::string& dir)> warm_launch;
+  // The launch of a mode: worker process of `task` (the same one the orchestrator uses).
+  std::function<TaskLaunch(const std::string& chain_id, const TaskSpec& task)> worker_launch;
 };
 
 class Prefetcher {
