@@ -9,7 +9,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -72,6 +74,13 @@ std::string ReadSmallFile(const std::string& path) {
   return text.str();
 }
 
+// The entry a file of the folder belongs to: "K.meta" → "K"; any other name is its own.
+std::string KeyOf(const std::string& name) {
+  constexpr std::string_view kMeta = ".meta";
+  bool meta = name.size() > kMeta.size() && name.ends_with(kMeta);
+  return meta ? name.substr(0, name.size() - kMeta.size()) : name;
+}
+
 }  // namespace
 
 HttpCache::HttpCache(InputCacheOptions options, CacheClock clock)
@@ -83,6 +92,27 @@ HttpCache::HttpCache(InputCacheOptions options, CacheClock clock)
 HttpCache::~HttpCache() = default;
 
 std::string HttpCache::DataPath(const std::string& key) const { return options_.dir + "/" + key; }
+
+// The complete entry `key` (metadata of this version, a body of the size it says).
+bool HttpCache::ReadMeta(const std::string& key, std::string* url, Entry* entry) const {
+  nlohmann::json meta = nlohmann::json::parse(ReadSmallFile(DataPath(key) + ".meta"), nullptr,
+                                              /*allow_exceptions=*/false);
+  struct stat st {};
+  try {
+    if (!meta.is_object() || meta.at("v").get<int>() != kMetaVersion ||
+        stat(DataPath(key).c_str(), &st) != 0 ||
+        meta.at("size").get<uint64_t>() != static_cast<uint64_t>(st.st_size)) {
+      return false;
+    }
+    *url = meta.at("url").get<std::string>();
+    *entry =
+        Entry{key, meta.at("etag").get<std::string>(), meta.at("last_modified").get<std::string>(),
+              static_cast<uint64_t>(st.st_size), clock_()};
+  } catch (const nlohmann::json::exception&) {
+    return false;
+  }
+  return !url->empty();
+}
 
 bool HttpCache::Load(std::string* err) {
   if (options_.dir.empty()) {
@@ -103,28 +133,20 @@ bool HttpCache::Load(std::string* err) {
     return false;
   }
   std::lock_guard lock(mu_);
-  std::map<std::string, bool> keys_kept;
+  std::set<std::string> keys_kept;
   for (const std::string& name : names) {
-    if (name.size() <= 5 || name.compare(name.size() - 5, 5, ".meta") != 0) continue;
-    std::string key = name.substr(0, name.size() - 5);
-    nlohmann::json meta = nlohmann::json::parse(ReadSmallFile(DataPath(name)), nullptr, false);
-    struct stat st {};
-    bool ok = meta.is_object() && meta.value("v", 0) == kMetaVersion &&
-              meta.value("url", "") != "" && stat(DataPath(key).c_str(), &st) == 0 &&
-              meta.value("size", uint64_t{0}) == static_cast<uint64_t>(st.st_size);
-    if (!ok) continue;
-    Entry entry{key, meta.value("etag", ""), meta.value("last_modified", ""),
-                static_cast<uint64_t>(st.st_size), clock_()};
+    std::string key = KeyOf(name);
+    if (key == name) continue;  // not metadata
+    Entry entry;
+    std::string url;
+    if (!ReadMeta(key, &url, &entry)) continue;
     bytes_ += entry.size;
-    entries_[meta.value("url", "")] = entry;
-    keys_kept[key] = true;
+    entries_[url] = entry;
+    keys_kept.insert(key);
   }
   // Everything else (temporary files, incomplete entries) goes.
   for (const std::string& name : names) {
-    std::string key = name.size() > 5 && name.compare(name.size() - 5, 5, ".meta") == 0
-                          ? name.substr(0, name.size() - 5)
-                          : name;
-    if (!keys_kept.count(key)) unlink(DataPath(name).c_str());
+    if (!keys_kept.count(KeyOf(name))) unlink(DataPath(name).c_str());
   }
   TrimLocked(/*expire=*/false);
   return true;

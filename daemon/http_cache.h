@@ -99,6 +99,7 @@ class HttpCache {
   };
 
   bool Load(std::string* err);
+  bool ReadMeta(const std::string& key, std::string* url, Entry* entry) const;
   std::shared_ptr<std::mutex> UrlMutex(const std::string& url);
   bool Download(const std::string& url, const Entry* cached, const std::string& dest,
                 FetchedFile* out, std::string* err);
