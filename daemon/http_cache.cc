@@ -166,16 +166,22 @@ bool HttpCache::Fetch(const std::string& url, const std::string& dest, FetchedFi
     return false;
   }
   std::shared_ptr<std::mutex> url_mutex = UrlMutex(url);
-  std::lock_guard url_lock(*url_mutex);
-  std::optional<Entry> cached;
+  bool ok = false;
   {
-    std::lock_guard lock(mu_);
-    auto it = entries_.find(url);
-    if (it != entries_.end()) cached = it->second;
+    std::lock_guard url_lock(*url_mutex);
+    std::optional<Entry> cached;
+    {
+      std::lock_guard lock(mu_);
+      auto it = entries_.find(url);
+      if (it != entries_.end()) cached = it->second;
+    }
+    // Without validators there is nothing to revalidate with: downloaded again.
+    if (cached && cached->etag.empty() && cached->last_modified.empty()) cached.reset();
+    ok = Download(url, cached ? &*cached : nullptr, dest, out, err);
   }
-  // Without validators there is nothing to revalidate with: downloaded again.
-  if (cached && cached->etag.empty() && cached->last_modified.empty()) cached.reset();
-  return Download(url, cached ? &*cached : nullptr, dest, out, err);
+  std::lock_guard lock(mu_);
+  if (url_mutex.use_count() == 2) url_mutexes_.erase(url);  // nobody else waits on it
+  return ok;
 }
 
 // One GET, conditional if `cached`: a 304 links the cached entry; a 200 is written to a

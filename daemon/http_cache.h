@@ -116,8 +116,9 @@ class HttpCache {
   std::string init_error_;  // set once by the constructor
 
   mutable std::mutex mu_;
-  std::map<std::string, Entry> entries_;                              // by URL; guarded by mu_
-  std::map<std::string, std::shared_ptr<std::mutex>> url_mutexes_;    // guarded by mu_
+  std::map<std::string, Entry> entries_;  // by URL; guarded by mu_
+  // One per URL being fetched, dropped when its last user is done; guarded by mu_.
+  std::map<std::string, std::shared_ptr<std::mutex>> url_mutexes_;
   uint64_t bytes_ = 0;                                                // guarded by mu_
   uint64_t hits_ = 0, misses_ = 0, evictions_ = 0, expirations_ = 0;  // guarded by mu_
 };

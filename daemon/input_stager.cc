@@ -223,27 +223,34 @@ StageResult InputStager::Stage(const std::vector<std::string>& inputs, const std
 
 bool InputStager::StillFresh(const std::vector<std::string>& inputs, const StageResult& staged,
                              std::string* why) {
+  *why = Staleness(inputs, staged);
+  return why->empty();
+}
+
+std::string InputStager::Staleness(const std::vector<std::string>& inputs,
+                                   const StageResult& staged) {
+  if (!staged.ok) return "the inputs were not staged";
   std::vector<Source> sources;
-  if (!staged.ok) return (*why = "the inputs were not staged", false);
-  if (!Resolve(inputs, &sources, why)) return false;
-  if (std::string change = SetChange(inputs, sources, staged.files); !change.empty()) {
-    return (*why = change, false);
+  std::string why;
+  if (!Resolve(inputs, &sources, &why)) return why;
+  why = SetChange(inputs, sources, staged.files);
+  for (size_t i = 0; why.empty() && i < staged.files.size(); ++i) {
+    const StagedFile& file = staged.files[i];
+    why = IsHttpUrl(file.source) ? UrlStaleness(file) : LocalStaleness(file);
   }
-  for (const StagedFile& file : staged.files) {
-    if (IsHttpUrl(file.source)) {
-      struct stat st {};
-      if (stat(file.path.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_ino) != file.inode) {
-        return (*why = "the staged " + file.path + " was replaced or removed", false);
-      }
-      if (cache_.Revalidate(file.source, file.etag, file.last_modified, why) !=
-          Revalidation::kFresh) {
-        return false;
-      }
-    } else if (std::string stale = LocalStaleness(file); !stale.empty()) {
-      return (*why = stale, false);
-    }
+  return why;
+}
+
+// Like LocalStaleness, for a URL: the link in `dest` is still the one made, and the server
+// answers 304 to the validators recorded.
+std::string InputStager::UrlStaleness(const StagedFile& file) {
+  struct stat st {};
+  if (stat(file.path.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_ino) != file.inode) {
+    return "the staged " + file.path + " was replaced or removed";
   }
-  return true;
+  std::string why;
+  Revalidation answer = cache_.Revalidate(file.source, file.etag, file.last_modified, &why);
+  return answer == Revalidation::kFresh ? "" : why;
 }
 
 nlohmann::json InputStager::Stats() const { return cache_.Stats(); }

@@ -75,6 +75,9 @@ class InputStager {
   void Trim();
 
  private:
+  std::string Staleness(const std::vector<std::string>& inputs, const StageResult& staged);
+  std::string UrlStaleness(const StagedFile& file);
+
   const bool hardlink_local_;
   HttpCache cache_;
 };

@@ -39,6 +39,20 @@ void Describe(const std::string& source, const std::string& dest, const struct s
   file->linked = linked;
 }
 
+bool WriteAll(int fd, const char* data, size_t size, std::string* err) {
+  while (size > 0) {
+    ssize_t n = write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      *err = Errno("writing");
+      return false;
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+  }
+  return true;
+}
+
 // Byte copy of `in` into `out`: copy_file_range, else read/write.
 bool CopyBytes(int in, int out, uint64_t* copied, std::string* err) {
   bool plain = false;
@@ -53,11 +67,7 @@ bool CopyBytes(int in, int out, uint64_t* copied, std::string* err) {
     } else {
       static thread_local char buffer[64 * 1024];
       n = read(in, buffer, sizeof buffer);
-      for (ssize_t done = 0; n > 0 && done < n;) {
-        ssize_t w = write(out, buffer + done, static_cast<size_t>(n - done));
-        if (w < 0 && errno != EINTR) return (*err = Errno("writing"), false);
-        done += w > 0 ? w : 0;
-      }
+      if (n > 0 && !WriteAll(out, buffer, static_cast<size_t>(n), err)) return false;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
@@ -80,8 +90,14 @@ bool CopyFile(int in, const struct stat& st, const std::string& dest, uint64_t* 
   }
   bool ok = ioctl(out, FICLONE, in) == 0 || CopyBytes(in, out, copied, err);
   struct timespec times[2] = {{0, UTIME_OMIT}, st.st_mtim};
-  if (ok && futimens(out, times) != 0) ok = (*err = Errno("setting the mtime of " + dest), false);
-  if (close(out) != 0 && ok) ok = (*err = Errno("writing " + dest), false);
+  if (ok && futimens(out, times) != 0) {
+    *err = Errno("setting the mtime of " + dest);
+    ok = false;
+  }
+  if (close(out) != 0 && ok) {
+    *err = Errno("writing " + dest);
+    ok = false;
+  }
   if (!ok) unlink(dest.c_str());
   return ok;
 }
