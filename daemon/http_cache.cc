@@ -17,6 +17,7 @@
 
 #include "daemon/content_hash.h"
 #include "daemon/http_get.h"
+#include "daemon/input_stager.h"
 
 namespace chainctl::daemon {
 namespace {
@@ -48,17 +49,24 @@ int MakeTemp(const std::string& dir, std::string* path, std::string* err) {
   return fd;
 }
 
-// Replaces `dest` (if it exists) by a hard link to `from`.
-bool LinkReplacing(const std::string& from, const std::string& dest, std::string* err) {
+// Replaces `dest` (if it exists) by a hard link to `from`, or a copy if `dest` is on another
+// file system (*linked false).
+bool LinkReplacing(const std::string& from, const std::string& dest, bool* linked,
+                   std::string* err) {
+  *linked = true;
   if (unlink(dest.c_str()) != 0 && errno != ENOENT) {
     *err = Errno("removing " + dest);
     return false;
   }
-  if (link(from.c_str(), dest.c_str()) != 0) {
+  if (link(from.c_str(), dest.c_str()) == 0) return true;
+  if (errno != EXDEV) {
     *err = Errno("linking " + dest);
     return false;
   }
-  return true;
+  *linked = false;
+  StagedFile ignored;
+  uint64_t copied = 0;
+  return PlaceLocalFile(from, dest, /*allow_hardlink=*/false, &ignored, &copied, err);
 }
 
 bool StatOf(const std::string& path, struct stat* st, std::string* err) {
@@ -209,16 +217,21 @@ bool HttpCache::Download(const std::string& url, const Entry* cached, const std:
     *err = Errno("writing " + tmp);
     answered = false;
   }
-  if (answered) answered = LinkReplacing(tmp, dest, err);
+  bool linked = true;
+  if (answered) answered = LinkReplacing(tmp, dest, &linked, err);
   struct stat st {};
   if (answered) answered = StatOf(dest, &st, err);
   if (!answered) {
     unlink(tmp.c_str());
     return false;
   }
-  *out = FetchedFile{
-      response.body_bytes, static_cast<uint64_t>(st.st_ino), static_cast<uint64_t>(st.st_dev),
-      response.etag,       response.last_modified,           true};
+  *out = FetchedFile{response.body_bytes,
+                     static_cast<uint64_t>(st.st_ino),
+                     static_cast<uint64_t>(st.st_dev),
+                     response.etag,
+                     response.last_modified,
+                     /*downloaded=*/true,
+                     linked};
   std::string key;
   if (!Sha256Hex(url, &key, err)) {
     unlink(tmp.c_str());
@@ -275,7 +288,10 @@ bool HttpCache::LinkEntry(const std::string& url, const std::string& dest, Fetch
   auto it = entries_.find(url);
   if (it == entries_.end()) return false;
   struct stat st {};
-  if (!LinkReplacing(DataPath(it->second.key), dest, err) || !StatOf(dest, &st, err)) return false;
+  bool linked = true;
+  if (!LinkReplacing(DataPath(it->second.key), dest, &linked, err) || !StatOf(dest, &st, err)) {
+    return false;
+  }
   Entry& entry = it->second;
   entry.last_used_ms = clock_();
   ++hits_;
@@ -284,7 +300,8 @@ bool HttpCache::LinkEntry(const std::string& url, const std::string& dest, Fetch
                      static_cast<uint64_t>(st.st_dev),
                      entry.etag,
                      entry.last_modified,
-                     false};
+                     /*downloaded=*/false,
+                     linked};
   return true;
 }
 

@@ -55,9 +55,10 @@ using CacheClock = std::function<int64_t()>;
 // What Fetch placed in `dest`.
 struct FetchedFile {
   uint64_t size = 0;
-  uint64_t inode = 0, device = 0;   // of the cache entry (also of `dest`: a hard link)
+  uint64_t inode = 0, device = 0;   // of `dest` (the cache entry's, when linked)
   std::string etag, last_modified;  // the validators of the entry ("" if the server sent none)
   bool downloaded = false;          // false: a 304 reused the cached entry
+  bool linked = true;  // `dest` is a hard link to the entry (false: a copy, other file system)
 };
 
 // The outcome of a conditional GET against validators recorded earlier.
@@ -72,8 +73,9 @@ class HttpCache {
   HttpCache(const HttpCache&) = delete;
   HttpCache& operator=(const HttpCache&) = delete;
 
-  // Makes `dest` (a path that must not exist yet, or that is replaced) a hard link to the
-  // fresh content of `url`, downloading or revalidating as the header says.
+  // Makes `dest` (replaced if it exists) a hard link to the fresh content of `url` (a copy if
+  // `dest` is on another file system than the cache), downloading or revalidating as the header
+  // says.
   bool Fetch(const std::string& url, const std::string& dest, FetchedFile* out, std::string* err);
 
   // A conditional GET with `etag` / `last_modified` (as recorded when staged): a 304 is kFresh;

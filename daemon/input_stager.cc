@@ -202,8 +202,8 @@ StageResult InputStager::Stage(const std::vector<std::string>& inputs, const std
       FetchedFile fetched;
       if (!cache_.Fetch(source.path, target, &fetched, &result.error)) return result;
       file = StagedFile{
-          source.input,  source.path,    target,          fetched.size, 0,
-          fetched.inode, fetched.device, /*linked=*/true, fetched.etag, fetched.last_modified};
+          source.input,  source.path,    target,         fetched.size, 0,
+          fetched.inode, fetched.device, fetched.linked, fetched.etag, fetched.last_modified};
       struct stat st {};
       if (stat(target.c_str(), &st) == 0) file.mtime_ns = MtimeNs(st);
       if (fetched.downloaded) result.bytes_copied += fetched.size;
@@ -241,12 +241,13 @@ std::string InputStager::Staleness(const std::vector<std::string>& inputs,
   return why;
 }
 
-// Like LocalStaleness, for a URL: the link in `dest` is still the one made, and the server
-// answers 304 to the validators recorded.
+// Like LocalStaleness, for a URL: the file in `dest` is still the one placed, unchanged, and
+// the server answers 304 to the validators recorded.
 std::string InputStager::UrlStaleness(const StagedFile& file) {
   struct stat st {};
-  if (stat(file.path.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_ino) != file.inode) {
-    return "the staged " + file.path + " was replaced or removed";
+  if (stat(file.path.c_str(), &st) != 0 || static_cast<uint64_t>(st.st_ino) != file.inode ||
+      static_cast<uint64_t>(st.st_size) != file.size || MtimeNs(st) != file.mtime_ns) {
+    return "the staged " + file.path + " was modified, replaced or removed";
   }
   std::string why;
   Revalidation answer = cache_.Revalidate(file.source, file.etag, file.last_modified, &why);

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "tests/daemon/http_origin_fixture.h"
 #include "tests/test_util.h"
@@ -248,6 +249,43 @@ TEST_F(InputStagerTest, StagesAndRevalidatesAUrl) {
   nlohmann::json stats = stager.Stats();
   EXPECT_EQ(stats["hits"], 1);
   EXPECT_EQ(stats["misses"], 2);
+}
+
+TEST_F(InputStagerTest, AStagedUrlChangedInDestIsStale) {
+  HttpOrigin origin;
+  origin.Set("/x.bin", HttpOrigin::Ok("bytes", "\"b\""));
+  InputStager stager(Options());
+  StageResult result = stager.Stage({origin.Url("/x.bin")}, dest_);
+  ASSERT_TRUE(result.ok) << result.error;
+  struct stat st {};
+  ASSERT_EQ(stat(Dest("x.bin").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0444u);  // the cache's file: not for writing
+  ASSERT_EQ(chmod(Dest("x.bin").c_str(), 0644), 0);
+  Append(Dest("x.bin"), "!");
+  std::string why;
+  EXPECT_FALSE(stager.StillFresh({origin.Url("/x.bin")}, result, &why));
+  EXPECT_EQ(why, "the staged " + Dest("x.bin") + " was modified, replaced or removed");
+}
+
+TEST_F(InputStagerTest, ConcurrentStagesOfOneUrl) {
+  HttpOrigin origin;
+  std::string body(100'000, 'q');
+  origin.Set("/q.bin", HttpOrigin::Ok(body, "\"q\""));
+  InputStager stager(Options());
+  std::vector<StageResult> results(6);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < results.size(); ++i) {
+    threads.emplace_back(
+        [&, i] { results[i] = stager.Stage({origin.Url("/q.bin")}, dest_ + std::to_string(i)); });
+  }
+  for (std::thread& thread : threads) thread.join();
+  for (size_t i = 0; i < results.size(); ++i) {
+    ASSERT_TRUE(results[i].ok) << results[i].error;
+    EXPECT_EQ(ReadFileOrDie(dest_ + std::to_string(i) + "/q.bin"), body);
+  }
+  EXPECT_EQ(stager.Stats()["entries"], 1);
+  EXPECT_EQ(stager.Stats()["misses"], 1);
+  EXPECT_EQ(origin.SeenAt("/q.bin").requests, 6);
 }
 
 TEST_F(InputStagerTest, AFailedDownloadSaysWhich) {
