@@ -146,11 +146,9 @@ bool HttpGet(const HttpGetRequest& request, HttpGetResponse* response, std::stri
     return false;
   }
   if (!GlobalInit(err)) return false;
-  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
-  if (!curl) {
-    *err = "GET " + request.url + ": curl_easy_init failed";
-    return false;
-  }
+  // Declared before the handle, so they outlive it.
+  char error_buffer[CURL_ERROR_SIZE] = {};
+  Transfer transfer{&request, response, false, 0};
   curl_slist* list = nullptr;
   if (!request.if_none_match.empty()) {
     list = curl_slist_append(list, ("If-None-Match: " + request.if_none_match).c_str());
@@ -159,8 +157,11 @@ bool HttpGet(const HttpGetRequest& request, HttpGetResponse* response, std::stri
     list = curl_slist_append(list, ("If-Modified-Since: " + request.if_modified_since).c_str());
   }
   std::unique_ptr<curl_slist, SlistDeleter> headers(list);
-  Transfer transfer{&request, response, false, 0};
-  char error_buffer[CURL_ERROR_SIZE] = {};
+  std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
+  if (!curl) {
+    *err = "GET " + request.url + ": curl_easy_init failed";
+    return false;
+  }
   SetOptions(curl.get(), request, headers.get(), &transfer, error_buffer);
   CURLcode code = curl_easy_perform(curl.get());
   curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &response->status);
