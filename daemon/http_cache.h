@@ -10,10 +10,11 @@
 //     only when complete: a failed download (connection refused, HTTP error, a body shorter
 //     than its Content-Length, a dead server: < 1 KiB/s for 30 s) leaves no entry, and the
 //     error names the URL and the reason ("GET http://h/x: 404 Not Found").
-//   - The file is hard-linked from the cache into `dest` while the index lock is held, so an
-//     eviction racing with a Fetch never removes data before the task has its link; evicting
-//     an entry only unlinks the cache's name. Cached files are made read-only (0444): the
-//     task's link shares the inode, and a task must not write to its inputs.
+//   - The file is hard-linked from the cache into `dest` (copied if `dest` is on another file
+//     system) before the entry can be evicted: a cached entry under the index lock, a new one
+//     before it enters the index. Evicting an entry only unlinks the cache's name. Cached files are
+//     made read-only (0444): the task's link shares the inode, and a task must not write to its
+//     inputs.
 //   - Budget: after every insertion and at Trim, entries are removed least recently used
 //     first until the total is ≤ max_bytes; an entry bigger than the whole budget is linked
 //     into `dest` and not kept. Trim also removes entries unused for longer than ttl_ms.
