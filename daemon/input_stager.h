@@ -15,8 +15,9 @@
 //     the cache into `dest`.
 // A staged file is fresh while its source has the (size, mtime, inode, device) recorded at
 // staging, a copy in `dest` still has the source's size and mtime, a linked file in `dest`
-// still is that inode, and each URL answers a conditional GET with 304. A glob that now
-// matches another set of files is stale too.
+// still is that inode, and, for a URL, its file in `dest` is unchanged and the server answers
+// a conditional GET with 304 (a URL whose server sent no ETag or Last-Modified is never
+// fresh). A glob that now matches another set of files is stale too.
 //
 // Thread-safe: Stage, StillFresh, Stats and Trim may run on any threads at once (the
 // orchestrator calls them on the libuv thread pool). Stage and StillFresh block (disk and
@@ -40,8 +41,8 @@ struct StagedFile {
   std::string path;    // where it was placed (under the destination folder)
   uint64_t size = 0;
   int64_t mtime_ns = 0;
-  uint64_t inode = 0, device = 0;   // of the source (local) or of the cache entry (URL)
-  bool linked = false;              // hardlinked (shares the inode) rather than copied
+  uint64_t inode = 0, device = 0;   // of the source (local) or of the file in dest (URL)
+  bool linked = false;              // hardlinked (shares the inode) rather than copied or reflinked
   std::string etag, last_modified;  // URLs only
 };
 
