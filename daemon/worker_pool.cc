@@ -69,7 +69,7 @@ std::string KilledBy(int sig) {
 // close callbacks and cancelled writes reach it; the last close callback deletes it.
 struct WorkerPool::Worker {
   enum class State { kIdle, kBusy, kStopping };
-  enum class Timer { kOff, kKeepAlive, kTimeout, kKillGrace, kDrain };
+  enum class Timer { kOff, kKeepAlive, kTimeout, kKillGrace, kDrain, kStdoutGone };
 
   // The request in flight.
   struct Request {
@@ -286,6 +286,8 @@ void WorkerPool::Worker::OnTimer(uv_timer_t* timer) {
     case Timer::kDrain:
       worker->CloseHandle(AsHandle(&worker->stdout_pipe), &worker->stdout_open);
       return worker->MaybeEnd();
+    case Timer::kStdoutGone:
+      return worker->Fail(std::nullopt, "worker died during the request: closed its stdout", true);
   }
 }
 
@@ -382,8 +384,8 @@ void WorkerPool::Worker::StdoutEnded() {
   CloseHandle(AsHandle(&stdout_pipe), &stdout_open);
   if (reaped) return MaybeEnd();
   if (state == State::kIdle) return pool->StopWorker(this, true);
-  if (state == State::kBusy)
-    Fail(std::nullopt, "worker died during the request: closed its stdout", true);
+  // Mostly a worker that is exiting: its exit status says more than the stdout's end.
+  if (state == State::kBusy && !request->failed) Arm(Timer::kStdoutGone, request->kill_grace_ms);
 }
 
 // The leader has exited: SIGKILL what is left of its group, then reap it.

@@ -330,7 +330,9 @@ TEST_F(WorkerPoolTest, WorkerExitingZeroWithoutAnsweringIsNotASuccess) {
 }
 
 TEST_F(WorkerPoolTest, WorkerClosingStdoutMidRequestIsKilled) {
-  TaskResult result = RunOne("k", Launch(), {{"op", "close_stdout"}});
+  TaskLaunch launch = Launch();
+  launch.kill_grace_ms = 20;  // how long it may take to exit on its own
+  TaskResult result = RunOne("k", launch, {{"op", "close_stdout"}});
   EXPECT_EQ(result.kind, Kind::kSignaled);
   EXPECT_EQ(result.signal, SIGKILL);
   EXPECT_EQ(result.error,
@@ -433,7 +435,7 @@ TEST_F(WorkerPoolTest, ResponseJustBeforeExitingStillCounts) {
 
 TEST_F(WorkerPoolTest, LargeRequestToASlowReaderDoesNotBlockTheLoop) {
   std::string go = dir_.path() + "/go";
-  std::string data(2 << 20, 'd');
+  std::string data(1 << 19, 'd');  // many pipe buffers
   auto slow = Start("slow", Launch({"--wait-for", go}), {{"op", "echo"}, {"data", data}});
   TaskResult other = Echo("other");  // served while the slow worker's stdin is full
   ASSERT_TRUE(other.ok()) << other.error;
