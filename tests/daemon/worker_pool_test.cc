@@ -426,6 +426,38 @@ TEST_F(WorkerPoolTest, OutputBeyondTheResponseStopsTheWorker) {
   EXPECT_NE(PidOf(Echo("k")), PidOf(result));
 }
 
+TEST_F(WorkerPoolTest, IdleWorkerThatWritesIsStopped) {
+  TaskResult result = RunOne("k", Launch(), {{"op", "late_extra"}});
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_TRUE(AllStopped());
+  EXPECT_TRUE(Gone(PidOf(result)));
+  EXPECT_TRUE(idle_stops_.empty());
+}
+
+TEST_F(WorkerPoolTest, DoneMayRunTheNextRequestOnTheSameWorker) {
+  std::optional<TaskResult> second;
+  pid_t first_pid = 0;
+  pool_->Run("k", Launch(), Request({{"op", "echo"}}), [&](TaskResult first) {
+    first_pid = PidOf(first);
+    pool_->Run("k", Launch(), Request({{"op", "echo"}}),
+               [&](TaskResult result) { second = std::move(result); });
+  });
+  ASSERT_TRUE(RunUntil([&] { return second.has_value(); }));
+  ASSERT_TRUE(second->ok()) << second->error;
+  EXPECT_FALSE(second->cold);
+  EXPECT_EQ(PidOf(*second), first_pid);
+}
+
+TEST_F(WorkerPoolTest, DoneMayDestroyThePool) {
+  bool called = false;
+  pool_->Run("k", Launch(), Request({{"op", "echo"}}), [&](TaskResult) {
+    called = true;
+    pool_.reset();
+  });
+  ASSERT_TRUE(RunUntil([&] { return called; }));
+  EXPECT_EQ(LiveProcessesIn(dir_.path()), 0);
+}
+
 TEST_F(WorkerPoolTest, ResponseJustBeforeExitingStillCounts) {
   TaskResult result = RunOne("k", Launch(), {{"op", "answer_exit"}});
   ASSERT_TRUE(result.ok()) << result.error;
