@@ -27,8 +27,9 @@
 //             stdout is split into lines as it comes (a line may span reads); the first line
 //             is the response. Anything more before the next request: it still answers, but
 //             the worker is stopped instead of going back to idle.
-//   stopping  stdin closed, SIGTERM to the group, SIGKILL after the grace period; gone once
-//             reaped. Neither idle nor busy.
+//   stopping  stdin closed, SIGTERM to the group, SIGKILL after options.kill_grace_ms (at once
+//             for a worker that broke the protocol); gone once reaped. Neither idle nor busy.
+//             A busy worker whose request failed stays busy until the request's `done`.
 // Keep-alive: an idle worker is stopped after its keep-alive (a prewarm's `keep_alive_ms`
 // until its first request, then options.idle_timeout_ms; 0: no expiry). Beyond
 // options.max_idle idle workers (all keys), the least recently used idle one is stopped. Both
@@ -39,13 +40,18 @@
 //   {"error": "m"}       kExited, exit_code 1, error "worker error: m" (a non-string error is
 //                        given as JSON text). The worker answered, so it stays in the pool
 //                        unless options.reuse_after_error is false.
-//   the worker exits or closes stdout without answering: kExited/kSignaled with its status and
-//                        error "worker died during the request: exited with status 3" (or
-//                        "killed by signal 9 (SIGKILL)", "closed its stdout"). A worker that
-//                        exits 0 without answering reports exit_code 1, so the result is not ok.
+//   the worker exits without answering: kExited/kSignaled with its status, error "worker
+//                        died during the request: exited with status 3" (or "killed by signal
+//                        11 (SIGSEGV)"). One that exits 0 without answering reports exit_code 1,
+//                        so the result is not ok. A response already in the pipe still counts.
+//   it closes stdout without answering: launch.kill_grace_ms to exit on its own (then as
+//                        above), else SIGKILL and "worker died during the request: closed its
+//                        stdout (killed by signal 9 (SIGKILL))".
 //   a response that is not a JSON object, has another id, or neither output nor error: the
 //                        group is SIGKILLed; kind/status as above, error "worker protocol
-//                        error: …" saying which.
+//                        error: the response's id is 8, not 7 (killed by signal 9 (SIGKILL))"
+//                        (or "the response is not a JSON object: <its first 200 bytes>", "the
+//                        response has neither "output" nor "error"").
 //   launch.timeout_ms    (> 0, from the request being written) kTimedOut "timed out after 2s";
 //                        SIGTERM, SIGKILL launch.kill_grace_ms later.
 //   Cancel               kCancelled "cancelled"; same signals.
