@@ -52,7 +52,7 @@
 //                        error: the response's id is 8, not 7 (killed by signal 9 (SIGKILL))"
 //                        (or "the response is not a JSON object: <its first 200 bytes>", "the
 //                        response has neither "output" nor "error"").
-//   launch.timeout_ms    (> 0, from the request being written) kTimedOut "timed out after 2s";
+//   launch.timeout_ms    (> 0, counted from Run) kTimedOut "timed out after 2s";
 //                        SIGTERM, SIGKILL launch.kill_grace_ms later.
 //   Cancel               kCancelled "cancelled"; same signals.
 //   response line over launch.max_output_bytes (the whole line, id included): SIGKILL,
