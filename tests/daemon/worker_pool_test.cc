@@ -32,6 +32,7 @@ constexpr auto kDeadline = std::chrono::seconds(60);
 
 // Built with the tests (tests/CMakeLists.txt).
 constexpr const char* kTestWorker = CHAINCTL_TEST_WORKER;
+constexpr const char* kExecHelper = CHAINCTL_EXEC_HELPER;
 
 // Processes that have not exited whose working directory is `dir` (a zombie has none).
 int LiveProcessesIn(const std::string& dir) {
@@ -409,6 +410,27 @@ TEST_F(WorkerPoolTest, SpawnFailureIsReportedLater) {
   EXPECT_FALSE(pool_->Prewarm("k", launch, 0, &err));
   EXPECT_EQ(err, "cannot run /nonexistent/worker: No such file or directory");
   EXPECT_EQ(pool_->idle(), 0u);
+}
+
+TEST_F(WorkerPoolTest, WorkerWithAMemoryLimitRunsThroughTheSpawnHelper) {
+  WorkerPoolOptions options;
+  options.exec_helper = kExecHelper;
+  MakePool(options);
+  TaskLaunch launch = Launch();
+  launch.memory_limit_bytes = 1ull << 30;
+  TaskResult result = RunOne("k", launch, {{"op", "echo"}});
+  ASSERT_TRUE(result.ok()) << result.error;
+  std::ifstream limits("/proc/" + std::to_string(PidOf(result)) + "/limits");
+  std::string text((std::istreambuf_iterator<char>(limits)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("1073741824"), std::string::npos) << text;
+
+  launch.argv = {"/nonexistent/worker"};
+  TaskResult failed = RunOne("other", launch, {{"op", "echo"}});
+  EXPECT_EQ(failed.kind, Kind::kSpawnFailed);
+  EXPECT_EQ(failed.error, "cannot run /nonexistent/worker: No such file or directory");
+  std::string err;
+  ASSERT_TRUE(pool_->Prewarm("other", launch, 0, &err));  // the helper ran: it fails later
+  EXPECT_TRUE(RunUntil([&] { return pool_->idle("other") == 0 && pool_->stopping() == 0; }));
 }
 
 TEST_F(WorkerPoolTest, ResponseInSeveralChunksIsOneLine) {
