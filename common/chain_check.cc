@@ -324,11 +324,25 @@ void ChainChecker::CheckEnv(size_t i) {
   }
 }
 
+// Local inputs (paths or globs) are made absolute against the chain file's folder, as
+// executables are; chaind, which has no file, needs them absolute.
 void ChainChecker::CheckInputFiles(size_t i) {
-  const auto& files = chain_.tasks[i].input_files;
+  auto& files = chain_.tasks[i].input_files;
   for (size_t k = 0; k < files.size(); ++k) {
     size_t scheme = files[k].find("://");
-    if (scheme == std::string::npos) continue;
+    if (scheme == std::string::npos) {
+      if (files[k].empty() || files[k][0] == '/') continue;
+      if (options_.require_absolute_executables) {
+        report_.At(TaskAt(i) + "/inputs/files/" + std::to_string(k),
+                   "input " + Quote(files[k]) +
+                       " must be an absolute path here (chainctl apply makes paths absolute)");
+        continue;
+      }
+      std::error_code ec;
+      fs::path base = fs::absolute(options_.base_dir.empty() ? "." : options_.base_dir, ec);
+      files[k] = (base / files[k]).lexically_normal().string();
+      continue;
+    }
     std::string name = files[k].substr(0, scheme);
     if (name != "http" && name != "https") {
       report_.At(

@@ -671,9 +671,6 @@ TEST_F(ProcessRunnerTest, NoDescriptorLeaksThroughTheHelper) {
   EXPECT_EQ(OpenFdCount(), before);
 }
 
-}  // namespace
-}  // namespace chainctl::daemon
-
 // --- Prewarming (level spawn): started ahead, blocked on its stdin, taken by Start. ---
 
 TEST_F(ProcessRunnerTest, PrewarmedProcessGetsItsInputOnlyWhenTaken) {
@@ -754,3 +751,6 @@ TEST_F(ProcessRunnerTest, PrewarmOfAMissingProgramFails) {
   EXPECT_EQ(runner_->Prewarm(Launch({"/no/such/program"}), nullptr, &err), 0u);
   EXPECT_NE(err.find("/no/such/program"), std::string::npos) << err;
 }
+
+}  // namespace
+}  // namespace chainctl::daemon
