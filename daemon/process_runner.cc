@@ -50,14 +50,22 @@ bool ReadWholeFile(const std::string& path, std::string* out, std::string* err) 
   return true;
 }
 
-// Whether `pid` is blocked in read(2) on its stdin: /proc/PID/syscall is "NR ARG0 ..." while
-// the process is in a system call ("running" otherwise).
-bool BlockedReadingStdin(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/syscall");
+// Whether `pid`, or a process it started (a shell runs its commands as children), is blocked in
+// read(2) on its stdin, which it inherited: /proc/PID/syscall is "NR ARG0 ..." while the process
+// is in a system call ("running" otherwise); children from /proc/PID/task/PID/children.
+bool BlockedReadingStdin(pid_t pid, int depth = 3) {
+  std::string proc = "/proc/" + std::to_string(pid);
+  std::ifstream in(proc + "/syscall");
   long number = -1;
   std::string arg0;
-  if (!(in >> number >> arg0)) return false;
-  return number == SYS_read && arg0 == "0x0";
+  if (in >> number >> arg0 && number == SYS_read && arg0 == "0x0") return true;
+  if (depth == 0) return false;
+  std::ifstream children(proc + "/task/" + std::to_string(pid) + "/children");
+  pid_t child = 0;
+  while (children >> child) {
+    if (BlockedReadingStdin(child, depth - 1)) return true;
+  }
+  return false;
 }
 
 uint64_t ResidentKb(pid_t pid) {

@@ -96,7 +96,8 @@ class ProcessRunner : public TaskRunner {
   void Cancel(Handle handle) override;
   size_t running() const override { return running_; }
   // Prewarming (task_runner.h): the process is spawned as for Start but with its stdin an open
-  // pipe and no timeout; its readiness (blocked in read(2) on fd 0, from /proc/PID/syscall) is
+  // pipe and no timeout; its readiness (it, or a child of it, blocked in read(2) on fd 0: from
+  // /proc/PID/syscall and /proc/PID/task/PID/children, three levels deep) is
   // polled every 2 ms (10 ms after 200 ms) until seen. Start with launch.warm takes it if it is
   // still alive (else spawns anew): the input (launch.stdin_file's content, or stdin_data) is
   // written to its stdin, its stderr log renamed to launch.log_path, the timeout starts then,

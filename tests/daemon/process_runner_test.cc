@@ -675,7 +675,7 @@ TEST_F(ProcessRunnerTest, NoDescriptorLeaksThroughTheHelper) {
 
 TEST_F(ProcessRunnerTest, PrewarmedProcessGetsItsInputOnlyWhenTaken) {
   // The task notes that it ran before reading (it must not act), then echoes its input.
-  TaskLaunch warm = Shell("echo started > started; cat > got; cat got");
+  TaskLaunch warm = Shell("echo started > started; input=$(cat); echo \"$input\" > got; echo \"$input\"");
   std::optional<TaskResult> ended;
   std::string err;
   TaskRunner::Handle h = runner_->Prewarm(warm, [&](TaskResult r) { ended = std::move(r); }, &err);
@@ -694,7 +694,7 @@ TEST_F(ProcessRunnerTest, PrewarmedProcessGetsItsInputOnlyWhenTaken) {
   claim.warm = h;
   TaskResult result = Run(std::move(claim));
   EXPECT_TRUE(result.ok()) << result.error;
-  EXPECT_EQ(result.output, R"({"n": 1})");
+  EXPECT_EQ(result.output, "{\"n\": 1}\n");
   EXPECT_FALSE(result.cold);
   EXPECT_EQ(result.bytes_in, 8u);
   EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/attempt-1.log")) << "the log moved";
