@@ -45,6 +45,7 @@ cat > "$tmp/spawned.sh" <<'SH'
 #!/bin/sh
 echo $$ >> "$MARKS/$NAME.spawned"
 input=$(cat)
+echo $$ >> "$MARKS/$NAME.took"
 echo "$input" >> "$MARKS/$NAME.inputs"
 run=$(sed -n 's/.*"run_id":"\([^"]*\)".*/\1/p' "$CHAIN_CONTEXT_FILE")
 printf '{"prewarmed":"%s","run":"%s"}' "${CHAIN_PREWARMED:-0}" "$run"
@@ -155,14 +156,14 @@ b = json.load(open('$tmp/run.json'))
 sys.exit(0 if b['status']=='succeeded' and b['output']['stdout'].startswith('new $how') else 1)"
 done
 check "history records the bytes staged" bash -c "'$CHAINCTL' history --task reader -o json |
-  python3 -c \"import json,sys; b=json.load(sys.stdin); sys.exit(0 if all(r.get('bytes_staged',0)>0 for r in b) else 1)\""
+  python3 -c \"import json,sys; b=json.load(sys.stdin); sys.exit(0 if b['records'] and all(r.get('bytes_staged',0)>0 for r in b['records']) else 1)\""
 
 # --- Figures ---
 status_is 200 GET /metrics
 check "GET /metrics is Prometheus text" grep -q '^chaind_prefetch_hits_total [0-9]' "$tmp/body"
 check "with chaind's own CPU" grep -q '^chaind_cpu_seconds_total ' "$tmp/body"
-check "chainctl stats" bash -c "'$CHAINCTL' stats | grep -q 'hit rate'"
-check "chainctl prefetch status" bash -c "'$CHAINCTL' prefetch status | grep -q 'warm processes'"
+check "chainctl stats" bash -c "'$CHAINCTL' stats -o table | grep -q 'hit rate'"
+check "chainctl prefetch status" bash -c "'$CHAINCTL' prefetch status -o table | grep -q 'warm processes'"
 
 # --- Shutdown: a prewarmed process does not outlive chaind. ---
 rm -f "$marks"/work.*
@@ -188,9 +189,14 @@ $(for i in 1 2 3 4; do printf '  - {task_id: w%s, executable_code_location: %s, 
 EOF
 start_chaind --prefetch-processes 1 --prefetch-ttl 2s
 check "apply fan" ctl apply -f "$tmp/fan.yaml"
-# Warm processes of this daemon: those whose CHAIN_WORKDIR is under runs/prewarm.
+# Warm processes: started (w*.spawned), alive, and not yet given their input (w*.took).
 warm_count() {
-  grep -lsz "CHAIN_WORKDIR=$CHAINCTL_STATE_DIR/runs/prewarm" /proc/[0-9]*/environ 2>/dev/null | wc -l
+  local n=0 pid
+  for pid in $(cat "$marks"/w*.spawned 2>/dev/null); do
+    grep -qsx "$pid" "$marks"/w*.took && continue
+    kill -0 "$pid" 2>/dev/null && n=$((n + 1))
+  done
+  echo "$n"
 }
 max_seen=0
 for round in 1 2 3; do
