@@ -29,17 +29,17 @@ void AddTotals(const json& p, std::vector<std::vector<std::string>>* rows) {
   rows->push_back({"prefetching", p.value("enabled", false) ? "on" : "off (--no-prefetch)"});
   rows->push_back({"hits / misses", Number(p["hits"]) + " / " + Number(p["misses"])});
   rows->push_back({"hit rate", Number(p["hit_rate"], 3)});
-  rows->push_back({"start-up saved", Number(json(p.value("startup_saved_ms", 0.0) / 1000), 2) +
-                                         " s"});
+  rows->push_back(
+      {"start-up saved", Number(json(p.value("startup_saved_ms", 0.0) / 1000), 2) + " s"});
   rows->push_back({"prewarms", Number(p["prewarms"])});
   rows->push_back({"wasted", Number(w["prewarms"]) + " (" + Number(w["cpu_seconds"], 2) +
                                  " CPU-s, " + Number(w["mb_seconds"], 1) + " MB-s)"});
   const json& warm = p.value("warm", json::object());
   const json& budgets = p.value("budgets", json::object());
-  rows->push_back({"warm processes", Number(warm["processes"]) + " of " +
-                                         Number(budgets["processes"])});
-  rows->push_back({"warm memory", Mib(warm["memory_bytes"]) + " of " +
-                                      Mib(budgets["memory_bytes"])});
+  rows->push_back(
+      {"warm processes", Number(warm["processes"]) + " of " + Number(budgets["processes"])});
+  rows->push_back(
+      {"warm memory", Mib(warm["memory_bytes"]) + " of " + Mib(budgets["memory_bytes"])});
   rows->push_back({"staged", Mib(warm["staged_bytes"]) + " of " + Mib(budgets["staged_bytes"])});
 }
 
@@ -77,7 +77,8 @@ int RunPrefetchStatus(const SimpleOptions& options, std::ostream& out, std::ostr
   }
   if (!rows.empty()) {
     out << "\n";
-    PrintTable(out, {"chain", "task", "level", "hits", "misses", "wasted", "start-up", "keep-alive"},
+    PrintTable(out,
+               {"chain", "task", "level", "hits", "misses", "wasted", "start-up", "keep-alive"},
                rows);
   }
   return kExitOk;
@@ -93,8 +94,8 @@ int RunStats(const SimpleOptions& options, std::ostream& out, std::ostream& err)
   const json& d = body.value("daemon", json::object());
   rows.push_back({"uptime", FormatSeconds(body.value("uptime_s", int64_t{0}) * 1000)});
   rows.push_back({"chaind CPU", Number(d["cpu_seconds"], 2) + " s"});
-  rows.push_back({"chaind memory", Mib(d["rss_bytes"]) + " (peak " + Mib(d["max_rss_bytes"]) +
-                                       ")"});
+  rows.push_back(
+      {"chaind memory", Mib(d["rss_bytes"]) + " (peak " + Mib(d["max_rss_bytes"]) + ")"});
   const json& r = body.value("runs", json::object());
   rows.push_back({"runs active", Number(r["active"])});
   rows.push_back({"tasks running", Number(r["running_tasks"])});

@@ -27,8 +27,8 @@ struct ApiContext {
   History* history = nullptr;
   PredictionService* predictions = nullptr;
   Prefetcher* prefetcher = nullptr;
-  WorkerPool* workers = nullptr;   // may be null
-  InputStager* stager = nullptr;   // may be null
+  WorkerPool* workers = nullptr;  // may be null
+  InputStager* stager = nullptr;  // may be null
   std::string socket_path;
   std::string state_dir;
   int store_format = 0;

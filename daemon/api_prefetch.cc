@@ -44,11 +44,13 @@ void Api::GetPrefetch(Responder respond) { respond(Json(200, context_.prefetcher
 json Api::StatsJson() const {
   json stats = {{"uptime_s", (RealUnixMs() - context_.started_unix_ms) / 1000},
                 {"daemon", ProcessFigures()},
-                {"runs", {{"active", context_.orchestrator->active_runs()},
-                          {"running_tasks", context_.orchestrator->running_tasks()}}},
+                {"runs",
+                 {{"active", context_.orchestrator->active_runs()},
+                  {"running_tasks", context_.orchestrator->running_tasks()}}},
                 {"prefetch", context_.prefetcher->Stats()},
-                {"model", {{"version", context_.predictions->model_version()},
-                           {"observations", context_.predictions->model().observations()}}}};
+                {"model",
+                 {{"version", context_.predictions->model_version()},
+                  {"observations", context_.predictions->model().observations()}}}};
   if (context_.workers) stats["workers"] = context_.workers->Stats();
   if (context_.stager) stats["input_cache"] = context_.stager->Stats();
   return stats;

@@ -259,13 +259,15 @@ int RunDaemon(const DaemonConfig& config) {
                                    .max_staged_bytes = config.prefetch_staged,
                                    .ttl_ms = config.prefetch_ttl_ms};
   PrefetchHooks hooks{
-      .latest_chain = [&orchestrator](const std::string& id) { return orchestrator.LatestChain(id); },
-      .warm_launch = [&orchestrator](const TaskSpec& task, const std::string& dir) {
-        return orchestrator.WarmLaunch(task, dir);
-      },
-      .worker_launch = [&orchestrator](const std::string& chain_id, const TaskSpec& task) {
-        return orchestrator.WorkerLaunch(chain_id, task);
-      }};
+      .latest_chain =
+          [&orchestrator](const std::string& id) { return orchestrator.LatestChain(id); },
+      .warm_launch = [&orchestrator](
+                         const TaskSpec& task,
+                         const std::string& dir) { return orchestrator.WarmLaunch(task, dir); },
+      .worker_launch =
+          [&orchestrator](const std::string& chain_id, const TaskSpec& task) {
+            return orchestrator.WorkerLaunch(chain_id, task);
+          }};
   Prefetcher prefetcher(&loop, prefetch_options, hooks, &predictions, &runner, &workers, &stager);
   if (!prefetcher.Open(&err)) {
     Fail("cannot open the prefetcher: " + err);
@@ -273,10 +275,10 @@ int RunDaemon(const DaemonConfig& config) {
   }
   orchestrator.UsePrefetcher(&prefetcher);
   orchestrator.UseWorkers(&workers);
-  Log(LogLevel::kInfo, config.prefetch ? "prefetching on: up to " +
-                                             std::to_string(prefetcher.options().max_warm) +
-                                             " warm processes"
-                                       : "prefetching off (--no-prefetch)");
+  Log(LogLevel::kInfo, config.prefetch
+                           ? "prefetching on: up to " +
+                                 std::to_string(prefetcher.options().max_warm) + " warm processes"
+                           : "prefetching off (--no-prefetch)");
   if (config.resume_interrupted) orchestrator.ResumeInterrupted();
   ApiContext context{
       .loop = &loop,

@@ -30,12 +30,12 @@ struct DaemonConfig {
   uint64_t train_interval_ms = 600'000;  // at the latest after a record not trained on
   double model_half_life = 0;            // 0: the default (PredictorParams)
   // Prefetching (daemon/prefetcher.h); 0s are the defaults there.
-  bool prefetch = true;              // --no-prefetch: false
-  size_t prefetch_max_warm = 0;      // warm processes; 0: cores
-  uint64_t prefetch_memory = 0;      // their memory; 0: 25% of RAM
+  bool prefetch = true;          // --no-prefetch: false
+  size_t prefetch_max_warm = 0;  // warm processes; 0: cores
+  uint64_t prefetch_memory = 0;  // their memory; 0: 25% of RAM
   uint64_t prefetch_staged = 1ull << 30;
   uint64_t prefetch_ttl_ms = 600'000;
-  size_t max_idle_workers = 0;       // mode: worker processes kept idle; 0: 4 per core
+  size_t max_idle_workers = 0;  // mode: worker processes kept idle; 0: 4 per core
 };
 
 // Runs until SIGTERM or SIGINT, then stops accepting, answers what is in

@@ -499,7 +499,10 @@ void Orchestrator::StartAttempt(Run& run, int i, int attempt, Grant grant, TaskL
     t.worker_request = workers_->Run(
         key, worker, std::move(request),
         [prefetcher, key, done = std::move(done)](TaskResult result) mutable {
-          if (prefetcher) prefetcher->WorkerServed(key, result.cold, result.cold ? 0 : 1);
+          if (prefetcher) {
+            prefetcher->WorkerServed(
+                key, result.cold, static_cast<double>(result.end_unix_ms - result.start_unix_ms));
+          }
           done(std::move(result));
         });
     return;
@@ -507,8 +510,8 @@ void Orchestrator::StartAttempt(Run& run, int i, int attempt, Grant grant, TaskL
   if (spec.prewarm == PrewarmLevel::kSpawn) {
     std::string context_file;
     if (prefetcher_) launch.warm = prefetcher_->TakeProcess(chain_id, spec, &context_file);
-    WriteContext(run, i, attempt, launch.warm ? context_file : run.dir + "/" + spec.task_id +
-                                                                   "/context.json");
+    WriteContext(run, i, attempt,
+                 launch.warm ? context_file : run.dir + "/" + spec.task_id + "/context.json");
   }
   t.handle = runner_->Start(std::move(launch), std::move(done));
   t.process = runner_->Locate(t.handle);
@@ -542,8 +545,7 @@ void Orchestrator::StageInputs(Run& run, int i, int attempt, Grant grant, TaskLa
 
 // The run's context of a task's attempt, for a prewarmed process (DESIGN.md §5): written before
 // its input, so it is there once the task has read its stdin.
-void Orchestrator::WriteContext(const Run& run, int i, int attempt,
-                                const std::string& path) const {
+void Orchestrator::WriteContext(const Run& run, int i, int attempt, const std::string& path) const {
   const std::string dir = run.dir + "/" + run.spec(i).task_id;
   json context = {{"run_id", run.id},
                   {"chain_id", run.plan->version.chain_id},
@@ -584,10 +586,10 @@ TaskLaunch Orchestrator::WarmLaunch(const TaskSpec& spec, const std::string& dir
   launch.env = TaskEnv(options_.base_env, spec);
   launch.workdir = dir;
   launch.log_path = dir + "/stderr.log";
-  for (auto [name, value] : {std::pair{"CHAIN_TASK_ID=", spec.task_id},
-                             std::pair{"CHAIN_WORKDIR=", dir},
-                             std::pair{"CHAIN_CONTEXT_FILE=", dir + "/context.json"},
-                             std::pair{"CHAIN_PREWARMED=", std::string("1")}}) {
+  for (auto [name, value] :
+       {std::pair{"CHAIN_TASK_ID=", spec.task_id}, std::pair{"CHAIN_WORKDIR=", dir},
+        std::pair{"CHAIN_CONTEXT_FILE=", dir + "/context.json"},
+        std::pair{"CHAIN_PREWARMED=", std::string("1")}}) {
     launch.env.push_back(name + value);
   }
   launch.max_output_bytes = spec.resource_requirements.max_output_bytes;

@@ -92,7 +92,8 @@ struct Prefetcher::TaskFigures {
   uint64_t rss_kb = 0;
   uint64_t staged_bytes = 0;  // of the last staging
   int64_t last_start_ms = 0;
-  SampleWindow gaps;  // between starts
+  SampleWindow gaps;              // between starts
+  SampleWindow cold_ms, warm_ms;  // mode: worker: request times on a new and on a warm worker
 };
 
 Prefetcher::Prefetcher(uv_loop_t* loop, PrefetchOptions options, PrefetchHooks hooks,
@@ -113,18 +114,18 @@ Prefetcher::Prefetcher(uv_loop_t* loop, PrefetchOptions options, PrefetchHooks h
   uv_unref(reinterpret_cast<uv_handle_t*>(&timer_));
   if (workers_) {
     std::weak_ptr<bool> alive = alive_;
-    workers_->OnIdleStopped([this, alive](const std::string& key, bool never_used, double idle_ms,
-                                          uint64_t rss_kb) {
-      if (alive.expired() || !never_used) return;
-      for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-        if (it->second->key != key || it->second->level != Level::kWorker) continue;
-        TaskFigures& f = figures_[key];
-        ++f.wasted;
-        f.wasted_mb_s += static_cast<double>(rss_kb) / 1024 * idle_ms / 1000;
-        entries_.erase(it);
-        return;
-      }
-    });
+    workers_->OnIdleStopped(
+        [this, alive](const std::string& key, bool never_used, double idle_ms, uint64_t rss_kb) {
+          if (alive.expired() || !never_used) return;
+          for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+            if (it->second->key != key || it->second->level != Level::kWorker) continue;
+            TaskFigures& f = figures_[key];
+            ++f.wasted;
+            f.wasted_mb_s += static_cast<double>(rss_kb) / 1024 * idle_ms / 1000;
+            entries_.erase(it);
+            return;
+          }
+        });
   }
 }
 
@@ -213,8 +214,8 @@ void Prefetcher::Want(const std::shared_ptr<const Chain>& chain, const std::stri
   std::optional<ChainShape> shape = predictions_->ShapeOf(chain_id);
   double p_path = p0;
   for (size_t depth = 0; depth < options_.lookahead; ++depth) {
-    std::vector<TaskCandidate> candidates = predictions_->model().PredictTasks(
-        chain_id, started, shape ? &*shape : nullptr);
+    std::vector<TaskCandidate> candidates =
+        predictions_->model().PredictTasks(chain_id, started, shape ? &*shape : nullptr);
     const TaskCandidate* best = nullptr;
     for (const TaskCandidate& c : candidates) {
       if (c.unlikely) continue;
@@ -232,9 +233,8 @@ void Prefetcher::Want(const std::shared_ptr<const Chain>& chain, const std::stri
   }
 }
 
-void Prefetcher::AddDesires(const std::shared_ptr<const Chain>& chain,
-                            const std::string& chain_id, int index, double p, double need_ms,
-                            std::vector<Desire>* out) {
+void Prefetcher::AddDesires(const std::shared_ptr<const Chain>& chain, const std::string& chain_id,
+                            int index, double p, double need_ms, std::vector<Desire>* out) {
   const TaskSpec& task = chain->tasks[static_cast<size_t>(index)];
   if (task.prewarm == PrewarmLevel::kOff) return;
   Desire d{.key = KeyOf(chain_id, task),
@@ -286,8 +286,8 @@ void Prefetcher::Plan() {
       if (c.probability < options_.min_probability) continue;
       std::shared_ptr<const Chain> chain = hooks_.latest_chain(c.chain_id);
       if (!chain) continue;
-      double need = std::max(now, static_cast<double>(last_run_start_ms_) +
-                                      c.expected_in_ms.value_or(0));
+      double need =
+          std::max(now, static_cast<double>(last_run_start_ms_) + c.expected_in_ms.value_or(0));
       Want(chain, c.chain_id, {}, c.probability, need, &desires);
     }
   }
@@ -409,15 +409,16 @@ bool Prefetcher::Start(const Desire& d) {
         },
         &err);
     if (entry->handle == 0) {
-      Log(LogLevel::kWarning, "prefetch: cannot prewarm " + d.chain_id + "/" + task.task_id + ": " + err);
+      Log(LogLevel::kWarning,
+          "prefetch: cannot prewarm " + d.chain_id + "/" + task.task_id + ": " + err);
       fs::remove_all(entry->dir, ec);
       return true;  // dropped from the queue: it would fail again
     }
   } else if (d.level == Level::kWorker) {
     if (!workers_->Prewarm(d.key, hooks_.worker_launch(d.chain_id, task), KeepAliveMs(d.key),
                            &err)) {
-      Log(LogLevel::kWarning, "prefetch: cannot start a worker for " + d.chain_id + "/" + task.task_id + ": " +
-                 err);
+      Log(LogLevel::kWarning,
+          "prefetch: cannot start a worker for " + d.chain_id + "/" + task.task_id + ": " + err);
       return true;
     }
   } else {
@@ -428,7 +429,8 @@ bool Prefetcher::Start(const Desire& d) {
     auto result = std::make_shared<StageResult>();
     std::weak_ptr<bool> alive = alive_;
     QueueWork(
-        loop_, [stager, inputs = entry->inputs, dest, result] { *result = stager->Stage(inputs, dest); },
+        loop_,
+        [stager, inputs = entry->inputs, dest, result] { *result = stager->Stage(inputs, dest); },
         [this, alive, id, result] {
           if (alive.expired()) return;
           auto it = entries_.find(id);
@@ -438,7 +440,8 @@ bool Prefetcher::Start(const Desire& d) {
           e.staged = std::move(*result);
           figures_[e.key].staged_bytes = e.staged.bytes;
           if (!e.staged.ok || StagedBytes() > options_.max_staged_bytes) {
-            if (!e.staged.ok) Log(LogLevel::kWarning, "prefetch: staging " + e.key + ": " + e.staged.error);
+            if (!e.staged.ok)
+              Log(LogLevel::kWarning, "prefetch: staging " + e.key + ": " + e.staged.error);
             Stop(id, false);
           }
           Reconcile();
@@ -489,8 +492,9 @@ void Prefetcher::CountWaste(TaskFigures& f, const TaskResult& cost) {
 void Prefetcher::ProcessEnded(uint64_t id, TaskResult cost) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return;
-  Log(LogLevel::kWarning, "prefetch: the prewarmed " + it->second->key + " ended before its input came" +
-             (cost.error.empty() ? std::string() : ": " + cost.error));
+  Log(LogLevel::kWarning, "prefetch: the prewarmed " + it->second->key +
+                              " ended before its input came" +
+                              (cost.error.empty() ? std::string() : ": " + cost.error));
   TaskFigures& f = figures_[it->second->key];
   CountWaste(f, cost);
   std::error_code ec;
@@ -521,23 +525,30 @@ TaskRunner::Handle Prefetcher::TakeProcess(const std::string& chain_id, const Ta
     TaskRunner::Handle handle = e.handle;
     *context_file = e.dir + "/context.json";
     taken_.emplace_back(handle, e.dir);  // its folder goes once its attempt has ended
-    entries_.erase(it);  // RunProgress, which follows the start, plans anew
+    entries_.erase(it);                  // RunProgress, which follows the start, plans anew
     return handle;
   }
   ++f.misses;
   return 0;
 }
 
-void Prefetcher::WorkerServed(const std::string& key, bool cold, double startup_saved_ms) {
+void Prefetcher::WorkerServed(const std::string& key, bool cold, double duration_ms) {
   if (!options_.enabled) return;
   TaskFigures& f = figures_[key];
   f.level = "worker";
+  (cold ? f.cold_ms : f.warm_ms).Add(duration_ms);
   if (cold) {
     ++f.misses;
     return;
   }
   ++f.hits;
-  f.saved_ms += startup_saved_ms;
+  // What a warm worker saves: a cold request's time over a warm one's (medians), once both
+  // were seen.
+  if (f.cold_ms.size() > 0) {
+    double saved = f.cold_ms.Quantile(0.5) - f.warm_ms.Quantile(0.5);
+    f.saved_ms += std::max(0.0, saved);
+    f.startup_ms = std::max(0.0, saved);
+  }
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if (it->second->key == key && it->second->level == Level::kWorker) {
       entries_.erase(it);  // the pool has it now
@@ -606,8 +617,7 @@ uint64_t Prefetcher::KeepAliveMs(const std::string& key) const {
 
 double Prefetcher::StartupMs(const std::string& key) const {
   auto it = figures_.find(key);
-  return it != figures_.end() && it->second.startup_ms ? *it->second.startup_ms
-                                                       : kAssumedStartupMs;
+  return it != figures_.end() && it->second.startup_ms ? *it->second.startup_ms : kAssumedStartupMs;
 }
 
 uint64_t Prefetcher::MemoryOf(const std::string& key, const TaskSpec& task) const {
@@ -653,8 +663,9 @@ json Prefetcher::Totals() const {
     mb_s += f.wasted_mb_s;
     saved += f.saved_ms;
   }
-  json hit_rate = hits + misses ? json(static_cast<double>(hits) / static_cast<double>(hits + misses))
-                                : json(nullptr);
+  json hit_rate = hits + misses
+                      ? json(static_cast<double>(hits) / static_cast<double>(hits + misses))
+                      : json(nullptr);
   return {{"hits", hits},
           {"misses", misses},
           {"hit_rate", hit_rate},
@@ -712,10 +723,10 @@ json Prefetcher::Status() const {
   j["pool"] = std::move(pool);
   json tasks = json::array();
   for (const auto& [key, f] : figures_) {
-    json t = {{"chain_id", f.chain_id}, {"task_id", f.task_id}, {"level", f.level},
-              {"hits", f.hits},         {"misses", f.misses},   {"prewarms", f.prewarms},
-              {"wasted", f.wasted},     {"saved_ms", f.saved_ms},
-              {"keep_alive_ms", KeepAliveMs(key)}};
+    json t = {
+        {"chain_id", f.chain_id}, {"task_id", f.task_id},   {"level", f.level},
+        {"hits", f.hits},         {"misses", f.misses},     {"prewarms", f.prewarms},
+        {"wasted", f.wasted},     {"saved_ms", f.saved_ms}, {"keep_alive_ms", KeepAliveMs(key)}};
     if (f.startup_ms) t["startup_ms"] = *f.startup_ms;
     tasks.push_back(std::move(t));
   }

@@ -63,16 +63,16 @@
 namespace chainctl::daemon {
 
 struct PrefetchOptions {
-  bool enabled = true;                   // chaind --no-prefetch: false
-  std::string dir;                       // the prewarm folders (made if missing)
-  size_t max_warm = 0;                   // warm processes at once; 0: the machine's cores
-  uint64_t max_memory_bytes = 0;         // their memory; 0: 25% of RAM
+  bool enabled = true;            // chaind --no-prefetch: false
+  std::string dir;                // the prewarm folders (made if missing)
+  size_t max_warm = 0;            // warm processes at once; 0: the machine's cores
+  uint64_t max_memory_bytes = 0;  // their memory; 0: 25% of RAM
   uint64_t max_staged_bytes = 1ull << 30;
-  uint64_t ttl_ms = 600'000;             // the longest keep-alive
-  uint64_t margin_ms = 50;               // started this much before start-up + need
+  uint64_t ttl_ms = 600'000;  // the longest keep-alive
+  uint64_t margin_ms = 50;    // started this much before start-up + need
   double min_probability = 0.05;
-  double cost_ms_per_mb_s = 0.01;        // what holding 1 MB warm for 1 s costs, in ms of start-up
-  size_t lookahead = 8;                  // starts ahead along a run's most likely path
+  double cost_ms_per_mb_s = 0.01;  // what holding 1 MB warm for 1 s costs, in ms of start-up
+  size_t lookahead = 8;            // starts ahead along a run's most likely path
 };
 
 // What the prefetcher needs of the orchestrator.
@@ -111,9 +111,10 @@ class Prefetcher {
   TaskRunner::Handle TakeProcess(const std::string& chain_id, const TaskSpec& task,
                                  std::string* context_file);
   // For mode: worker tasks: the pool key, and the count of a hit or a miss once the request
-  // was served (`cold` from its result).
+  // was served (`cold` from its result; `duration_ms` its time, from which the start-up saved
+  // is estimated: the median cold request's time over the median warm one's).
   std::string WorkerKey(const std::string& chain_id, const TaskSpec& task) const;
-  void WorkerServed(const std::string& key, bool cold, double startup_saved_ms);
+  void WorkerServed(const std::string& key, bool cold, double duration_ms);
 
   // Makes `dest` hold the task's inputs.files: moved from a staged entry that is still fresh
   // (a hit), else staged now (a miss). On the thread pool; `done` on the loop.
@@ -138,8 +139,8 @@ class Prefetcher {
   void Reconcile();
   void Want(const std::shared_ptr<const Chain>& chain, const std::string& chain_id,
             std::vector<std::string> started, double p0, double need_ms, std::vector<Desire>* out);
-  void AddDesires(const std::shared_ptr<const Chain>& chain, const std::string& chain_id,
-                  int index, double p, double need_ms, std::vector<Desire>* out);
+  void AddDesires(const std::shared_ptr<const Chain>& chain, const std::string& chain_id, int index,
+                  double p, double need_ms, std::vector<Desire>* out);
   bool Start(const Desire& d);
   bool MakeRoom(const Desire& d);
   void Stop(uint64_t id, bool wasted);

@@ -176,8 +176,8 @@ int ProcessRunner::Attempt::Watch(const SpawnedProcess& process) {
   pid = process.pid;
   pidfd = process.pidfd;
   report_fd = process.report_fd;
-  int rc = warm ? OpenPipe(&stdin_pipe, &stdin_open, process.stdin_fd)
-                : StartStdin(process.stdin_fd);
+  int rc =
+      warm ? OpenPipe(&stdin_pipe, &stdin_open, process.stdin_fd) : StartStdin(process.stdin_fd);
   int stdout_rc = OpenPipe(&stdout_pipe, &stdout_open, process.stdout_fd);
   if (rc == 0) rc = stdout_rc;
   if (rc == 0) rc = uv_read_start(Stream(&stdout_pipe), OnAlloc, OnRead);
@@ -230,8 +230,8 @@ void ProcessRunner::Attempt::Take(TaskLaunch claim, Done on_done) {
 // Ready means blocked in read(2) on fd 0, as /proc/PID/syscall shows ("0 0x0 ..." on x86-64).
 void ProcessRunner::Attempt::PollReady() {
   if (pid <= 0 || exited) return;
-  double age = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - spawned)
-                   .count();
+  double age =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - spawned).count();
   if (BlockedReadingStdin(pid)) {
     ready_ms = age;
     rss_kb = ResidentKb(pid);

@@ -122,7 +122,7 @@ class ProcessRunner : public TaskRunner {
   size_t running_ = 0;  // attempts whose `done` is due (not prewarms)
   // Owned: attempts whose `done` is still due, and prewarmed processes not yet taken.
   std::unordered_map<Handle, Attempt*> attempts_;
-  std::unique_ptr<char[]> read_buffer_;            // every stdout read, one at a time on the loop
+  std::unique_ptr<char[]> read_buffer_;  // every stdout read, one at a time on the loop
 };
 
 }  // namespace chainctl::daemon

@@ -102,7 +102,7 @@ class TaskRunner {
     return 0;
   }
   struct WarmState {
-    bool alive = false;         // prewarmed, not yet taken nor stopped
+    bool alive = false;                // prewarmed, not yet taken nor stopped
     std::optional<double> ready_ms{};  // start-up time: from the spawn until it blocked reading
                                        // its input; nullopt while it is still starting up
     double age_ms = 0;                 // since the spawn

@@ -39,11 +39,16 @@ class FakeRunner : public TaskRunner {
  public:
   using Behave = std::function<TaskResult(const TaskLaunch&)>;
 
-  explicit FakeRunner(uv_loop_t* loop) {
+  // The timer lives on the heap until its close callback: a runner replaced in a test is freed
+  // before the loop has finished closing it.
+  explicit FakeRunner(uv_loop_t* loop) : timer_(*new uv_timer_t) {
     uv_timer_init(loop, &timer_);
     timer_.data = this;
   }
-  ~FakeRunner() override { uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr); }
+  ~FakeRunner() override {
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+  }
 
   Handle Start(TaskLaunch launch, Done done) override {
     if (!launch.stdin_file.empty()) launch.stdin_data = testing::ReadFileOrDie(launch.stdin_file);
@@ -100,7 +105,7 @@ class FakeRunner : public TaskRunner {
     if (!self->pending_.empty() && !self->hold) uv_timer_start(timer, OnTimer, 0, 0);
   }
 
-  uv_timer_t timer_;
+  uv_timer_t& timer_;
   std::deque<Pending> pending_;
   std::vector<Handle> cancelled_;
   Handle last_ = 0;

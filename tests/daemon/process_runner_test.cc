@@ -675,10 +675,12 @@ TEST_F(ProcessRunnerTest, NoDescriptorLeaksThroughTheHelper) {
 
 TEST_F(ProcessRunnerTest, PrewarmedProcessGetsItsInputOnlyWhenTaken) {
   // The task notes that it ran before reading (it must not act), then echoes its input.
-  TaskLaunch warm = Shell("echo started > started; input=$(cat); echo \"$input\" > got; echo \"$input\"");
+  TaskLaunch warm =
+      Shell("echo started > started; input=$(cat); echo \"$input\" > got; echo \"$input\"");
   std::optional<TaskResult> ended;
   std::string err;
-  TaskRunner::Handle h = runner_->Prewarm(warm, [&](TaskResult r) { ended = std::move(r); }, &err);
+  TaskRunner::Handle h = runner_->Prewarm(
+      warm, [&](TaskResult r) { ended = std::move(r); }, &err);
   ASSERT_NE(h, 0u) << err;
   EXPECT_EQ(runner_->running(), 0u) << "a prewarm is not an attempt";
   RunUntil([&] { return runner_->Warm(h).ready_ms.has_value(); }, /*poll=*/true);
@@ -722,8 +724,8 @@ TEST_F(ProcessRunnerTest, StopWarmKillsAndReportsTheCost) {
 TEST_F(ProcessRunnerTest, PrewarmThatEndsByItselfIsReportedAndCannotBeTaken) {
   std::optional<TaskResult> ended;
   std::string err;
-  TaskRunner::Handle h =
-      runner_->Prewarm(Shell("exit 3"), [&](TaskResult r) { ended = std::move(r); }, &err);
+  TaskRunner::Handle h = runner_->Prewarm(
+      Shell("exit 3"), [&](TaskResult r) { ended = std::move(r); }, &err);
   ASSERT_NE(h, 0u) << err;
   RunUntil([&] { return ended.has_value(); });
   EXPECT_EQ(ended->exit_code, 3);
