@@ -71,7 +71,7 @@ class Chaind:
     def run_ms(self, chain, trigger_input="{}"):
         """Triggers a run, waits for it, returns its latency (created -> ended) in ms."""
         self.ctl("trigger", chain, "--wait", "--input", trigger_input)
-        run = json.loads(self.ctl("list", "runs", "--chain", chain, "--limit", "1", "-o", "json"))[0]
+        run = json.loads(self.ctl("list", "runs", "--chain", chain, "--limit", "1", "-o", "json"))["runs"][0]
         if run["status"] != "succeeded":
             sys.exit("run %s: %s" % (run["run_id"], run.get("error")))
         return run["ended_unix_ms"] - run["created_unix_ms"]

@@ -54,7 +54,7 @@ def main():
                 times.append(d.run_ms("staging"))
                 out = json.loads(d.ctl("get", "run",
                                        json.loads(d.ctl("list", "runs", "--limit", "1", "-o",
-                                                        "json"))[0]["run_id"], "-o", "json"))
+                                                        "json"))["runs"][0]["run_id"], "-o", "json"))
                 if out["output"]["bytes"] != args.size:
                     sys.exit("the task saw %s bytes" % out["output"]["bytes"])
                 d.stop()

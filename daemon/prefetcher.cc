@@ -297,10 +297,26 @@ void Prefetcher::Plan() {
   for (auto& [id, entry] : entries_) entry->score = 0;
   queue_.clear();
   std::set<uint64_t> used;
+  // Idle workers that served before (not the prefetcher's entries) meet worker desires too.
+  std::map<std::string, size_t> idle_workers;
+  auto pooled = [&](const Desire& d) {
+    if (d.level != Level::kWorker || !workers_) return false;
+    auto [it, fresh] = idle_workers.try_emplace(d.key, 0);
+    if (fresh) {
+      size_t ours = 0;
+      for (const auto& [id, entry] : entries_) ours += entry->key == d.key;
+      size_t idle = workers_->idle(d.key);
+      it->second = idle > ours ? idle - ours : 0;
+    }
+    if (it->second == 0) return false;
+    --it->second;
+    return true;
+  };
   int64_t now_ms = clock_();
   for (Desire& d : desires) {
-    bool met = false;
+    bool met = pooled(d);
     for (auto& [id, entry] : entries_) {
+      if (met) break;
       if (entry->key != d.key || used.count(id)) continue;
       used.insert(id);
       entry->score = d.score;

@@ -28,6 +28,7 @@ using Kind = TaskResult::Kind;
 // by EPIPE (which counts as unwritten), and a read fills at most one.
 constexpr size_t kStdinChunk = 64 * 1024;
 constexpr size_t kReadBufferSize = 64 * 1024;
+constexpr int kPrewarmNice = 10;  // prewarmed processes start up at this niceness
 
 int64_t SystemUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -73,6 +74,15 @@ uint64_t ResidentKb(pid_t pid) {
   uint64_t size = 0, resident = 0;
   if (!(in >> size >> resident)) return 0;
   return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) / 1024;
+}
+
+// Whether chaind may lower a process's niceness back to 0 (Linux: root, or RLIMIT_NICE >= 20).
+bool CanRestorePriority() {
+  static const bool can = [] {
+    rlimit limit{};
+    return geteuid() == 0 || (getrlimit(RLIMIT_NICE, &limit) == 0 && limit.rlim_cur >= 20);
+  }();
+  return can;
 }
 
 uv_stream_t* Stream(uv_pipe_t* pipe) { return reinterpret_cast<uv_stream_t*>(pipe); }
@@ -197,6 +207,8 @@ int ProcessRunner::Attempt::Watch(const SpawnedProcess& process) {
 // blocked on, its stderr log is moved to the attempt's, and the attempt's timeout starts now.
 void ProcessRunner::Attempt::Take(TaskLaunch claim, Done on_done) {
   warm = false;
+  // Back to the priority of a task.
+  if (pid > 0 && CanRestorePriority()) setpriority(PRIO_PGRP, static_cast<id_t>(pid), 0);
   warm_ended = nullptr;
   done = std::move(on_done);
   Disarm();
@@ -237,7 +249,8 @@ void ProcessRunner::Attempt::PollReady() {
     rss_kb = ResidentKb(pid);
     return;
   }
-  Arm(Timer::kReadyPoll, age < 200 ? 2 : 10);
+  // Often at first (most start-ups are short), then less: each look reads a few /proc files.
+  Arm(Timer::kReadyPoll, age < 100 ? 5 : age < 1000 ? 20 : 100);
 }
 
 // Kills a prewarmed process now and reaps it, for what it cost.
@@ -560,6 +573,11 @@ TaskRunner::Handle ProcessRunner::Prewarm(TaskLaunch launch, WarmEnded ended, st
   if (!SpawnProcess(attempt->launch, attributes_, exec_helper_, &process, err)) {
     attempt->Abandon();  // it deletes itself once its timer is closed
     return 0;
+  }
+  // A prewarm starts up in the background: the work of running tasks comes first. Only if its
+  // priority can be given back when it is taken (root, or RLIMIT_NICE allows nice 0).
+  if (CanRestorePriority()) {
+    setpriority(PRIO_PGRP, static_cast<id_t>(process.pid), kPrewarmNice);
   }
   attempts_.emplace(handle, attempt);
   int rc = attempt->Watch(process);

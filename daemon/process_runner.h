@@ -98,7 +98,9 @@ class ProcessRunner : public TaskRunner {
   // Prewarming (task_runner.h): the process is spawned as for Start but with its stdin an open
   // pipe and no timeout; its readiness (it, or a child of it, blocked in read(2) on fd 0: from
   // /proc/PID/syscall and /proc/PID/task/PID/children, three levels deep) is
-  // polled every 2 ms (10 ms after 200 ms) until seen. Start with launch.warm takes it if it is
+  // polled (every 5 ms, then 20, then 100 ms as it takes longer) until seen. It starts at
+  // niceness 10, given back (0) when it is taken, if chaind may (root, or RLIMIT_NICE >= 20;
+  // else it runs at the normal priority throughout). Start with launch.warm takes it if it is
   // still alive (else spawns anew): the input (launch.stdin_file's content, or stdin_data) is
   // written to its stdin, its stderr log renamed to launch.log_path, the timeout starts then,
   // and the result says cold = false, startup_ms 0, start_unix_ms the time it was taken.
