@@ -19,7 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-constexpr double kAssumedStartupMs = 100;  // before a task's start-up was ever measured
+constexpr double kAssumedStartupMs = 500;  // before a task's start-up was ever measured
 constexpr uint64_t kAssumedMemory = 64ull << 20;
 constexpr uint64_t kDefaultKeepAliveMs = 60'000;
 constexpr uint64_t kMinKeepAliveMs = 1000;
@@ -89,6 +89,9 @@ struct Prefetcher::TaskFigures {
   uint64_t hits = 0, misses = 0, prewarms = 0, wasted = 0;
   double wasted_cpu_s = 0, wasted_mb_s = 0, saved_ms = 0;
   std::optional<double> startup_ms;  // the last measured start-up of a prewarm
+  // Start-ups of prewarms, from the spawn until ready; one taken before it was ready counts as
+  // 1.5 x its age then (it had not finished by then), so a late start is not repeated.
+  SampleWindow startups;
   uint64_t rss_kb = 0;
   uint64_t staged_bytes = 0;  // of the last staging
   int64_t last_start_ms = 0;
@@ -481,6 +484,8 @@ void Prefetcher::Stop(uint64_t id, bool wasted) {
   TaskFigures& f = figures_[entry->key];
   TaskResult cost;
   if (entry->level == Level::kSpawn) {
+    TaskRunner::WarmState state = runner_->Warm(entry->handle);
+    if (state.ready_ms) LearnStartup(f, state);
     cost = runner_->StopWarm(entry->handle);
   } else if (entry->level == Level::kWorker && workers_) {
     workers_->StopIdle(entry->key);
@@ -494,6 +499,16 @@ void Prefetcher::Stop(uint64_t id, bool wasted) {
   }
   std::error_code ec;
   fs::remove_all(entry->dir, ec);
+}
+
+void Prefetcher::LearnStartup(TaskFigures& f, const TaskRunner::WarmState& state) {
+  if (state.ready_ms) {
+    f.startup_ms = *state.ready_ms;
+    f.rss_kb = state.rss_kb;
+    f.startups.Add(*state.ready_ms);
+  } else {
+    f.startups.Add(1.5 * state.age_ms);
+  }
 }
 
 void Prefetcher::CountWaste(TaskFigures& f, const TaskResult& cost) {
@@ -532,10 +547,7 @@ TaskRunner::Handle Prefetcher::TakeProcess(const std::string& chain_id, const Ta
     if (e.key != key || e.level != Level::kSpawn) continue;
     TaskRunner::WarmState state = runner_->Warm(e.handle);
     if (!state.alive) continue;
-    if (state.ready_ms) {
-      f.startup_ms = *state.ready_ms;
-      f.rss_kb = state.rss_kb;
-    }
+    LearnStartup(f, state);
     ++f.hits;
     f.saved_ms += state.ready_ms.value_or(state.age_ms);
     TaskRunner::Handle handle = e.handle;
@@ -633,7 +645,9 @@ uint64_t Prefetcher::KeepAliveMs(const std::string& key) const {
 
 double Prefetcher::StartupMs(const std::string& key) const {
   auto it = figures_.find(key);
-  return it != figures_.end() && it->second.startup_ms ? *it->second.startup_ms : kAssumedStartupMs;
+  return it != figures_.end() && it->second.startups.size() > 0
+             ? it->second.startups.Quantile(0.9)
+             : kAssumedStartupMs;
 }
 
 uint64_t Prefetcher::MemoryOf(const std::string& key, const TaskSpec& task) const {

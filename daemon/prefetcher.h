@@ -11,9 +11,10 @@
 // first tasks, needed at the previous run's start + the expected gap between runs.
 //
 // Deciding. A candidate is worth prewarming if P ≥ min_probability, its level is not `off`,
-// and P × start-up saved − cost of holding it warm > 0, where the start-up saved is the one
-// measured on earlier prewarms of the task (from the spawn until it blocked reading its stdin;
-// assumed 100 ms before any) and the cost is cost_ms_per_mb_s × its memory (MB) × the time it
+// and P × start-up saved − cost of holding it warm > 0, where the start-up saved is the 90th
+// percentile of those measured on earlier prewarms of the task (from the spawn until it blocked
+// reading its stdin; one taken before that counts as 1.5 × its age then; 500 ms before any
+// was measured) and the cost is cost_ms_per_mb_s × its memory (MB) × the time it
 // is expected to sit unused ((1 − P) × its keep-alive + margin, seconds). The queue is these
 // candidates by that score; one is started `start-up + margin` before its predicted need, not
 // earlier (a timer waits for the next), if the budgets allow: warm processes, their memory
@@ -148,6 +149,7 @@ class Prefetcher {
   void ArmTimer(int64_t at_ms);
   static void OnTimer(uv_timer_t* timer);
   void CountWaste(TaskFigures& f, const TaskResult& cost);
+  void LearnStartup(TaskFigures& f, const TaskRunner::WarmState& state);
   void ProcessEnded(uint64_t id, TaskResult cost);
   uint64_t KeepAliveMs(const std::string& key) const;
   double StartupMs(const std::string& key) const;
