@@ -317,6 +317,7 @@ std::vector<TaskCandidate> Predictor::PredictTasks(std::string_view chain_id,
       auto gap = task_gaps_.find(GapKey(space, previous, p[i].symbol));
       if (gap != task_gaps_.end() && gap->second.size() > 0) {
         c.expected_in_ms = gap->second.Quantile(0.5);
+        c.expected_in_p10_ms = gap->second.Quantile(0.1);
         c.expected_in_p90_ms = gap->second.Quantile(0.9);
       }
     }
@@ -351,6 +352,7 @@ std::vector<ChainCandidate> Predictor::PredictChains(
       auto gap = chain_gaps_.find(GapKey(0, last.back(), w.symbol));
       if (gap != chain_gaps_.end() && gap->second.size() > 0) {
         c.expected_in_ms = gap->second.Quantile(0.5);
+        c.expected_in_p10_ms = gap->second.Quantile(0.1);
       }
     }
     out.push_back(std::move(c));

@@ -80,6 +80,7 @@ struct TaskCandidate {
   std::string task_id;
   double probability = 0;
   std::optional<double> expected_in_ms{};      // median time from the last start given to this
+  std::optional<double> expected_in_p10_ms{};  // its 10th percentile (early: for prewarming)
   std::optional<double> expected_in_p90_ms{};  // its 90th percentile
   // History says it cannot come now (it already ran as often as ever in a run, or a task that
   // always came before it has not started): its probability was made unlikely_factor times
@@ -90,7 +91,8 @@ struct TaskCandidate {
 struct ChainCandidate {
   std::string chain_id;
   double probability = 0;
-  std::optional<double> expected_in_ms{};  // median time from the previous run's start to this
+  std::optional<double> expected_in_ms{};      // median time from the previous run's start to this
+  std::optional<double> expected_in_p10_ms{};  // its 10th percentile
 };
 
 class Predictor {

@@ -24,6 +24,12 @@ constexpr uint64_t kAssumedMemory = 64ull << 20;
 constexpr uint64_t kDefaultKeepAliveMs = 60'000;
 constexpr uint64_t kMinKeepAliveMs = 1000;
 
+// When a candidate may be needed: early, the 10th percentile of the gaps seen (else the
+// median, else now).
+double EarlyNeed(const TaskCandidate& c) {
+  return c.expected_in_p10_ms.value_or(c.expected_in_ms.value_or(0));
+}
+
 uint64_t Cores() { return std::max(1u, std::thread::hardware_concurrency()); }
 
 uint64_t QuarterOfRam() {
@@ -226,12 +232,12 @@ void Prefetcher::Want(const std::shared_ptr<const Chain>& chain, const std::stri
       if (p < options_.min_probability) continue;
       int i = chain->FindTask(c.task_id);
       if (i < 0) continue;
-      AddDesires(chain, chain_id, i, p, need_ms + c.expected_in_ms.value_or(0), out);
+      AddDesires(chain, chain_id, i, p, need_ms + EarlyNeed(c), out);
       if (!best) best = &c;
     }
     if (!best) return;
     p_path *= best->probability;
-    need_ms += best->expected_in_ms.value_or(0);
+    need_ms += EarlyNeed(*best);
     started.push_back(best->task_id);
   }
 }
@@ -289,11 +295,14 @@ void Prefetcher::Plan() {
       if (c.probability < options_.min_probability) continue;
       std::shared_ptr<const Chain> chain = hooks_.latest_chain(c.chain_id);
       if (!chain) continue;
-      double need =
-          std::max(now, static_cast<double>(last_run_start_ms_) + c.expected_in_ms.value_or(0));
+      // Early (the 10th percentile of the gaps between runs): a run sooner than usual is one
+      // whose start-up is worth saving too.
+      double need = std::max(now, static_cast<double>(last_run_start_ms_) +
+                                      c.expected_in_p10_ms.value_or(c.expected_in_ms.value_or(0)));
       Want(chain, c.chain_id, {}, c.probability, need, &desires);
     }
   }
+  TrimCache(now);
   std::stable_sort(desires.begin(), desires.end(),
                    [](const Desire& a, const Desire& b) { return a.score > b.score; });
   // Entries still wanted keep living; each desire is met by at most one entry.
@@ -334,14 +343,31 @@ void Prefetcher::Plan() {
 }
 
 // Starts what is due from the queue, best first, within the budgets.
+// The input cache's TTL: entries unused longer go, on the thread pool, at most once a minute.
+void Prefetcher::TrimCache(double now) {
+  if (!stager_ || now < next_trim_ms_) return;
+  next_trim_ms_ = now + 60'000;
+  InputStager* stager = stager_;
+  QueueWork(
+      loop_, [stager] { stager->Trim(); }, [] {});
+}
+
 void Prefetcher::Reconcile() {
   if (shut_down_) return;
   Expire();
   double now = static_cast<double>(clock_());
   double next = -1;
+  // Processes kept for better candidates not due yet: a worse one due now does not take their
+  // place only to be evicted when they come.
+  size_t reserved = 0;
   for (auto it = queue_.begin(); it != queue_.end();) {
     if (it->fire_ms > now) {
       next = next < 0 ? it->fire_ms : std::min(next, it->fire_ms);
+      reserved += it->level != Level::kStage;
+      ++it;
+      continue;
+    }
+    if (it->level != Level::kStage && WarmProcesses() + reserved + 1 > options_.max_warm) {
       ++it;
       continue;
     }
@@ -389,8 +415,11 @@ bool Prefetcher::MakeRoom(const Desire& d) {
   while (!fits()) {
     Entry* victim = nullptr;
     for (auto& [id, entry] : entries_) {
+      // Only for a clearly better candidate (no churn between near equals), never the same task.
       bool same_kind = (entry->level == Level::kStage) == (d.level == Level::kStage);
-      if (!same_kind || entry->staging || entry->score >= d.score) continue;
+      if (!same_kind || entry->staging || entry->key == d.key || entry->score >= 0.8 * d.score) {
+        continue;
+      }
       if (!victim || entry->score < victim->score) victim = entry.get();
     }
     if (!victim) return false;
@@ -645,9 +674,8 @@ uint64_t Prefetcher::KeepAliveMs(const std::string& key) const {
 
 double Prefetcher::StartupMs(const std::string& key) const {
   auto it = figures_.find(key);
-  return it != figures_.end() && it->second.startups.size() > 0
-             ? it->second.startups.Quantile(0.9)
-             : kAssumedStartupMs;
+  return it != figures_.end() && it->second.startups.size() > 0 ? it->second.startups.Quantile(0.9)
+                                                                : kAssumedStartupMs;
 }
 
 uint64_t Prefetcher::MemoryOf(const std::string& key, const TaskSpec& task) const {

@@ -138,6 +138,7 @@ class Prefetcher {
 
   void Plan();
   void Reconcile();
+  void TrimCache(double now);
   void Want(const std::shared_ptr<const Chain>& chain, const std::string& chain_id,
             std::vector<std::string> started, double p0, double need_ms, std::vector<Desire>* out);
   void AddDesires(const std::shared_ptr<const Chain>& chain, const std::string& chain_id, int index,
@@ -181,6 +182,7 @@ class Prefetcher {
   std::map<std::string, ActiveRun> runs_;
   std::vector<std::string> recent_chains_;  // the last runs' chains, oldest first (≤ 2)
   int64_t last_run_start_ms_ = 0;
+  double next_trim_ms_ = 0;
   std::vector<Desire> queue_;  // wanted and not yet warm, best score first
   std::map<uint64_t, std::unique_ptr<Entry>> entries_;
   uint64_t next_entry_ = 1;
