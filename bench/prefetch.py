@@ -173,6 +173,7 @@ def router(args, root, budget):
     misses = sum(t["misses"] for t in branches)
     return {"hit_rate": hits / max(1, hits + misses), "hits": hits, "misses": misses,
             "picks": {b: picks.count(b) for b in "abc"}, "wasted": p["wasted"],
+            "by_branch": {t["task_id"]: (t["hits"], t["misses"]) for t in branches},
             "prewarms": p["prewarms"]}
 
 
@@ -236,10 +237,10 @@ def bench2(args, root):
     for budget, goal in ((1, 0.65), (3, 0.95)):
         r = router(args, root, budget)
         print("  warm budget %d: hit rate %.3f (goal >= %.2f; best possible %s), %d prewarms, "
-              "wasted %d (%.2f CPU-s, %.1f MB-s); picks %s" % (
+              "wasted %d (%.2f CPU-s, %.1f MB-s); picks %s; (hits, misses) %s" % (
                   budget, r["hit_rate"], goal, "0.70" if budget == 1 else "1.00", r["prewarms"],
                   r["wasted"]["prewarms"], r["wasted"]["cpu_seconds"], r["wasted"]["mb_seconds"],
-                  r["picks"]))
+                  r["picks"], r["by_branch"]))
 
 
 if __name__ == "__main__":

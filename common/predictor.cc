@@ -381,6 +381,12 @@ bool Predictor::KnowsChain(std::string_view chain_id) const {
   return chain_index_.count(std::string(chain_id)) > 0;
 }
 
+bool Predictor::KnowsTask(std::string_view chain_id, std::string_view task_id) const {
+  auto found = chain_index_.find(std::string(chain_id));
+  if (found == chain_index_.end()) return false;
+  return chains_[static_cast<size_t>(found->second)].index.count(std::string(task_id)) > 0;
+}
+
 std::vector<std::string> Predictor::ChainsWithTask(std::string_view task_id) const {
   std::vector<std::string> out;
   for (const ChainState& chain : chains_) {

@@ -123,6 +123,8 @@ class Predictor {
 
   // Is anything known of the chain (from history)?
   bool KnowsChain(std::string_view chain_id) const;
+  // Has a run of the chain ever started the task?
+  bool KnowsTask(std::string_view chain_id, std::string_view task_id) const;
   // The chains whose history has `task_id`, sorted.
   std::vector<std::string> ChainsWithTask(std::string_view task_id) const;
 

@@ -64,7 +64,7 @@ struct Orchestrator::Run {
   std::string error;
   int64_t created_ms = 0;
   int64_t ended_ms = 0;
-  int resumes = 0;  // times Resume restarted it
+  int resumes = 0;                   // times Resume restarted it
   std::vector<std::string> started;  // task ids in start order (the prefetcher's context)
   std::vector<std::string> events;
   std::map<uint64_t, Follower> followers;

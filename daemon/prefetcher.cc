@@ -226,8 +226,12 @@ void Prefetcher::Want(const std::shared_ptr<const Chain>& chain, const std::stri
     std::vector<TaskCandidate> candidates =
         predictions_->model().PredictTasks(chain_id, started, shape ? &*shape : nullptr);
     const TaskCandidate* best = nullptr;
+    bool known = depth > 0 && predictions_->model().KnowsChain(chain_id);
     for (const TaskCandidate& c : candidates) {
       if (c.unlikely) continue;
+      // Beyond the next start, only what the chain's history has seen: the model has no "the
+      // run ends here", so after the last task it would spread over the tasks never run.
+      if (known && !predictions_->model().KnowsTask(chain_id, c.task_id)) continue;
       double p = p_path * c.probability;
       if (p < options_.min_probability) continue;
       int i = chain->FindTask(c.task_id);
@@ -303,8 +307,18 @@ void Prefetcher::Plan() {
     }
   }
   TrimCache(now);
-  std::stable_sort(desires.begin(), desires.end(),
-                   [](const Desire& a, const Desire& b) { return a.score > b.score; });
+  auto by_score = [](const Desire& a, const Desire& b) { return a.score > b.score; };
+  std::stable_sort(desires.begin(), desires.end(), by_score);
+  // A second warm entry of a task is only needed if both its desires come true: its score
+  // is weighed by the probability of the first (the branches of a router: one entry each
+  // before a second of any).
+  std::map<std::string, double> before;
+  for (Desire& d : desires) {
+    auto [it, fresh] = before.try_emplace(d.key, 1.0);
+    d.score *= it->second;
+    it->second *= d.probability;
+  }
+  std::stable_sort(desires.begin(), desires.end(), by_score);
   // Entries still wanted keep living; each desire is met by at most one entry.
   for (auto& [id, entry] : entries_) entry->score = 0;
   queue_.clear();
@@ -496,6 +510,9 @@ bool Prefetcher::Start(const Desire& d) {
         });
   }
   ++f.prewarms;
+  Log(LogLevel::kDebug, "prefetch: prewarm " + d.key + " p=" + std::to_string(d.probability) +
+                            " need in " +
+                            std::to_string(d.need_ms - static_cast<double>(clock_())));
   entries_.emplace(id, std::move(entry));
   // MakeRoom made room: this is a bug if it shows (the e2e tests look for it).
   if (WarmProcesses() > options_.max_warm || StagedBytes() > options_.max_staged_bytes) {
@@ -586,6 +603,8 @@ TaskRunner::Handle Prefetcher::TakeProcess(const std::string& chain_id, const Ta
     return handle;
   }
   ++f.misses;
+  Log(LogLevel::kDebug, "prefetch: miss " + key + " (queue " + std::to_string(queue_.size()) +
+                            ", warm " + std::to_string(WarmProcesses()) + ")");
   return 0;
 }
 
