@@ -61,20 +61,6 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
   return size * count;
 }
 
-bool WriteAll(int fd, const char* data, size_t size, int* error) {
-  while (size > 0) {
-    ssize_t n = write(fd, data, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      *error = errno;
-      return false;
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
 // Body bytes: a 200's go to body_fd; other answers' (error pages, redirects) are dropped.
 size_t OnBody(char* data, size_t size, size_t count, void* user) {
   auto* transfer = static_cast<Transfer*>(user);
@@ -178,6 +164,20 @@ bool HttpGet(const HttpGetRequest& request, HttpGetResponse* response, std::stri
     *err = "GET " + request.url + ": body of " + std::to_string(response->body_bytes) +
            " bytes, Content-Length " + std::to_string(length);
     return false;
+  }
+  return true;
+}
+
+bool WriteAll(int fd, const char* data, size_t size, int* error) {
+  while (size > 0) {
+    ssize_t n = write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      *error = errno;
+      return false;
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
   }
   return true;
 }

@@ -31,6 +31,9 @@ struct HttpGetResponse {
 // error). A scheme other than http(s) is refused.
 bool HttpGet(const HttpGetRequest& request, HttpGetResponse* response, std::string* err);
 
+// Writes all of `data` to `fd` (again after EINTR); false with *error = errno otherwise.
+bool WriteAll(int fd, const char* data, size_t size, int* error);
+
 // True for "http://…" and "https://…" (case-insensitive scheme).
 bool IsHttpUrl(const std::string& text);
 

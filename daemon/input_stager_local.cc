@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "daemon/http_get.h"
 #include "daemon/input_stager.h"
 
 namespace chainctl::daemon {
@@ -39,18 +40,12 @@ void Describe(const std::string& source, const std::string& dest, const struct s
   file->linked = linked;
 }
 
-bool WriteAll(int fd, const char* data, size_t size, std::string* err) {
-  while (size > 0) {
-    ssize_t n = write(fd, data, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      *err = Errno("writing");
-      return false;
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
+bool WriteAllOr(int fd, const char* data, size_t size, std::string* err) {
+  int error = 0;
+  if (WriteAll(fd, data, size, &error)) return true;
+  errno = error;
+  *err = Errno("writing");
+  return false;
 }
 
 // Byte copy of `in` into `out`: copy_file_range, else read/write.
@@ -67,7 +62,7 @@ bool CopyBytes(int in, int out, uint64_t* copied, std::string* err) {
     } else {
       static thread_local char buffer[64 * 1024];
       n = read(in, buffer, sizeof buffer);
-      if (n > 0 && !WriteAll(out, buffer, static_cast<size_t>(n), err)) return false;
+      if (n > 0 && !WriteAllOr(out, buffer, static_cast<size_t>(n), err)) return false;
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {

@@ -85,6 +85,15 @@ bool CanRestorePriority() {
   return can;
 }
 
+// wait4(2), again after an interruption.
+pid_t Wait4(pid_t pid, int options, int* status, rusage* usage) {
+  pid_t reaped;
+  do {
+    reaped = wait4(pid, status, options, usage);
+  } while (reaped < 0 && errno == EINTR);
+  return reaped;
+}
+
 uv_stream_t* Stream(uv_pipe_t* pipe) { return reinterpret_cast<uv_stream_t*>(pipe); }
 uv_handle_t* AsHandle(void* handle) { return static_cast<uv_handle_t*>(handle); }
 
@@ -258,10 +267,7 @@ TaskResult ProcessRunner::Attempt::KillWarm() {
   SignalGroup(SIGKILL);
   rusage usage{};
   int status = 0;
-  pid_t reaped;
-  do {
-    reaped = wait4(pid, &status, 0, &usage);
-  } while (reaped < 0 && errno == EINTR);
+  Wait4(pid, 0, &status, &usage);
   pid = -1;
   exited = true;
   TaskResult cost;
@@ -470,10 +476,7 @@ void ProcessRunner::Attempt::Reap() {
   SignalGroup(SIGKILL);
   rusage usage{};
   int status = 0;
-  pid_t reaped;
-  do {
-    reaped = wait4(pid, &status, WNOHANG, &usage);
-  } while (reaped < 0 && errno == EINTR);
+  pid_t reaped = Wait4(pid, WNOHANG, &status, &usage);
   if (reaped == 0) return;  // not a zombie after all: keep polling
   if (reaped > 0) wait_status = status;
   exited = true;
