@@ -24,6 +24,12 @@ constexpr uint64_t kAssumedMemory = 64ull << 20;
 constexpr uint64_t kDefaultKeepAliveMs = 60'000;
 constexpr uint64_t kMinKeepAliveMs = 1000;
 
+// A task whose process may be started ahead: it says `prewarm: spawn`, and it asks for no GPU
+// (which GPUs it gets is decided at its start, in its environment).
+bool SpawnsAhead(const TaskSpec& task) {
+  return task.prewarm == PrewarmLevel::kSpawn && task.resource_requirements.gpu == 0;
+}
+
 // When a candidate may be needed: early, the 10th percentile of the gaps seen (else the
 // median, else now).
 double EarlyNeed(const TaskCandidate& c) {
@@ -265,7 +271,7 @@ void Prefetcher::AddDesires(const std::shared_ptr<const Chain>& chain, const std
   d.fire_ms = need_ms - startup - static_cast<double>(options_.margin_ms);
   if (task.mode == TaskMode::kWorker && workers_) {
     d.level = Level::kWorker;
-  } else if (task.prewarm == PrewarmLevel::kSpawn) {
+  } else if (SpawnsAhead(task)) {
     d.level = Level::kSpawn;
   }
   if (d.level != Level::kStage) {
@@ -583,8 +589,7 @@ void Prefetcher::ProcessEnded(uint64_t id, TaskResult cost) {
 
 TaskRunner::Handle Prefetcher::TakeProcess(const std::string& chain_id, const TaskSpec& task,
                                            std::string* context_file) {
-  if (!options_.enabled || task.prewarm != PrewarmLevel::kSpawn || task.mode == TaskMode::kWorker)
-    return 0;
+  if (!options_.enabled || !SpawnsAhead(task) || task.mode == TaskMode::kWorker) return 0;
   std::string key = KeyOf(chain_id, task);
   TaskFigures& f = Figures(key, chain_id, task.task_id);
   f.level = "spawn";

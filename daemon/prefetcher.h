@@ -21,7 +21,8 @@
 // (measured RSS, else the task's declared memory, else 64 MiB) and staged bytes. When a budget
 // is full, an idle warm entry whose current score is lower is stopped (waste) to make room.
 //
-// Levels. `spawn`: TaskRunner::Prewarm starts the process in its own folder
+// Levels. `spawn` (not for tasks that ask for GPUs: their devices are chosen at the start):
+// TaskRunner::Prewarm starts the process in its own folder
 // (RUNS_DIR/prewarm/N, also its $CHAIN_WORKDIR, so the orphan scan finds it after a crash) with
 // nothing run-specific in its environment: $CHAIN_CONTEXT_FILE names the file that Take's
 // caller writes the run's context to (run_id, task_id, attempt, workdir, outdir, input_file,
