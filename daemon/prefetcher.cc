@@ -196,6 +196,7 @@ void Prefetcher::RunProgress(const std::string& run_id, const std::string& chain
   run.chain = std::move(chain);
   run.chain_id = chain_id;
   if (!started.empty() && started.size() > run.started.size()) {
+    run.last_start_ms = clock_();
     const TaskSpec* spec = nullptr;
     int i = run.chain->FindTask(started.back());
     if (i >= 0) spec = &run.chain->tasks[static_cast<size_t>(i)];
@@ -298,7 +299,9 @@ void Prefetcher::Plan() {
   std::vector<Desire> desires;
   double now = static_cast<double>(clock_());
   for (const auto& [run_id, run] : runs_) {
-    Want(run.chain, run.chain_id, run.started, 1.0, now, &desires);
+    // Needs count from the run's last start, the time the model's gaps are measured from.
+    Want(run.chain, run.chain_id, run.started, 1.0, static_cast<double>(run.last_start_ms),
+         &desires);
   }
   if (!recent_chains_.empty()) {
     for (const ChainCandidate& c : predictions_->model().PredictChains(recent_chains_)) {
@@ -352,8 +355,11 @@ void Prefetcher::Plan() {
       if (entry->key != d.key || used.count(id)) continue;
       used.insert(id);
       entry->score = d.score;
-      entry->expires_ms =
-          std::max(entry->expires_ms, now_ms + static_cast<int64_t>(KeepAliveMs(d.key)));
+      // Wanted now (it would be started now if it were not there): it lives on.
+      if (d.fire_ms <= static_cast<double>(now_ms)) {
+        entry->expires_ms =
+            std::max(entry->expires_ms, now_ms + static_cast<int64_t>(KeepAliveMs(d.key)));
+      }
       met = true;
       break;
     }
@@ -399,6 +405,7 @@ void Prefetcher::Reconcile() {
   }
   int64_t expiry = 0;
   for (const auto& [id, entry] : entries_) {
+    if (entry->staging) continue;  // its end plans again
     if (expiry == 0 || entry->expires_ms < expiry) expiry = entry->expires_ms;
   }
   if (expiry > 0 && (next < 0 || static_cast<double>(expiry) < next)) {
@@ -412,7 +419,8 @@ void Prefetcher::ArmTimer(int64_t at_ms) {
   uv_timer_start(&timer_, OnTimer, static_cast<uint64_t>(wait), 0);
 }
 
-void Prefetcher::OnTimer(uv_timer_t* timer) { static_cast<Prefetcher*>(timer->data)->Reconcile(); }
+// A plan, not only the queue: an entry whose keep-alive ends lives on if a run still wants it.
+void Prefetcher::OnTimer(uv_timer_t* timer) { static_cast<Prefetcher*>(timer->data)->Plan(); }
 
 void Prefetcher::Expire() {
   int64_t now = clock_();

@@ -32,8 +32,9 @@
 // into the task's inputs/files/; a stale one is restaged.
 //
 // Keep-alive. Per task, 1.5 × the 99th percentile of the times between its starts (the last
-// 64; 60 s before there are two), between 1 s and `ttl_ms`; extended while a plan still wants
-// the entry. An entry past it is stopped and counted as waste: a wrong prewarm never runs the
+// 64; 60 s before there are two), between 1 s and `ttl_ms`; extended while a plan wants the
+// entry now (it would start it now if it were not there; when it ends, a plan decides). An
+// entry past it is stopped and counted as waste: a wrong prewarm never runs the
 // task's work (a prewarmed process never gets input unless a run of the task takes it).
 //
 // Measured: hits (a start that took a warm entry), misses (a start of a task that could have
@@ -167,6 +168,7 @@ class Prefetcher {
   struct ActiveRun {
     std::shared_ptr<const Chain> chain;
     std::string chain_id;
+    int64_t last_start_ms = 0;  // of its last task start
     std::vector<std::string> started;
   };
 

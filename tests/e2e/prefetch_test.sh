@@ -123,7 +123,7 @@ import json,sys
 b = json.load(open('$tmp/run.json'))
 out = b['output']
 sys.exit(0 if out['prewarmed'] == '1' and out['run'] == '$run' else 1)"
-check "the prewarmed process took it: its pid ran the work" grep -qx "$warm_pid" "$marks/work.spawned"
+check "the prewarmed process took it: its pid did the work" grep -qx "$warm_pid" "$marks/work.took"
 status_is 200 GET /prefetch
 check "GET /prefetch counts the hit" json_has "b['hits'] >= 1 and any(t['task_id']=='work' and t['hits']==1 for t in b['tasks'])"
 
