@@ -248,7 +248,8 @@ int RunDaemon(const DaemonConfig& config) {
                                 ? config.max_idle_workers
                                 : 4 * std::max(1u, std::thread::hardware_concurrency());
   worker_options.kill_grace_ms = config.kill_grace_ms;
-  WorkerPool workers(&loop, worker_options);
+  // Destroyed before the loop is closed (below): its handles must be closed on the loop.
+  auto workers = std::make_unique<WorkerPool>(&loop, worker_options);
   InputStager stager(InputCacheOptions{.dir = config.state_dir + "/cache",
                                        .max_bytes = config.prefetch_staged,
                                        .ttl_ms = static_cast<int64_t>(config.prefetch_ttl_ms)});
@@ -268,13 +269,14 @@ int RunDaemon(const DaemonConfig& config) {
           [&orchestrator](const std::string& chain_id, const TaskSpec& task) {
             return orchestrator.WorkerLaunch(chain_id, task);
           }};
-  Prefetcher prefetcher(&loop, prefetch_options, hooks, &predictions, &runner, &workers, &stager);
+  Prefetcher prefetcher(&loop, prefetch_options, hooks, &predictions, &runner, workers.get(),
+                        &stager);
   if (!prefetcher.Open(&err)) {
     Fail("cannot open the prefetcher: " + err);
     return 1;
   }
   orchestrator.UsePrefetcher(&prefetcher);
-  orchestrator.UseWorkers(&workers);
+  orchestrator.UseWorkers(workers.get());
   Log(LogLevel::kInfo, config.prefetch
                            ? "prefetching on: up to " +
                                  std::to_string(prefetcher.options().max_warm) + " warm processes"
@@ -287,7 +289,7 @@ int RunDaemon(const DaemonConfig& config) {
       .history = &history,
       .predictions = &predictions,
       .prefetcher = &prefetcher,
-      .workers = &workers,
+      .workers = workers.get(),
       .stager = &stager,
       .socket_path = config.socket_path,
       .state_dir = config.state_dir,
@@ -307,7 +309,7 @@ int RunDaemon(const DaemonConfig& config) {
     signals.orchestrator = &orchestrator;
     signals.predictions = &predictions;
     signals.prefetcher = &prefetcher;
-    signals.workers = &workers;
+    signals.workers = workers.get();
     if (Serve(&loop, &server, config, systemd_fd, &signals)) {
       uv_run(&loop, UV_RUN_DEFAULT);
     } else {
@@ -318,6 +320,9 @@ int RunDaemon(const DaemonConfig& config) {
       uv_run(&loop, UV_RUN_DEFAULT);
     }
   }
+  orchestrator.UseWorkers(nullptr);
+  workers.reset();               // kills what is left and closes its handles...
+  uv_run(&loop, UV_RUN_NOWAIT);  // ...which this finishes
   if (uv_loop_close(&loop) != 0) Log(LogLevel::kWarning, "libuv handles left open at exit");
   if (systemd_fd < 0 && status == 0) unlink(config.socket_path.c_str());
   Log(LogLevel::kInfo, status == 0 ? "stopped" : "could not start");
