@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -75,6 +76,12 @@ class WorkerPoolTest : public ::testing::Test {
     EXPECT_EQ(uv_loop_close(&loop_), 0) << "a handle was left open";
     int status = 0;
     EXPECT_LE(waitpid(-1, &status, WNOHANG), 0) << "a zombie was left";
+    // A killed process that is not the reaped leader may take a moment to go (signals are
+    // asynchronous, more so on a loaded machine): a bounded poll.
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (LiveProcessesIn(dir_.path()) != 0 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
     EXPECT_EQ(LiveProcessesIn(dir_.path()), 0) << "a worker was left running";
   }
 
