@@ -75,6 +75,9 @@ struct Prefetcher::Desire {
   double need_ms = 0;  // unix ms
   double fire_ms = 0;  // need − start-up − margin
   double score = 0;
+  // Whether room is kept for it until it is due. Not for the tasks of a chain already overdue:
+  // their need slides with the clock, so they would never come due and hold the room for ever.
+  bool holds_room = true;
   const TaskSpec& spec() const { return chain->tasks[static_cast<size_t>(task)]; }
 };
 
@@ -310,9 +313,13 @@ void Prefetcher::Plan() {
       if (!chain) continue;
       // Early (the 10th percentile of the gaps between runs): a run sooner than usual is one
       // whose start-up is worth saving too.
-      double need = std::max(now, static_cast<double>(last_run_start_ms_) +
-                                      c.expected_in_p10_ms.value_or(c.expected_in_ms.value_or(0)));
-      Want(chain, c.chain_id, {}, c.probability, need, &desires);
+      double expected = static_cast<double>(last_run_start_ms_) +
+                        c.expected_in_p10_ms.value_or(c.expected_in_ms.value_or(0));
+      size_t first = desires.size();
+      Want(chain, c.chain_id, {}, c.probability, std::max(now, expected), &desires);
+      if (expected < now) {
+        for (size_t i = first; i < desires.size(); ++i) desires[i].holds_room = false;
+      }
     }
   }
   TrimCache(now);
@@ -389,7 +396,7 @@ void Prefetcher::Reconcile() {
   for (auto it = queue_.begin(); it != queue_.end();) {
     if (it->fire_ms > now) {
       next = next < 0 ? it->fire_ms : std::min(next, it->fire_ms);
-      reserved += it->level != Level::kStage;
+      reserved += it->level != Level::kStage && it->holds_room;
       ++it;
       continue;
     }

@@ -198,19 +198,27 @@ warm_count() {
   done
   echo "$n"
 }
+# sample_warm: notes the most warm processes seen; succeeds once one is warm.
 max_seen=0
+sample_warm() {
+  local n
+  n=$(warm_count)
+  ((n > max_seen)) && max_seen=$n
+  ((n >= 1))
+}
 for round in 1 2 3; do
   run=$(ctl trigger fan)
+  # The first run teaches the model; from the second on, a w* is prewarmed while the gate waits.
+  ((round > 1)) && check "fan run $round: one w* is prewarmed while the gate waits" \
+    poll_until 20 sample_warm
   for _ in $(seq 1 25); do
-    n=$(warm_count)
-    ((n > max_seen)) && max_seen=$n
+    sample_warm
     sleep 0.02
   done
   touch "$marks/go"
   check "fan run $round ends" wait_run "$run"
 done
 check "one warm process at most (seen $max_seen)" test "$max_seen" -le 1
-check "and one was used" test "$max_seen" -ge 1
 status_is 200 GET /prefetch
 check "the daemon reports the budget" json_has "b['budgets']['processes'] == 1 and b['warm']['processes'] <= 1"
 check "no budget was ever exceeded (the daemon checks at every prewarm)" bash -c "! grep -q 'over budget' '$tmp/chaind.log'"
