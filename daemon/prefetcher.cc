@@ -400,7 +400,9 @@ void Prefetcher::Reconcile() {
       ++it;
       continue;
     }
-    if (it->level != Level::kStage && WarmProcesses() + reserved + 1 > options_.max_warm) {
+    // With nothing reserved, Start may still make room by evicting a clearly worse entry.
+    if (it->level != Level::kStage && reserved > 0 &&
+        WarmProcesses() + reserved + 1 > options_.max_warm) {
       ++it;
       continue;
     }
@@ -740,8 +742,13 @@ uint64_t Prefetcher::StagedBytes() const {
   uint64_t n = 0;
   for (const auto& [id, e] : entries_) {
     if (e->level != Level::kStage) continue;
-    n += e->staging ? figures_.count(e->key) ? figures_.at(e->key).staged_bytes : 0
-                    : e->staged.bytes;
+    if (!e->staging) {
+      n += e->staged.bytes;
+      continue;
+    }
+    // Still staging: counted at what the task staged last time.
+    auto f = figures_.find(e->key);
+    if (f != figures_.end()) n += f->second.staged_bytes;
   }
   return n;
 }

@@ -31,6 +31,17 @@ std::string ScopedTempDir::WriteFile(const std::string& name, const std::string&
   return full.string();
 }
 
+int LiveProcessesIn(const std::string& dir) {
+  std::string wanted = std::filesystem::canonical(dir).string();
+  int live = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    std::error_code ec;
+    std::filesystem::path cwd = std::filesystem::read_symlink(entry.path() / "cwd", ec);
+    if (!ec && cwd == wanted) ++live;
+  }
+  return live;
+}
+
 std::string SourcePath(const std::string& relative) {
   return std::string(CHAINCTL_SOURCE_DIR) + "/" + relative;
 }

@@ -31,6 +31,10 @@ std::string SourcePath(const std::string& relative);
 
 std::string ReadFileOrDie(const std::string& path);
 
+// Processes that have not exited whose working directory is `dir` (a zombie has none): how the
+// tests of prewarms and workers see that none was left running.
+int LiveProcessesIn(const std::string& dir);
+
 // A history record with every field set (seq 7, a failed second attempt, every measurement).
 HistoryRecord FullHistoryRecord();
 // A succeeded first attempt of `task` in `run` of `chain`, started at `start_ms`, lasting 10 ms.

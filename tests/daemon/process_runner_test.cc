@@ -63,18 +63,6 @@ int LiveProcessesInGroup(pid_t pgid) {
   return live;
 }
 
-// Processes that have not exited whose working directory is `dir`.
-int LiveProcessesIn(const std::string& dir) {
-  std::string wanted = std::filesystem::canonical(dir).string();
-  int live = 0;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    std::error_code ec;
-    std::filesystem::path cwd = std::filesystem::read_symlink(entry.path() / "cwd", ec);
-    if (!ec && cwd == wanted) ++live;  // a zombie has no cwd
-  }
-  return live;
-}
-
 // Polls `condition` until it holds or kDeadline passes.
 bool Eventually(const std::function<bool()>& condition) {
   auto deadline = std::chrono::steady_clock::now() + kDeadline;
@@ -407,7 +395,7 @@ TEST_F(ProcessRunnerTest, TimeoutKillsTheWholeGroup) {
   EXPECT_EQ(result.signal, SIGTERM);
   // Where the timeout came is up to the scheduler, so the processes are found by their
   // directory rather than by a pid file the task may not have written yet.
-  EXPECT_TRUE(Eventually([&] { return LiveProcessesIn(dir_.path()) == 0; }));
+  EXPECT_TRUE(Eventually([&] { return testing::LiveProcessesIn(dir_.path()) == 0; }));
 }
 
 TEST_F(ProcessRunnerTest, CancelKillsTheGroup) {

@@ -35,18 +35,6 @@ constexpr auto kDeadline = std::chrono::seconds(60);
 constexpr const char* kTestWorker = CHAINCTL_TEST_WORKER;
 constexpr const char* kExecHelper = CHAINCTL_EXEC_HELPER;
 
-// Processes that have not exited whose working directory is `dir` (a zombie has none).
-int LiveProcessesIn(const std::string& dir) {
-  std::string wanted = std::filesystem::canonical(dir).string();
-  int live = 0;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    std::error_code ec;
-    std::filesystem::path cwd = std::filesystem::read_symlink(entry.path() / "cwd", ec);
-    if (!ec && cwd == wanted) ++live;
-  }
-  return live;
-}
-
 bool Gone(pid_t pid) { return kill(pid, 0) != 0 && errno == ESRCH; }
 
 struct IdleStop {
@@ -79,10 +67,10 @@ class WorkerPoolTest : public ::testing::Test {
     // A killed process that is not the reaped leader may take a moment to go (signals are
     // asynchronous, more so on a loaded machine): a bounded poll.
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (LiveProcessesIn(dir_.path()) != 0 && std::chrono::steady_clock::now() < until) {
+    while (testing::LiveProcessesIn(dir_.path()) != 0 && std::chrono::steady_clock::now() < until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    EXPECT_EQ(LiveProcessesIn(dir_.path()), 0) << "a worker was left running";
+    EXPECT_EQ(testing::LiveProcessesIn(dir_.path()), 0) << "a worker was left running";
   }
 
   void MakePool(WorkerPoolOptions options) {
@@ -281,7 +269,7 @@ TEST_F(WorkerPoolTest, StopIdleStopsTheKeysIdleWorkers) {
   EXPECT_EQ(pool_->idle("b"), 1u);
   EXPECT_EQ(pool_->StopIdle(""), 1u);
   EXPECT_TRUE(AllStopped());
-  EXPECT_EQ(LiveProcessesIn(dir_.path()), 0);
+  EXPECT_EQ(testing::LiveProcessesIn(dir_.path()), 0);
   EXPECT_TRUE(idle_stops_.empty());  // only expiries and max_idle call back
 }
 
@@ -291,10 +279,10 @@ TEST_F(WorkerPoolTest, DestructorKillsAndReapsEveryWorker) {
   ASSERT_TRUE(pool_->Prewarm("b", Launch(), 0, &err));
   bool called = false;
   pool_->Run("c", Launch(), Request({{"op", "hang"}}), [&](TaskResult) { called = true; });
-  ASSERT_TRUE(RunUntil([&] { return LiveProcessesIn(dir_.path()) == 3; }));
+  ASSERT_TRUE(RunUntil([&] { return testing::LiveProcessesIn(dir_.path()) == 3; }));
   pool_.reset();
   EXPECT_TRUE(Gone(a));
-  EXPECT_EQ(LiveProcessesIn(dir_.path()), 0);
+  EXPECT_EQ(testing::LiveProcessesIn(dir_.path()), 0);
   uv_run(&loop_, UV_RUN_NOWAIT);
   EXPECT_FALSE(called);
 }
@@ -486,7 +474,7 @@ TEST_F(WorkerPoolTest, DoneMayDestroyThePool) {
     pool_.reset();
   });
   ASSERT_TRUE(RunUntil([&] { return called; }));
-  EXPECT_EQ(LiveProcessesIn(dir_.path()), 0);
+  EXPECT_EQ(testing::LiveProcessesIn(dir_.path()), 0);
 }
 
 TEST_F(WorkerPoolTest, ResponseJustBeforeExitingStillCounts) {
