@@ -98,7 +98,7 @@ class ProcessRunner : public TaskRunner {
   // Prewarming (task_runner.h): the process is spawned as for Start but with its stdin an open
   // pipe and no timeout; its readiness (it, or a child of it, blocked in read(2) on fd 0: from
   // /proc/PID/syscall and /proc/PID/task/PID/children, three levels deep) is
-  // polled (every 5 ms, then 20, then 100 ms as it takes longer) until seen. It starts at
+  // polled (every 5 ms, then every fifth of its age, at most 100 ms) until seen. It starts at
   // niceness 10, given back (0) when it is taken, if chaind may (root, or RLIMIT_NICE >= 20;
   // else it runs at the normal priority throughout). Start with launch.warm takes it if it is
   // still alive (else spawns anew): the input (launch.stdin_file's content, or stdin_data) is
