@@ -18,8 +18,10 @@
 // is expected to sit unused ((1 − P) × its keep-alive + margin, seconds). The queue is these
 // candidates by that score; one is started `start-up + margin` before its predicted need, not
 // earlier (a timer waits for the next), if the budgets allow: warm processes, their memory
-// (measured RSS, else the task's declared memory, else 64 MiB) and staged bytes. When a budget
-// is full, an idle warm entry whose current score is lower is stopped (waste) to make room.
+// (measured RSS, else the task's declared memory, else 64 MiB) and staged bytes. Processes are
+// kept for better candidates not due yet (not for those of a chain already overdue: their need
+// slides with the clock). When a budget is full, an idle warm entry whose current score is
+// clearly lower (under 0.8×) is stopped (waste) to make room.
 //
 // Levels. `spawn` (not for tasks that ask for GPUs: their devices are chosen at the start):
 // TaskRunner::Prewarm starts the process in its own folder
