@@ -127,9 +127,9 @@ Prefetcher::Prefetcher(uv_loop_t* loop, PrefetchOptions options, PrefetchHooks h
       clock_(std::move(clock)) {
   if (options_.max_warm == 0) options_.max_warm = Cores();
   if (options_.max_memory_bytes == 0) options_.max_memory_bytes = QuarterOfRam();
-  uv_timer_init(loop_, &timer_);
-  timer_.data = this;
-  uv_unref(reinterpret_cast<uv_handle_t*>(&timer_));
+  uv_timer_init(loop_, timer_);
+  timer_->data = this;
+  uv_unref(reinterpret_cast<uv_handle_t*>(timer_));
   if (workers_) {
     std::weak_ptr<bool> alive = alive_;
     workers_->OnIdleStopped(
@@ -164,7 +164,9 @@ void Prefetcher::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   *alive_ = false;
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
+  // The timer outlives the prefetcher until the loop has closed it.
+  uv_close(reinterpret_cast<uv_handle_t*>(timer_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
   std::vector<uint64_t> ids;
   for (const auto& [id, entry] : entries_) ids.push_back(id);
   for (uint64_t id : ids) Stop(id, false);
@@ -425,7 +427,7 @@ void Prefetcher::Reconcile() {
 
 void Prefetcher::ArmTimer(int64_t at_ms) {
   int64_t wait = std::max<int64_t>(0, at_ms - clock_());
-  uv_timer_start(&timer_, OnTimer, static_cast<uint64_t>(wait), 0);
+  uv_timer_start(timer_, OnTimer, static_cast<uint64_t>(wait), 0);
 }
 
 // A plan, not only the queue: an entry whose keep-alive ends lives on if a run still wants it.

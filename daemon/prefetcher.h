@@ -182,7 +182,7 @@ class Prefetcher {
   WorkerPool* workers_;
   InputStager* stager_;
   UnixMsClock clock_;
-  uv_timer_t timer_;
+  uv_timer_t* timer_ = new uv_timer_t;  // freed by its close callback (Shutdown)
   bool shut_down_ = false;
   std::map<std::string, ActiveRun> runs_;
   std::vector<std::string> recent_chains_;  // the last runs' chains, oldest first (≤ 2)
