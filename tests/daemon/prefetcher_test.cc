@@ -152,7 +152,7 @@ class PrefetcherTest : public ::testing::Test {
 
   void TearDown() override {
     // As chaind does: Shutdown (it stops what is warm and closes the timer), the loop runs the
-    // closes, and only then the prefetcher is freed (its timer handle is part of it).
+    // closes, then everything is freed.
     if (prefetcher_) prefetcher_->Shutdown();
     if (predictions_) predictions_->Shutdown();
     uv_run(&loop_, UV_RUN_DEFAULT);
