@@ -258,7 +258,8 @@ int RunDaemon(const DaemonConfig& config) {
                                    .max_warm = config.prefetch_max_warm,
                                    .max_memory_bytes = config.prefetch_memory,
                                    .max_staged_bytes = config.prefetch_staged,
-                                   .ttl_ms = config.prefetch_ttl_ms};
+                                   .ttl_ms = config.prefetch_ttl_ms,
+                                   .measurements_file = config.state_dir + "/prefetch.json"};
   PrefetchHooks hooks{
       .latest_chain =
           [&orchestrator](const std::string& id) { return orchestrator.LatestChain(id); },

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <sstream>
 #include <thread>
@@ -157,6 +158,7 @@ bool Prefetcher::Open(std::string* err) {
     *err = "cannot make " + options_.dir + ": " + ec.message();
     return false;
   }
+  ReadMeasurements();
   return true;
 }
 
@@ -171,6 +173,89 @@ void Prefetcher::Shutdown() {
   for (const auto& [id, entry] : entries_) ids.push_back(id);
   for (uint64_t id : ids) Stop(id, false);
   queue_.clear();
+  WriteMeasurements();
+}
+
+// --- measurements kept across restarts ---
+
+// {"format": 1, "tasks": {KEY: {chain_id, task_id, level, startups, rss_kb, staged_bytes, gaps,
+// cold_ms, warm_ms}}}: what was measured, not this daemon's counts.
+json Prefetcher::Measurements() const {
+  json tasks = json::object();
+  for (const auto& [key, f] : figures_) {
+    if (f.startups.size() + f.gaps.size() + f.cold_ms.size() == 0 && f.staged_bytes == 0) continue;
+    tasks[key] = {{"chain_id", f.chain_id},
+                  {"task_id", f.task_id},
+                  {"level", f.level},
+                  {"startups", f.startups.ToJson()},
+                  {"rss_kb", f.rss_kb},
+                  {"staged_bytes", f.staged_bytes},
+                  {"gaps", f.gaps.ToJson()},
+                  {"cold_ms", f.cold_ms.ToJson()},
+                  {"warm_ms", f.warm_ms.ToJson()}};
+  }
+  return {{"format", 1}, {"tasks", std::move(tasks)}};
+}
+
+bool Prefetcher::LoadMeasurements(const json& j, std::string* err) {
+  if (!j.is_object() || j.value("format", json()) != 1 || !j.contains("tasks") ||
+      !j["tasks"].is_object()) {
+    *err = "not a measurements file of format 1";
+    return false;
+  }
+  std::map<std::string, TaskFigures> loaded;
+  try {
+    for (const auto& [key, t] : j["tasks"].items()) {
+      TaskFigures& f = loaded[key];
+      f.chain_id = t.at("chain_id").get<std::string>();
+      f.task_id = t.at("task_id").get<std::string>();
+      f.level = t.at("level").get<std::string>();
+      f.rss_kb = t.at("rss_kb").get<uint64_t>();
+      f.staged_bytes = t.at("staged_bytes").get<uint64_t>();
+      for (auto [name, window] :
+           {std::pair{"startups", &f.startups}, std::pair{"gaps", &f.gaps},
+            std::pair{"cold_ms", &f.cold_ms}, std::pair{"warm_ms", &f.warm_ms}}) {
+        if (!window->FromJson(t.at(name), err)) {
+          *err = key + ": " + name + ": " + *err;
+          return false;
+        }
+      }
+    }
+  } catch (const json::exception& e) {
+    *err = e.what();
+    return false;
+  }
+  figures_ = std::move(loaded);
+  return true;
+}
+
+void Prefetcher::ReadMeasurements() {
+  const std::string& path = options_.measurements_file;
+  if (path.empty() || !options_.enabled) return;
+  std::ifstream in(path);
+  if (!in) return;  // a first start
+  std::string err;
+  if (!LoadMeasurements(json::parse(in, nullptr, false), &err)) {
+    Log(LogLevel::kWarning, "prefetch: ignoring " + path + " (" + err + ")");
+  }
+}
+
+// Written whole to a temporary file, then renamed over the old one.
+void Prefetcher::WriteMeasurements() const {
+  const std::string& path = options_.measurements_file;
+  if (path.empty() || !options_.enabled) return;
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << Measurements().dump() << '\n';
+    if (!out.flush()) {
+      Log(LogLevel::kWarning, "prefetch: cannot write " + tmp);
+      return;
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) Log(LogLevel::kWarning, "prefetch: cannot write " + path + ": " + ec.message());
 }
 
 std::string Prefetcher::KeyOf(const std::string& chain_id, const TaskSpec& task) const {

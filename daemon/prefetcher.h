@@ -78,6 +78,10 @@ struct PrefetchOptions {
   double min_probability = 0.05;
   double cost_ms_per_mb_s = 0.01;  // what holding 1 MB warm for 1 s costs, in ms of start-up
   size_t lookahead = 8;            // starts ahead along a run's most likely path
+  // Where what was measured of each task's prewarms (start-ups, memory, staged bytes, the gaps
+  // between its starts, worker request times) is kept across restarts: read by Open, written
+  // by Shutdown. Empty: not kept.
+  std::string measurements_file;
 };
 
 // What the prefetcher needs of the orchestrator.
@@ -101,7 +105,9 @@ class Prefetcher {
   Prefetcher(const Prefetcher&) = delete;
   Prefetcher& operator=(const Prefetcher&) = delete;
 
-  bool Open(std::string* err);  // makes the prewarm folder, emptied of what a previous run left
+  // Makes the prewarm folder, emptied of what a previous run left, and reads the measurements
+  // file (a missing one is a first start; an unreadable one is logged and ignored).
+  bool Open(std::string* err);
 
   // A run of `chain` has started `started` so far (oldest first), now.
   void RunProgress(const std::string& run_id, const std::string& chain_id,
@@ -130,7 +136,9 @@ class Prefetcher {
   nlohmann::json Stats() const;   // the figures of GET /stats
   std::string Metrics() const;    // Prometheus text, for GET /metrics
 
-  void Shutdown();  // stops every warm process and staged entry; no more prewarms
+  // Stops every warm process and staged entry (no more prewarms) and writes the measurements
+  // file.
+  void Shutdown();
 
   const PrefetchOptions& options() const { return options_; }
 
@@ -166,6 +174,10 @@ class Prefetcher {
   TaskFigures& Figures(const std::string& key, const std::string& chain_id,
                        const std::string& task_id);
   nlohmann::json Totals() const;
+  nlohmann::json Measurements() const;
+  bool LoadMeasurements(const nlohmann::json& j, std::string* err);
+  void ReadMeasurements();
+  void WriteMeasurements() const;
 
   struct ActiveRun {
     std::shared_ptr<const Chain> chain;

@@ -335,6 +335,53 @@ TEST_F(PrefetcherTest, ACandidateIsStartedNoEarlierThanItsNeedLessStartUpAndMarg
   EXPECT_TRUE(Status()["queue"].empty());
 }
 
+// --- measurements kept across restarts ---
+
+TEST_F(PrefetcherTest, MeasuredStartUpsOutliveARestart) {
+  std::shared_ptr<const Chain> chain = Define("slow", {Spawn("s1"), Spawn("s2")});
+  for (int i = 0; i < 5; ++i) {
+    ObserveRun("slow", kHistoryStart + i * 60'000, {{"s1", 0}, {"s2", 10'000}});
+  }
+  PrefetchOptions options = Options(4);
+  options.measurements_file = tmp_.path() + "/prefetch.json";
+  MakePrefetcher(options);
+  prefetcher_->RunProgress("r1", "slow", chain, {"s1"});
+  now_ += 9450;
+  PlanAgain("r1", "slow", {"s1"});
+  ASSERT_EQ(Take("slow", "s2"), runner_.HandleOf("s2"));  // its start-up measured: 120 ms
+  prefetcher_->Shutdown();
+  uv_run(&loop_, UV_RUN_DEFAULT);
+
+  MakePrefetcher(options);  // a restarted chaind: nothing warm, nothing counted yet
+  now_ += 60'000;
+  prefetcher_->RunProgress("r2", "slow", chain, {"s1"});
+  ASSERT_EQ(Status()["queue"].size(), 1u);
+  EXPECT_EQ(Status()["queue"][0]["start_in_ms"], 10'000 - 120 - 50);
+  EXPECT_EQ(Status()["hits"], 0);
+}
+
+TEST_F(PrefetcherTest, AnUnreadableMeasurementsFileIsIgnored) {
+  std::shared_ptr<const Chain> chain = Define("slow", {Spawn("s1"), Spawn("s2")});
+  for (int i = 0; i < 5; ++i) {
+    ObserveRun("slow", kHistoryStart + i * 60'000, {{"s1", 0}, {"s2", 10'000}});
+  }
+  PrefetchOptions options = Options(4);
+  options.measurements_file = tmp_.path() + "/prefetch.json";
+  for (const char* bad : {"not json", R"({"format": 2, "tasks": {}})",
+                          R"({"format": 1, "tasks": {"k": {"chain_id": 5}}})",
+                          R"({"format": 1, "tasks": {"k": {"chain_id": "slow", "task_id": "s2",
+                              "level": "spawn", "rss_kb": 1, "staged_bytes": 0,
+                              "startups": ["120"], "gaps": [], "cold_ms": [], "warm_ms": []}}})"}) {
+    tmp_.WriteFile("prefetch.json", bad);
+    MakePrefetcher(options);
+    prefetcher_->RunProgress("r", "slow", chain, {"s1"});
+    ASSERT_EQ(Status()["queue"].size(), 1u) << bad;
+    EXPECT_EQ(Status()["queue"][0]["start_in_ms"], 9450) << bad;  // the start-up assumed
+    prefetcher_->Shutdown();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+  }
+}
+
 // --- budgets ---
 
 TEST_F(PrefetcherTest, TheProcessBudgetIsNeverExceededWhateverTheCandidates) {

@@ -176,6 +176,10 @@ touch "$marks/go"
 check "chaind stops" poll_until 60 gone "$chaind_pid"
 check "the prewarmed process is gone with it" gone "$warm_pid"
 check "no budget was ever exceeded" bash -c "! grep -q 'over budget' '$tmp/chaind.log'"
+check "what was measured is kept for the next start" python3 -c "
+import json
+t = json.load(open('$CHAINCTL_STATE_DIR/prefetch.json'))['tasks']
+assert any(v['task_id'] == 'work' and v['startups'] for v in t.values())"
 
 # --- Tight budget: one warm process; four spawn tasks wanted at once. ---
 cat > "$tmp/fan.yaml" <<EOF
