@@ -62,13 +62,20 @@ echo '{"passed": true}'
 SH
 chmod +x "$tmp/gate.sh"
 
-cat > "$tmp/pair.yaml" <<EOF
-chain_id: pair
+# gated_chain CHAIN_ID < TASKS: $tmp/CHAIN_ID.yaml, the gate first, then the tasks' YAML.
+gated_chain() {
+  cat > "$tmp/$1.yaml" <<EOF
+chain_id: $1
 tasks:
   - task_id: gate
     executable_code_location: $tmp/gate.sh
     env: {MARKS: $marks}
     prewarm: off
+EOF
+  cat >> "$tmp/$1.yaml"
+}
+
+gated_chain pair <<EOF
   - task_id: work
     executable_code_location: $tmp/spawned.sh
     dependencies: [gate]
@@ -91,13 +98,7 @@ tasks:
 EOF
 
 echo "first version" > "$tmp/data/in.txt"
-cat > "$tmp/staged.yaml" <<EOF
-chain_id: staged
-tasks:
-  - task_id: gate
-    executable_code_location: $tmp/gate.sh
-    env: {MARKS: $marks}
-    prewarm: off
+gated_chain staged <<EOF
   - task_id: reader
     command: "cat > /dev/null; cat inputs/files/in.txt"
     dependencies: [gate]
@@ -182,13 +183,7 @@ t = json.load(open('$CHAINCTL_STATE_DIR/prefetch.json'))['tasks']
 assert any(v['task_id'] == 'work' and v['startups'] for v in t.values())"
 
 # --- Tight budget: one warm process; four spawn tasks wanted at once. ---
-cat > "$tmp/fan.yaml" <<EOF
-chain_id: fan
-tasks:
-  - task_id: gate
-    executable_code_location: $tmp/gate.sh
-    env: {MARKS: $marks}
-    prewarm: off
+gated_chain fan <<EOF
 $(for i in 1 2 3 4; do printf '  - {task_id: w%s, executable_code_location: %s, dependencies: [gate], prewarm: spawn, env: {MARKS: %s, NAME: w%s}}\n' "$i" "$tmp/spawned.sh" "$marks" "$i"; done)
 EOF
 start_chaind --prefetch-processes 1 --prefetch-ttl 2s
