@@ -202,6 +202,18 @@ class PrefetcherTest : public ::testing::Test {
     return chain;
   }
 
+  // Chain `chain_id`: s1, then `second` `gap_ms` later, as 5 runs of history (a minute apart)
+  // show.
+  std::shared_ptr<const Chain> TwoTasks(const std::string& chain_id, TaskSpec second,
+                                        int64_t gap_ms) {
+    std::string second_id = second.task_id;
+    std::shared_ptr<const Chain> chain = Define(chain_id, {Spawn("s1"), std::move(second)});
+    for (int i = 0; i < 5; ++i) {
+      ObserveRun(chain_id, kHistoryStart + i * 60'000, {{"s1", 0}, {second_id, gap_ms}});
+    }
+    return chain;
+  }
+
   // A run of `chain_id` in history, started at `start_ms`: each task started `offset` ms after.
   void ObserveRun(const std::string& chain_id, int64_t start_ms,
                   const std::vector<std::pair<std::string, int64_t>>& starts) {
@@ -314,10 +326,7 @@ TEST_F(PrefetcherTest, AnOverdueChainHoldsNoRoomFromADueCandidateOfARunningChain
 // --- when ---
 
 TEST_F(PrefetcherTest, ACandidateIsStartedNoEarlierThanItsNeedLessStartUpAndMargin) {
-  std::shared_ptr<const Chain> chain = Define("slow", {Spawn("s1"), Spawn("s2")});
-  for (int i = 0; i < 5; ++i) {
-    ObserveRun("slow", kHistoryStart + i * 60'000, {{"s1", 0}, {"s2", 10'000}});
-  }
+  std::shared_ptr<const Chain> chain = TwoTasks("slow", Spawn("s2"), 10'000);
   MakePrefetcher(Options(4));
   prefetcher_->RunProgress("r", "slow", chain, {"s1"});
   // Needed 10 s after s1 started; its start-up is assumed (500 ms), the margin is 50 ms.
@@ -338,10 +347,7 @@ TEST_F(PrefetcherTest, ACandidateIsStartedNoEarlierThanItsNeedLessStartUpAndMarg
 // --- measurements kept across restarts ---
 
 TEST_F(PrefetcherTest, MeasuredStartUpsOutliveARestart) {
-  std::shared_ptr<const Chain> chain = Define("slow", {Spawn("s1"), Spawn("s2")});
-  for (int i = 0; i < 5; ++i) {
-    ObserveRun("slow", kHistoryStart + i * 60'000, {{"s1", 0}, {"s2", 10'000}});
-  }
+  std::shared_ptr<const Chain> chain = TwoTasks("slow", Spawn("s2"), 10'000);
   PrefetchOptions options = Options(4);
   options.measurements_file = tmp_.path() + "/prefetch.json";
   MakePrefetcher(options);
@@ -361,10 +367,7 @@ TEST_F(PrefetcherTest, MeasuredStartUpsOutliveARestart) {
 }
 
 TEST_F(PrefetcherTest, AnUnreadableMeasurementsFileIsIgnored) {
-  std::shared_ptr<const Chain> chain = Define("slow", {Spawn("s1"), Spawn("s2")});
-  for (int i = 0; i < 5; ++i) {
-    ObserveRun("slow", kHistoryStart + i * 60'000, {{"s1", 0}, {"s2", 10'000}});
-  }
+  std::shared_ptr<const Chain> chain = TwoTasks("slow", Spawn("s2"), 10'000);
   PrefetchOptions options = Options(4);
   options.measurements_file = tmp_.path() + "/prefetch.json";
   for (const char* bad : {"not json", R"({"format": 2, "tasks": {}})",
@@ -434,10 +437,7 @@ TEST_F(PrefetcherTest, TheMemoryBudgetIsNeverExceeded) {
 TEST_F(PrefetcherTest, ATaskThatSaysPrewarmOffIsNeverPrewarmedNorCountedAsAMiss) {
   TaskSpec off = Off("s2");
   off.input_files = {tmp_.WriteFile("data/a.csv", "1,2\n")};
-  std::shared_ptr<const Chain> chain = Define("c", {Spawn("s1"), off});
-  for (int i = 0; i < 5; ++i) {
-    ObserveRun("c", kHistoryStart + i * 60'000, {{"s1", 0}, {"s2", 100}});
-  }
+  std::shared_ptr<const Chain> chain = TwoTasks("c", off, 100);
   stager_ = std::make_unique<InputStager>(InputCacheOptions{.dir = tmp_.path() + "/cache"});
   MakePrefetcher(Options(4), stager_.get());
   prefetcher_->RunProgress("r", "c", chain, {"s1"});
@@ -453,10 +453,7 @@ TEST_F(PrefetcherTest, ATaskThatSaysPrewarmOffIsNeverPrewarmedNorCountedAsAMiss)
 TEST_F(PrefetcherTest, ATaskThatAsksForAGpuIsNeverSpawnedAhead) {
   TaskSpec gpu = Spawn("s2");
   gpu.resource_requirements.gpu = 1;
-  std::shared_ptr<const Chain> chain = Define("c", {Spawn("s1"), gpu});
-  for (int i = 0; i < 5; ++i) {
-    ObserveRun("c", kHistoryStart + i * 60'000, {{"s1", 0}, {"s2", 100}});
-  }
+  std::shared_ptr<const Chain> chain = TwoTasks("c", gpu, 100);
   MakePrefetcher(Options(4));
   prefetcher_->RunProgress("r", "c", chain, {"s1"});
 
@@ -466,10 +463,7 @@ TEST_F(PrefetcherTest, ATaskThatAsksForAGpuIsNeverSpawnedAhead) {
 }
 
 TEST_F(PrefetcherTest, ADisabledPrefetcherPrewarmsAndCountsNothing) {
-  std::shared_ptr<const Chain> chain = Define("c", {Spawn("s1"), Spawn("s2")});
-  for (int i = 0; i < 5; ++i) {
-    ObserveRun("c", kHistoryStart + i * 60'000, {{"s1", 0}, {"s2", 100}});
-  }
+  std::shared_ptr<const Chain> chain = TwoTasks("c", Spawn("s2"), 100);
   PrefetchOptions options = Options(4);
   options.enabled = false;
   MakePrefetcher(options);
@@ -489,10 +483,7 @@ TEST_F(PrefetcherTest, ADisabledPrefetcherPrewarmsAndCountsNothing) {
 // --- hits and misses ---
 
 TEST_F(PrefetcherTest, ATakeOfAWarmProcessIsAHitAndAStartWithoutOneIsAMiss) {
-  std::shared_ptr<const Chain> chain = Define("c", {Spawn("s1"), Spawn("s2")});
-  for (int i = 0; i < 5; ++i) {
-    ObserveRun("c", kHistoryStart + i * 60'000, {{"s1", 0}, {"s2", 100}});
-  }
+  std::shared_ptr<const Chain> chain = TwoTasks("c", Spawn("s2"), 100);
   MakePrefetcher(Options(4));
   prefetcher_->RunProgress("r", "c", chain, {"s1"});
   ASSERT_EQ(runner_.PrewarmedTasks(), Names{"s2"});
@@ -513,10 +504,7 @@ TEST_F(PrefetcherTest, ATakeOfAWarmProcessIsAHitAndAStartWithoutOneIsAMiss) {
 }
 
 TEST_F(PrefetcherTest, AStartWhoseLaunchChangedDoesNotTakeTheOldProcess) {
-  std::shared_ptr<const Chain> chain = Define("c", {Spawn("s1"), Spawn("s2")});
-  for (int i = 0; i < 5; ++i) {
-    ObserveRun("c", kHistoryStart + i * 60'000, {{"s1", 0}, {"s2", 100}});
-  }
+  std::shared_ptr<const Chain> chain = TwoTasks("c", Spawn("s2"), 100);
   MakePrefetcher(Options(4));
   prefetcher_->RunProgress("r", "c", chain, {"s1"});
   ASSERT_EQ(runner_.PrewarmedTasks(), Names{"s2"});
@@ -575,10 +563,7 @@ TEST_F(PrefetcherTest, AKeepAliveIsAtLeastOneSecond) {
 }
 
 TEST_F(PrefetcherTest, APrewarmThatEndsByItselfIsWasteAndFreesItsRoom) {
-  std::shared_ptr<const Chain> chain = Define("c", {Spawn("s1"), Spawn("s2")});
-  for (int i = 0; i < 5; ++i) {
-    ObserveRun("c", kHistoryStart + i * 60'000, {{"s1", 0}, {"s2", 100}});
-  }
+  std::shared_ptr<const Chain> chain = TwoTasks("c", Spawn("s2"), 100);
   MakePrefetcher(Options(1));
   prefetcher_->RunProgress("r", "c", chain, {"s1"});
   ASSERT_EQ(runner_.PrewarmedTasks(), Names{"s2"});
