@@ -113,6 +113,7 @@ struct Prefetcher::TaskFigures {
   int64_t last_start_ms = 0;
   SampleWindow gaps;              // between starts
   SampleWindow cold_ms, warm_ms;  // mode: worker: request times on a new and on a warm worker
+  int64_t seen_ms = 0;            // unix ms of its last start, take or stage: the newest are kept
 };
 
 Prefetcher::Prefetcher(uv_loop_t* loop, PrefetchOptions options, PrefetchHooks hooks,
@@ -178,21 +179,31 @@ void Prefetcher::Shutdown() {
 
 // --- measurements kept across restarts ---
 
-// {"format": 1, "tasks": {KEY: {chain_id, task_id, level, startups, rss_kb, staged_bytes, gaps,
-// cold_ms, warm_ms}}}: what was measured, not this daemon's counts.
+// {"format": 1, "tasks": {KEY: {chain_id, task_id, level, seen_ms, startups, rss_kb,
+// staged_bytes, gaps, cold_ms, warm_ms}}}: what was measured, not this daemon's counts; of the
+// measurements_kept tasks seen last (keys of old definitions would pile up otherwise).
 json Prefetcher::Measurements() const {
-  json tasks = json::object();
+  std::vector<std::pair<const std::string*, const TaskFigures*>> kept;
   for (const auto& [key, f] : figures_) {
     if (f.startups.size() + f.gaps.size() + f.cold_ms.size() == 0 && f.staged_bytes == 0) continue;
-    tasks[key] = {{"chain_id", f.chain_id},
-                  {"task_id", f.task_id},
-                  {"level", f.level},
-                  {"startups", f.startups.ToJson()},
-                  {"rss_kb", f.rss_kb},
-                  {"staged_bytes", f.staged_bytes},
-                  {"gaps", f.gaps.ToJson()},
-                  {"cold_ms", f.cold_ms.ToJson()},
-                  {"warm_ms", f.warm_ms.ToJson()}};
+    kept.emplace_back(&key, &f);
+  }
+  auto newer = [](const auto& a, const auto& b) { return a.second->seen_ms > b.second->seen_ms; };
+  std::stable_sort(kept.begin(), kept.end(), newer);
+  if (kept.size() > options_.measurements_kept) kept.resize(options_.measurements_kept);
+  json tasks = json::object();
+  for (auto [key, figures] : kept) {
+    const TaskFigures& f = *figures;
+    tasks[*key] = {{"chain_id", f.chain_id},
+                   {"seen_ms", f.seen_ms},
+                   {"task_id", f.task_id},
+                   {"level", f.level},
+                   {"startups", f.startups.ToJson()},
+                   {"rss_kb", f.rss_kb},
+                   {"staged_bytes", f.staged_bytes},
+                   {"gaps", f.gaps.ToJson()},
+                   {"cold_ms", f.cold_ms.ToJson()},
+                   {"warm_ms", f.warm_ms.ToJson()}};
   }
   return {{"format", 1}, {"tasks", std::move(tasks)}};
 }
@@ -210,6 +221,7 @@ bool Prefetcher::LoadMeasurements(const json& j, std::string* err) {
       f.chain_id = t.at("chain_id").get<std::string>();
       f.task_id = t.at("task_id").get<std::string>();
       f.level = t.at("level").get<std::string>();
+      f.seen_ms = t.at("seen_ms").get<int64_t>();
       f.rss_kb = t.at("rss_kb").get<uint64_t>();
       f.staged_bytes = t.at("staged_bytes").get<uint64_t>();
       for (auto [name, window] :
@@ -272,6 +284,7 @@ Prefetcher::TaskFigures& Prefetcher::Figures(const std::string& key, const std::
   TaskFigures& f = figures_[key];
   f.chain_id = chain_id;
   f.task_id = task_id;
+  f.seen_ms = clock_();
   return f;
 }
 
@@ -721,6 +734,7 @@ void Prefetcher::WorkerServed(const std::string& key, bool cold, double duration
   if (!options_.enabled) return;
   TaskFigures& f = figures_[key];
   f.level = "worker";
+  f.seen_ms = clock_();
   (cold ? f.cold_ms : f.warm_ms).Add(duration_ms);
   if (cold) {
     ++f.misses;

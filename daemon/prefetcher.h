@@ -80,8 +80,9 @@ struct PrefetchOptions {
   size_t lookahead = 8;            // starts ahead along a run's most likely path
   // Where what was measured of each task's prewarms (start-ups, memory, staged bytes, the gaps
   // between its starts, worker request times) is kept across restarts: read by Open, written
-  // by Shutdown. Empty: not kept.
+  // by Shutdown. Empty: not kept. Of the tasks seen last (started, taken or staged), this many.
   std::string measurements_file;
+  size_t measurements_kept = 1000;
 };
 
 // What the prefetcher needs of the orchestrator.

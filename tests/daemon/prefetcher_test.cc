@@ -366,6 +366,29 @@ TEST_F(PrefetcherTest, MeasuredStartUpsOutliveARestart) {
   EXPECT_EQ(Status()["hits"], 0);
 }
 
+TEST_F(PrefetcherTest, TheMeasurementsOfTheTasksSeenLastAreKept) {
+  PrefetchOptions options = Options(4);
+  options.measurements_file = tmp_.path() + "/prefetch.json";
+  options.measurements_kept = 2;
+  MakePrefetcher(options);
+  // Three tasks started, a second apart: each start is measured (a gap needs two starts).
+  for (const char* task : {"t1", "t2", "t3"}) {
+    std::shared_ptr<const Chain> chain = Define(task, {Spawn(task)});
+    for (int i = 0; i < 2; ++i) {
+      prefetcher_->RunProgress(std::string(task) + std::to_string(i), task, chain, {task});
+      now_ += 1000;
+    }
+  }
+  prefetcher_->Shutdown();
+
+  Json kept = Json::parse(testing::ReadFileOrDie(options.measurements_file));
+  ASSERT_EQ(kept["tasks"].size(), 2u);
+  std::vector<std::string> tasks;
+  for (const auto& [key, task] : kept["tasks"].items()) tasks.push_back(task["task_id"]);
+  std::sort(tasks.begin(), tasks.end());
+  EXPECT_EQ(tasks, (Names{"t2", "t3"}));
+}
+
 TEST_F(PrefetcherTest, AnUnreadableMeasurementsFileIsIgnored) {
   std::shared_ptr<const Chain> chain = TwoTasks("slow", Spawn("s2"), 10'000);
   PrefetchOptions options = Options(4);
@@ -373,7 +396,7 @@ TEST_F(PrefetcherTest, AnUnreadableMeasurementsFileIsIgnored) {
   for (const char* bad : {"not json", R"({"format": 2, "tasks": {}})",
                           R"({"format": 1, "tasks": {"k": {"chain_id": 5}}})",
                           R"({"format": 1, "tasks": {"k": {"chain_id": "slow", "task_id": "s2",
-                              "level": "spawn", "rss_kb": 1, "staged_bytes": 0,
+                              "level": "spawn", "seen_ms": 1, "rss_kb": 1, "staged_bytes": 0,
                               "startups": ["120"], "gaps": [], "cold_ms": [], "warm_ms": []}}})"}) {
     tmp_.WriteFile("prefetch.json", bad);
     MakePrefetcher(options);
