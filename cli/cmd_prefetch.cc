@@ -43,6 +43,22 @@ void AddTotals(const json& p, std::vector<std::vector<std::string>>* rows) {
   rows->push_back({"staged", Mib(warm["staged_bytes"]) + " of " + Mib(budgets["staged_bytes"])});
 }
 
+// A warm entry's state: a process ready or starting, inputs staged or staging, else an idle
+// worker.
+std::string PoolState(const json& e) {
+  if (e.contains("ready")) return e["ready"].get<bool>() ? "ready" : "starting";
+  if (e.contains("staging")) return e["staging"].get<bool>() ? "staging" : "staged";
+  return "idle";
+}
+
+// A table after a blank line, if it has rows.
+void PrintSection(std::ostream& out, const std::vector<std::string>& header,
+                  const std::vector<std::vector<std::string>>& rows) {
+  if (rows.empty()) return;
+  out << "\n";
+  PrintTable(out, header, rows);
+}
+
 }  // namespace
 
 int RunPrefetchStatus(const SimpleOptions& options, std::ostream& out, std::ostream& err) {
@@ -57,17 +73,11 @@ int RunPrefetchStatus(const SimpleOptions& options, std::ostream& out, std::ostr
   PrintTable(out, {"prefetch", ""}, rows);
   rows.clear();
   for (const json& e : body.value("pool", json::array())) {
-    std::string state = e.contains("ready")     ? (e["ready"].get<bool>() ? "ready" : "starting")
-                        : e.contains("staging") ? (e["staging"].get<bool>() ? "staging" : "staged")
-                                                : "idle";
-    rows.push_back({e.value("chain_id", ""), e.value("task_id", ""), e.value("level", ""), state,
-                    FormatSeconds(e.value("age_ms", int64_t{0})),
+    rows.push_back({e.value("chain_id", ""), e.value("task_id", ""), e.value("level", ""),
+                    PoolState(e), FormatSeconds(e.value("age_ms", int64_t{0})),
                     FormatSeconds(e.value("expires_in_ms", int64_t{0}))});
   }
-  if (!rows.empty()) {
-    out << "\n";
-    PrintTable(out, {"chain", "task", "level", "state", "age", "expires in"}, rows);
-  }
+  PrintSection(out, {"chain", "task", "level", "state", "age", "expires in"}, rows);
   rows.clear();
   for (const json& t : body.value("tasks", json::array())) {
     rows.push_back({t.value("chain_id", ""), t.value("task_id", ""), t.value("level", ""),
@@ -75,12 +85,8 @@ int RunPrefetchStatus(const SimpleOptions& options, std::ostream& out, std::ostr
                     t.contains("startup_ms") ? Number(t["startup_ms"]) + " ms" : "-",
                     FormatSeconds(t.value("keep_alive_ms", int64_t{0}))});
   }
-  if (!rows.empty()) {
-    out << "\n";
-    PrintTable(out,
-               {"chain", "task", "level", "hits", "misses", "wasted", "start-up", "keep-alive"},
-               rows);
-  }
+  PrintSection(
+      out, {"chain", "task", "level", "hits", "misses", "wasted", "start-up", "keep-alive"}, rows);
   return kExitOk;
 }
 
