@@ -19,15 +19,25 @@ double MarkovCounts::Decay(uint64_t from, uint64_t to) const {
   return std::exp2(-static_cast<double>(to - from) / half_life_);
 }
 
+// Each context's entries are sorted by symbol: an Add or a look-up of one symbol costs
+// O(log successors), so the order-0 context (every task of a chain) stays cheap.
+namespace {
+template <typename Entries>
+auto FindSymbol(Entries& entries, int32_t symbol) {
+  return std::lower_bound(entries.begin(), entries.end(), symbol,
+                          [](const auto& e, int32_t s) { return e.symbol < s; });
+}
+}  // namespace
+
 void MarkovCounts::Add(const MarkovContext& context, int32_t symbol, uint64_t clock) {
   std::vector<Entry>& entries = table_[context];
-  for (Entry& e : entries) {
-    if (e.symbol != symbol) continue;
-    e.weight = e.weight * Decay(e.stamp, clock) + 1.0;
-    e.stamp = std::max(e.stamp, clock);
+  auto it = FindSymbol(entries, symbol);
+  if (it != entries.end() && it->symbol == symbol) {
+    it->weight = it->weight * Decay(it->stamp, clock) + 1.0;
+    it->stamp = std::max(it->stamp, clock);
     return;
   }
-  entries.push_back({symbol, 1.0, clock});
+  entries.insert(it, {symbol, 1.0, clock});
 }
 
 std::vector<MarkovCounts::Weighted> MarkovCounts::Get(const MarkovContext& context,
@@ -40,25 +50,32 @@ std::vector<MarkovCounts::Weighted> MarkovCounts::Get(const MarkovContext& conte
   return out;
 }
 
+double MarkovCounts::Weight(const MarkovContext& context, int32_t symbol, uint64_t clock) const {
+  auto row = table_.find(context);
+  if (row == table_.end()) return 0;
+  auto it = FindSymbol(row->second, symbol);
+  if (it == row->second.end() || it->symbol != symbol) return 0;
+  return it->weight * Decay(it->stamp, clock);
+}
+
+// One look-up per candidate and order: the cost is the candidates', not the successors'.
 void MarkovCounts::Blend(const std::vector<MarkovContext>& contexts, uint64_t clock, double escape,
                          double strength, std::vector<Weighted>* distribution) const {
   std::vector<Weighted>& p = *distribution;
   std::vector<double> seen(p.size());
   for (const MarkovContext& context : contexts) {
-    auto it = table_.find(context);
-    if (it == table_.end()) continue;
-    std::fill(seen.begin(), seen.end(), 0.0);
+    auto row = table_.find(context);
+    if (row == table_.end()) continue;
+    const std::vector<Entry>& entries = row->second;
     double total = 0;
     int distinct = 0;
-    for (const Entry& e : it->second) {
-      for (size_t i = 0; i < p.size(); ++i) {
-        if (p[i].symbol != e.symbol) continue;
-        double w = e.weight * Decay(e.stamp, clock);
-        seen[i] += w;
-        total += w;
-        ++distinct;
-        break;
-      }
+    for (size_t i = 0; i < p.size(); ++i) {
+      seen[i] = 0;
+      auto it = FindSymbol(entries, p[i].symbol);
+      if (it == entries.end() || it->symbol != p[i].symbol) continue;
+      seen[i] = it->weight * Decay(it->stamp, clock);
+      total += seen[i];
+      ++distinct;
     }
     if (total <= 0) continue;
     double lambda = total / (total + escape * distinct + strength);
@@ -105,6 +122,9 @@ bool MarkovCounts::FromJson(const nlohmann::json& j, std::string* err) {
       for (const nlohmann::json& e : row.at(2)) {
         entries.push_back({e.at(0).get<int32_t>(), e.at(1).get<double>(), e.at(2).get<uint64_t>()});
       }
+      // Sorted by symbol (files written before format 1.1 kept them in insertion order).
+      std::sort(entries.begin(), entries.end(),
+                [](const Entry& a, const Entry& b) { return a.symbol < b.symbol; });
     }
   } catch (const nlohmann::json::exception& e) {
     *err = std::string("counts: ") + e.what();
@@ -114,6 +134,7 @@ bool MarkovCounts::FromJson(const nlohmann::json& j, std::string* err) {
 }
 
 void SampleWindow::Add(double value) {
+  sorted_.clear();
   if (values_.size() < kCapacity) {
     values_.push_back(value);
     return;
@@ -124,12 +145,13 @@ void SampleWindow::Add(double value) {
 
 double SampleWindow::Quantile(double q) const {
   if (values_.empty()) return 0;
-  std::vector<double> sorted = values_;
+  if (sorted_.size() != values_.size()) {  // sorted once per Add, however many quantiles
+    sorted_ = values_;
+    std::sort(sorted_.begin(), sorted_.end());
+  }
   size_t rank =
-      static_cast<size_t>(std::ceil(std::clamp(q, 0.0, 1.0) * static_cast<double>(sorted.size())));
-  size_t i = rank == 0 ? 0 : rank - 1;
-  std::nth_element(sorted.begin(), sorted.begin() + static_cast<ptrdiff_t>(i), sorted.end());
-  return sorted[i];
+      static_cast<size_t>(std::ceil(std::clamp(q, 0.0, 1.0) * static_cast<double>(sorted_.size())));
+  return sorted_[rank == 0 ? 0 : rank - 1];
 }
 
 double SampleWindow::Mean() const {
@@ -152,6 +174,7 @@ nlohmann::json SampleWindow::ToJson() const {
 
 bool SampleWindow::FromJson(const nlohmann::json& j, std::string* err) {
   values_.clear();
+  sorted_.clear();
   next_ = 0;
   if (!j.is_array()) {
     *err = "a sample window is not an array";

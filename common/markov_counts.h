@@ -52,12 +52,15 @@ class MarkovCounts {
     double weight;
   };
   std::vector<Weighted> Get(const MarkovContext& context, uint64_t clock) const;
+  // The decayed weight of `symbol` after `context`, at `clock`; 0 if never seen. O(log n).
+  double Weight(const MarkovContext& context, int32_t symbol, uint64_t clock) const;
 
   // Blends `prior` (a distribution over candidate symbols, summing to 1) with the counts of the
   // contexts from order 0 to contexts.size()-1, lowest first: at each order, p = λ·ML + (1−λ)·p
   // with λ = n / (n + escape·distinct + strength), n the decayed count of the context's
   // successors among the candidates. Symbols outside `prior` are ignored. Returns the blended
-  // distribution over the same candidates, in place.
+  // distribution over the same candidates, in place. Costs O(candidates × orders × log
+  // successors): never the number of symbols the context has seen.
   void Blend(const std::vector<MarkovContext>& contexts, uint64_t clock, double escape,
              double strength, std::vector<Weighted>* distribution) const;
 
@@ -68,7 +71,7 @@ class MarkovCounts {
   bool FromJson(const nlohmann::json& j, std::string* err);
 
  private:
-  struct Entry {
+  struct Entry {  // a context's entries are sorted by symbol
     int32_t symbol;
     double weight;   // as of `stamp`
     uint64_t stamp;  // the clock of the last Add
@@ -86,7 +89,8 @@ class SampleWindow {
 
   void Add(double value);
   size_t size() const { return values_.size(); }
-  // The q-quantile (0 <= q <= 1) of the values kept, by nearest rank; 0 when empty.
+  // The q-quantile (0 <= q <= 1) of the values kept, by nearest rank; 0 when empty. The
+  // values are sorted at the first call after an Add, not at each call.
   double Quantile(double q) const;
   double Mean() const;
 
@@ -96,8 +100,9 @@ class SampleWindow {
   bool FromJson(const nlohmann::json& j, std::string* err);
 
  private:
-  std::vector<double> values_;  // at most kCapacity
-  size_t next_ = 0;             // where the next value goes once full
+  std::vector<double> values_;          // at most kCapacity
+  size_t next_ = 0;                     // where the next value goes once full
+  mutable std::vector<double> sorted_;  // values_ sorted; empty: not yet since the last Add
 };
 
 }  // namespace chainctl

@@ -33,7 +33,7 @@ bool SubsetOf(const std::vector<uint64_t>& a, const std::vector<uint64_t>& b) {
 }
 
 template <typename T>
-void Rank(std::vector<T>* candidates, std::string T::*name) {
+void SortByProbability(std::vector<T>* candidates, std::string T::*name) {
   std::sort(candidates->begin(), candidates->end(), [name](const T& a, const T& b) {
     if (a.probability != b.probability) return a.probability > b.probability;
     return a.*name < b.*name;
@@ -278,29 +278,36 @@ std::vector<TaskCandidate> Predictor::PredictTasks(std::string_view chain_id,
     }
   }
   if (p.empty()) return {};
-  Normalize(&p);
-
   std::vector<int32_t> last{MarkovContext::kBegin};
   for (const std::string& s : started) last.push_back(symbol_of(s));
+  std::vector<uint64_t> started_bits;
+  std::vector<int> times(chain ? chain->tasks.size() : 0);
+  for (int32_t s : last) {
+    if (s < 0) continue;
+    Set(&started_bits, s);
+    ++times[Ix(s)];
+  }
+  return Rank(chain, space, std::move(names), std::move(p), last, started_bits, &times);
+}
+
+std::vector<TaskCandidate> Predictor::Rank(const ChainState* chain, int32_t space,
+                                           std::vector<std::string> names,
+                                           std::vector<MarkovCounts::Weighted> p,
+                                           const std::vector<int32_t>& last,
+                                           const std::vector<uint64_t>& started,
+                                           const std::vector<int>* times) const {
+  Normalize(&p);
   std::vector<bool> unlikely(p.size(), false);
   if (chain) {
     task_counts_.Blend(Contexts(space, last, params_.max_order), chain->clock, params_.escape,
                        params_.prior_strength, &p);
     // What history says cannot come now only becomes unlikely.
-    std::vector<uint64_t> started_bits;
-    std::vector<int> times(chain->tasks.size());
-    for (int32_t s : last) {
-      if (s < 0) continue;
-      Set(&started_bits, s);
-      ++times[Ix(s)];
-    }
-    unlikely.assign(p.size(), false);
     for (size_t i = 0; i < p.size(); ++i) {
       MarkovCounts::Weighted& w = p[i];
       if (w.symbol < 0) continue;
-      if (times[Ix(w.symbol)] >= chain->max_per_run[Ix(w.symbol)] ||
-          !SubsetOf(chain->after[Ix(w.symbol)], started_bits) ||
-          !SubsetOf(started_bits, chain->with[Ix(w.symbol)])) {
+      size_t s = Ix(w.symbol);
+      if ((times && (*times)[s] >= chain->max_per_run[s]) || !SubsetOf(chain->after[s], started) ||
+          !SubsetOf(started, chain->with[s])) {
         w.weight *= params_.unlikely_factor;
         unlikely[i] = true;
       }
@@ -310,9 +317,12 @@ std::vector<TaskCandidate> Predictor::PredictTasks(std::string_view chain_id,
 
   std::vector<TaskCandidate> out;
   out.reserve(p.size());
-  int32_t previous = last.back();
+  int32_t previous = last.empty() ? MarkovContext::kBegin : last.back();
   for (size_t i = 0; i < p.size(); ++i) {
-    TaskCandidate c{.task_id = names[i], .probability = p[i].weight, .unlikely = unlikely[i]};
+    TaskCandidate c{.task_id = std::move(names[i]),
+                    .probability = p[i].weight,
+                    .unlikely = unlikely[i],
+                    .candidate = i};
     if (previous >= 0 && p[i].symbol >= 0) {
       auto gap = task_gaps_.find(GapKey(space, previous, p[i].symbol));
       if (gap != task_gaps_.end() && gap->second.size() > 0) {
@@ -323,8 +333,72 @@ std::vector<TaskCandidate> Predictor::PredictTasks(std::string_view chain_id,
     }
     out.push_back(std::move(c));
   }
-  Rank(&out, &TaskCandidate::task_id);
+  SortByProbability(&out, &TaskCandidate::task_id);
   return out;
+}
+
+RunContext Predictor::BeginRun(std::string_view chain_id) const {
+  RunContext run;
+  run.model_ = this;
+  run.chain_id_ = chain_id;
+  return run;
+}
+
+void Predictor::Advance(RunContext* run, std::string_view task_id) const {
+  ++run->starts_;
+  run->recent_.emplace_back(task_id);
+  if (run->recent_.size() > kMaxMarkovOrder) run->recent_.erase(run->recent_.begin());
+  if (run->space_ >= 0) {
+    const ChainState& chain = chains_[Ix(run->space_)];
+    auto it = chain.index.find(std::string(task_id));
+    if (it != chain.index.end()) return Set(&run->started_, it->second);
+  }
+  run->unknown_.emplace_back(task_id);
+}
+
+// What history learned since the run's last look: the chain, and tasks started before history
+// knew them. Costs the tasks still unknown, only when the chain has gained tasks.
+void Predictor::Refresh(RunContext* run) const {
+  if (run->space_ < 0) {
+    auto found = chain_index_.find(run->chain_id_);
+    if (found == chain_index_.end()) return;
+    run->space_ = found->second;
+  }
+  const ChainState& chain = chains_[Ix(run->space_)];
+  if (run->known_tasks_ == chain.tasks.size()) return;
+  run->known_tasks_ = chain.tasks.size();
+  std::erase_if(run->unknown_, [&](const std::string& task_id) {
+    auto it = chain.index.find(task_id);
+    if (it == chain.index.end()) return false;
+    Set(&run->started_, it->second);
+    return true;
+  });
+}
+
+std::vector<TaskCandidate> Predictor::PredictNext(
+    RunContext* run, const std::vector<CandidateTask>& candidates) const {
+  if (candidates.empty()) return {};
+  Refresh(run);
+  const ChainState* chain = run->space_ >= 0 ? &chains_[Ix(run->space_)] : nullptr;
+  auto symbol_of = [chain](std::string_view name) {
+    if (!chain) return kUnknown;
+    auto it = chain->index.find(std::string(name));
+    return it == chain->index.end() ? kUnknown : it->second;
+  };
+  std::vector<std::string> names;
+  std::vector<MarkovCounts::Weighted> p;
+  names.reserve(candidates.size());
+  p.reserve(candidates.size());
+  for (const CandidateTask& c : candidates) {
+    int32_t symbol = symbol_of(c.task_id);
+    if (symbol == kUnknown) symbol = -4 - static_cast<int32_t>(names.size());  // never counted
+    names.emplace_back(c.task_id);
+    p.push_back({symbol, std::max(c.weight, kMinPrior)});
+  }
+  std::vector<int32_t> last;
+  if (run->starts_ < static_cast<size_t>(kMaxMarkovOrder)) last.push_back(MarkovContext::kBegin);
+  for (const std::string& s : run->recent_) last.push_back(symbol_of(s));
+  return Rank(chain, run->space_, std::move(names), std::move(p), last, run->started_, nullptr);
 }
 
 std::vector<ChainCandidate> Predictor::PredictChains(
@@ -357,7 +431,7 @@ std::vector<ChainCandidate> Predictor::PredictChains(
     }
     out.push_back(std::move(c));
   }
-  Rank(&out, &ChainCandidate::chain_id);
+  SortByProbability(&out, &ChainCandidate::chain_id);
   return out;
 }
 

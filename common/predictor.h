@@ -86,6 +86,39 @@ struct TaskCandidate {
   // always came before it has not started): its probability was made unlikely_factor times
   // smaller before the candidates were normalised. The prefetcher does not prewarm these.
   bool unlikely = false;
+  size_t candidate = 0;  // its index among the candidates (PredictNext: in those it was given)
+};
+
+// A candidate given to Predictor::PredictNext: a task of the chain that may start next, and
+// its prior weight (its prefetch_weight; tasks history does not know get only the prior).
+struct CandidateTask {
+  std::string_view task_id;
+  double weight = 1.0;
+};
+
+class Predictor;
+
+// A run in progress as the model sees it, for predicting its next start again and again as it
+// goes (the prefetcher). Made by Predictor::BeginRun and advanced by Predictor::Advance at each
+// start, both O(1) amortised, so a PredictNext costs what its candidates cost, never what the
+// run has started. Tasks and chains that history learns while the run goes (its first runs)
+// are picked up by the next PredictNext. Bound to the model instance that made it: a model
+// swapped in needs new contexts (compare model()).
+class RunContext {
+ public:
+  const Predictor* model() const { return model_; }
+  size_t starts() const { return starts_; }
+
+ private:
+  friend class Predictor;
+  const Predictor* model_ = nullptr;
+  std::string chain_id_;
+  int32_t space_ = -1;               // the chain's index; -1: history did not know it yet
+  std::vector<std::string> recent_;  // the last max_order starts, oldest first
+  size_t starts_ = 0;
+  std::vector<uint64_t> started_;     // a bit per history symbol started
+  std::vector<std::string> unknown_;  // started, and history did not know them then
+  size_t known_tasks_ = 0;            // the chain's tasks when `unknown_` was last resolved
 };
 
 struct ChainCandidate {
@@ -112,6 +145,22 @@ class Predictor {
   std::vector<TaskCandidate> PredictTasks(std::string_view chain_id,
                                           const std::vector<std::string>& started,
                                           const ChainShape* shape) const;
+
+  // A run of `chain_id` that has started nothing yet; Advance it at each start.
+  RunContext BeginRun(std::string_view chain_id) const;
+  void Advance(RunContext* run, std::string_view task_id) const;
+  // Brings `run` up to date with what history learned since its last look (PredictNext does it
+  // too): the chain, and tasks it started before history knew them.
+  void Refresh(RunContext* run) const;
+
+  // The candidates for the run's next start among `candidates` only (tasks that have not
+  // started in it: the caller's frontier of the DAG), ranked as PredictTasks ranks them, with the
+  // same model: the prior over `candidates` by weight, the blended orders, history's "unlikely"
+  // (but for the count of starts in a run: the candidates have not started). Costs
+  // O(candidates × (orders × log successors + symbols/64)). `run` must be this model's; it is
+  // brought up to date with what history learned since.
+  std::vector<TaskCandidate> PredictNext(RunContext* run,
+                                         const std::vector<CandidateTask>& candidates) const;
 
   // The chains likely to be triggered after `previous` (the chains of recent runs, oldest
   // first; empty: the last runs learned), ranked as above.
@@ -159,6 +208,16 @@ class Predictor {
   void LearnStructure(ChainState& chain, const RunState& run, size_t position, int32_t task);
   std::vector<MarkovContext> Contexts(int32_t space, const std::vector<int32_t>& last,
                                       int max_order) const;
+  // The core of PredictTasks and PredictNext: `p` (symbols and prior weights of the candidates
+  // `names`; symbols < 0 are tasks history does not know) blended with the counts after `last`,
+  // what history says cannot come now made unlikely (`times`: the starts of each symbol in the
+  // run, or null not to check them), normalised, ranked.
+  std::vector<TaskCandidate> Rank(const ChainState* chain, int32_t space,
+                                  std::vector<std::string> names,
+                                  std::vector<MarkovCounts::Weighted> p,
+                                  const std::vector<int32_t>& last,
+                                  const std::vector<uint64_t>& started,
+                                  const std::vector<int>* times) const;
 
   PredictorParams params_;
   uint64_t observations_ = 0;

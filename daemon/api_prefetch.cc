@@ -12,7 +12,7 @@
 #include "daemon/input_stager.h"
 #include "daemon/orchestrator.h"
 #include "daemon/prediction_service.h"
-#include "daemon/prefetcher.h"
+#include "daemon/prefetch/prefetcher.h"
 #include "daemon/worker_pool.h"
 
 namespace chainctl::daemon {

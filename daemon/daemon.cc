@@ -23,7 +23,7 @@
 #include "daemon/orchestrator.h"
 #include "daemon/orphans.h"
 #include "daemon/prediction_service.h"
-#include "daemon/prefetcher.h"
+#include "daemon/prefetch/prefetcher.h"
 #include "daemon/process_runner.h"
 #include "daemon/registry.h"
 #include "daemon/store.h"

@@ -31,7 +31,7 @@ struct DaemonConfig {
   double model_half_life = 0;            // 0: the default (PredictorParams)
   // Prefetching (daemon/prefetcher.h); 0s are the defaults there.
   bool prefetch = true;          // --no-prefetch: false
-  size_t prefetch_max_warm = 0;  // warm processes; 0: cores
+  size_t prefetch_max_warm = 0;  // warm processes; 0: PrefetchOptions::kDefaultMaxWarm
   uint64_t prefetch_memory = 0;  // their memory; 0: 25% of RAM
   uint64_t prefetch_staged = 1ull << 30;
   uint64_t prefetch_ttl_ms = 600'000;

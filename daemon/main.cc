@@ -114,7 +114,8 @@ int main(int argc, char** argv) {
   app.add_flag("--no-prefetch", no_prefetch,
                "Prewarm and stage nothing ahead (for comparison); inputs are staged at start");
   app.add_option("--prefetch-processes", config.prefetch_max_warm,
-                 "Prewarmed processes and workers alive at once (default: cores)");
+                 "Prewarmed processes and workers alive at once, within --prefetch-memory "
+                 "(default: 32)");
   app.add_option("--prefetch-memory", prefetch_memory,
                  "Memory that prewarmed processes may hold, e.g. 2Gi (default: 25% of RAM)");
   app.add_option("--prefetch-staged", prefetch_staged, "Bytes of inputs staged ahead")

@@ -18,7 +18,7 @@
 #include "daemon/content_hash.h"
 #include "daemon/log.h"
 #include "daemon/orchestrator_internal.h"
-#include "daemon/prefetcher.h"
+#include "daemon/prefetch/prefetcher.h"
 #include "daemon/run_keys.h"
 #include "daemon/task_io.h"
 #include "daemon/work_queue.h"
@@ -462,16 +462,13 @@ void Orchestrator::Launch(Run& run, int i) {
   // backoff holding nothing).
   Grant grant = resources_.Acquire(run.spec(i).resource_requirements);
   if (!options_.capacity.gpus.empty()) SetGpuEnv(grant, &launch.env);
-  if (first) run.started.push_back(run.spec(i).task_id);
   if (first && !run.spec(i).input_files.empty() && prefetcher_) {
     StageInputs(run, i, attempt, grant, std::move(launch));
   } else {
     StartAttempt(run, i, attempt, grant, std::move(launch));
   }
-  if (first && prefetcher_) {
-    prefetcher_->RunProgress(run.id, run.plan->version.chain_id,
-                             std::shared_ptr<const Chain>(run.plan, &run.plan->chain), run.started);
-  }
+  if (first && prefetcher_)
+    prefetcher_->TaskStarted(run.id, run.plan->version.chain_id, run.chain(), i);
 }
 
 void Orchestrator::StartAttempt(Run& run, int i, int attempt, Grant grant, TaskLaunch launch) {
@@ -484,7 +481,7 @@ void Orchestrator::StartAttempt(Run& run, int i, int attempt, Grant grant, TaskL
   };
   const std::string& chain_id = run.plan->version.chain_id;
   if (spec.mode == TaskMode::kWorker && workers_) {
-    std::string key = prefetcher_ ? prefetcher_->WorkerKey(chain_id, spec)
+    std::string key = prefetcher_ ? prefetcher_->WorkerKey(chain_id, run.chain(), i)
                                   : chain_id + "/" + spec.task_id + "@" +
                                         std::to_string(run.plan->task_versions[Index(i)]);
     json request = {{"input", t.input},
@@ -509,7 +506,8 @@ void Orchestrator::StartAttempt(Run& run, int i, int attempt, Grant grant, TaskL
   }
   if (spec.prewarm == PrewarmLevel::kSpawn) {
     std::string context_file;
-    if (prefetcher_) launch.warm = prefetcher_->TakeProcess(chain_id, spec, &context_file);
+    if (prefetcher_)
+      launch.warm = prefetcher_->TakeProcess(chain_id, run.chain(), i, &context_file);
     WriteContext(run, i, attempt,
                  launch.warm ? context_file : run.dir + "/" + spec.task_id + "/context.json");
   }
@@ -525,7 +523,7 @@ void Orchestrator::StageInputs(Run& run, int i, int attempt, Grant grant, TaskLa
   uint64_t n = run.n;
   std::string dest = launch.workdir + "/inputs/files";
   prefetcher_->StageInputs(
-      run.plan->version.chain_id, run.spec(i), dest,
+      run.plan->version.chain_id, run.chain(), i, dest,
       [this, n, i, attempt, grant, launch = std::move(launch)](StageResult staged) mutable {
         auto it = runs_.find(n);
         Run* live = it == runs_.end() ? nullptr : it->second.get();

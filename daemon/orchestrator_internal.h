@@ -64,8 +64,7 @@ struct Orchestrator::Run {
   std::string error;
   int64_t created_ms = 0;
   int64_t ended_ms = 0;
-  int resumes = 0;                   // times Resume restarted it
-  std::vector<std::string> started;  // task ids in start order (the prefetcher's context)
+  int resumes = 0;  // times Resume restarted it
   std::vector<std::string> events;
   std::map<uint64_t, Follower> followers;
   size_t sent = 0;  // events[0, sent) went to the followers; the rest wait for FlushEvents
@@ -77,6 +76,8 @@ struct Orchestrator::Run {
 
   const TaskSpec& spec(int task) const { return plan->chain.tasks[Index(task)]; }
   Task& task(int i) { return tasks[Index(i)]; }
+  // The run's definition, sharing the plan's life (for the prefetcher, which keys by it).
+  std::shared_ptr<const Chain> chain() const { return {plan, &plan->chain}; }
   static size_t Index(int i) { return static_cast<size_t>(i); }
 };
 

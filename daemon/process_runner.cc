@@ -152,9 +152,10 @@ struct ProcessRunner::Attempt {
   TaskLaunch launch;
   Done done;
   // Prewarmed and not yet taken by Start: stdin stays open and empty, `warm_ended` instead of
-  // `done` if it ends, the timer polls for readiness.
+  // `done` if it ends, the timer polls for readiness (`warm_ready` once it is seen).
   bool warm = false;
   WarmEnded warm_ended;
+  std::function<void(double)> warm_ready;
   std::chrono::steady_clock::time_point spawned;
   std::optional<double> ready_ms;  // from the spawn until blocked reading stdin (prewarms)
   uint64_t rss_kb = 0;             // when it was seen ready
@@ -221,6 +222,7 @@ void ProcessRunner::Attempt::Take(TaskLaunch claim, Done on_done) {
   // Back to the priority of a task.
   if (pid > 0 && CanRestorePriority()) setpriority(PRIO_PGRP, static_cast<id_t>(pid), 0);
   warm_ended = nullptr;
+  warm_ready = nullptr;
   done = std::move(on_done);
   Disarm();
   if (!launch.log_path.empty() && !claim.log_path.empty()) {
@@ -258,6 +260,11 @@ void ProcessRunner::Attempt::PollReady() {
   if (BlockedReadingStdin(pid)) {
     ready_ms = age;
     rss_kb = ResidentKb(pid);
+    if (warm_ready) {
+      auto ready = std::move(warm_ready);
+      warm_ready = nullptr;
+      ready(age);  // may take or stop this process: nothing of it is used after
+    }
     return;
   }
   // Each look reads /proc files: every 5 ms at first, then every fifth of the age so far (the
@@ -565,14 +572,15 @@ TaskRunner::Handle ProcessRunner::Start(TaskLaunch launch, Done done) {
   return handle;
 }
 
-TaskRunner::Handle ProcessRunner::Prewarm(TaskLaunch launch, WarmEnded ended, std::string* err) {
+TaskRunner::Handle ProcessRunner::Prewarm(TaskLaunch launch, WarmEvents events, std::string* err) {
   launch.stdin_file.clear();
   launch.stdin_data.clear();
   launch.timeout_ms = 0;
   Handle handle = next_handle_++;
   auto* attempt = new Attempt(this, handle, std::move(launch), nullptr);
   attempt->warm = true;
-  attempt->warm_ended = std::move(ended);
+  attempt->warm_ended = std::move(events.ended);
+  attempt->warm_ready = std::move(events.ready);
   attempt->result.start_unix_ms = clock_();
   attempt->spawned = std::chrono::steady_clock::now();
   SpawnedProcess process;

@@ -104,7 +104,7 @@ class ProcessRunner : public TaskRunner {
   // still alive (else spawns anew): the input (launch.stdin_file's content, or stdin_data) is
   // written to its stdin, its stderr log renamed to launch.log_path, the timeout starts then,
   // and the result says cold = false, startup_ms 0, start_unix_ms the time it was taken.
-  Handle Prewarm(TaskLaunch launch, WarmEnded ended, std::string* err) override;
+  Handle Prewarm(TaskLaunch launch, WarmEvents events, std::string* err) override;
   WarmState Warm(Handle handle) const override;
   TaskResult StopWarm(Handle handle) override;
   // {"pid", "start_ticks"} of the attempt's process group leader (daemon/orphans.h); null

@@ -92,12 +92,17 @@ class TaskRunner {
   // Prewarming at level `spawn` (DESIGN.md §5): starts `launch`'s process now, its stdin a pipe
   // that stays open and empty, so it starts up and blocks reading its input. Start with
   // launch.warm = the returned handle hands it its input and makes it the attempt; until then
-  // it is not an attempt (running() does not count it). `ended` is called (later, on the loop)
-  // if it ends before that, with what its end says (cpu_s, max_rss_kb, times, error); never after
-  // Start took it or StopWarm stopped it. Returns 0 (and sets *err) if it cannot be started, or
-  // if this runner cannot prewarm.
+  // it is not an attempt (running() does not count it). Its events come later, on the loop, and
+  // never after Start took it or StopWarm stopped it: `ready` once it blocked reading its input
+  // (with its start-up time: from the spawn until then), `ended` if it ends before it is taken,
+  // with what its end says (cpu_s, max_rss_kb, times, error). Either may be empty. Returns 0 (and
+  // sets *err) if it cannot be started, or if this runner cannot prewarm.
   using WarmEnded = std::function<void(TaskResult)>;
-  virtual Handle Prewarm(TaskLaunch /*launch*/, WarmEnded /*ended*/, std::string* err) {
+  struct WarmEvents {
+    std::function<void(double ready_ms)> ready;
+    WarmEnded ended;
+  };
+  virtual Handle Prewarm(TaskLaunch /*launch*/, WarmEvents /*events*/, std::string* err) {
     *err = "this executor cannot prewarm processes";
     return 0;
   }

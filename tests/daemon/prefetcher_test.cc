@@ -1,11 +1,11 @@
 // The prefetcher's decisions, one at a time: what it prewarms, when, within which budgets, what
-// it stops, and what it counts. The model is a real PredictionService (over a store in a temp
-// dir, no chain in the registry: the candidates come from history) fed history records online;
-// the runner is a fake that only records prewarms and stops; the clock is fake. Plans are
-// driven through the prefetcher's entry points: RunProgress with nothing new started plans
-// again, as the prefetcher's own timer would (that timer waits in real time, so no test waits
-// for it). No sleeps, no timing thresholds.
-#include "daemon/prefetcher.h"
+// it stops, and what it counts, and how much planning an event costs. The model is a real
+// PredictionService (over a store in a temp dir) fed history records online; the runner is a
+// fake that only records prewarms and stops; the clock is fake. Events go through the
+// prefetcher's entry points; its plans run on the loop, one per turn (Settle runs the turn);
+// Wake plans again as its own timer would (that timer waits in real time, so no test waits for
+// it). No sleeps, no timing thresholds.
+#include "daemon/prefetch/prefetcher.h"
 
 #include <gtest/gtest.h>
 #include <uv.h>
@@ -32,14 +32,16 @@ constexpr int64_t kNow = 2'000'000'000;           // the prefetcher's clock star
 constexpr double kReadyMs = 120;                  // the fake's prewarms' measured start-up
 
 // A runner that only prewarms: it records each prewarm and each stop. A prewarmed process is
-// ready (its start-up measured) at once and alive until stopped or ended by the test; one the
-// prefetcher took stays alive here (its attempt would have it).
+// ready (its start-up measured) at once as Warm says, and says so (its `ready` event) when the
+// test calls Ready; it is alive until stopped or ended by the test; one the prefetcher took
+// stays alive here (its attempt would have it). `running` attempts: as the test sets.
 class FakeRunner : public TaskRunner {
  public:
   struct Prewarmed {
     TaskLaunch launch;
-    WarmEnded ended;
+    WarmEvents events;
     bool alive = true;
+    bool ready = false;
   };
 
   Handle Start(TaskLaunch /*launch*/, Done /*done*/) override {
@@ -47,11 +49,11 @@ class FakeRunner : public TaskRunner {
     return 0;
   }
   void Cancel(Handle /*handle*/) override {}
-  size_t running() const override { return 0; }
+  size_t running() const override { return running_attempts; }
 
   // Handles are 1, 2, ... in prewarm order.
-  Handle Prewarm(TaskLaunch launch, WarmEnded ended, std::string* /*err*/) override {
-    prewarmed_.push_back({std::move(launch), std::move(ended)});
+  Handle Prewarm(TaskLaunch launch, WarmEvents events, std::string* /*err*/) override {
+    prewarmed_.push_back({std::move(launch), std::move(events)});
     max_alive = std::max(max_alive, Alive());
     return prewarmed_.size();
   }
@@ -69,7 +71,12 @@ class FakeRunner : public TaskRunner {
   // The prewarmed process `handle` ends by itself (it crashed): the runner says so, later.
   void End(Handle handle) {
     At(handle).alive = false;
-    At(handle).ended(Cost());
+    At(handle).events.ended(Cost());
+  }
+  // The prewarmed process `handle` blocked reading its input: the runner says so.
+  void Ready(Handle handle) {
+    At(handle).ready = true;
+    if (At(handle).events.ready) At(handle).events.ready(kReadyMs);
   }
 
   // The tasks prewarmed so far, in order.
@@ -93,6 +100,7 @@ class FakeRunner : public TaskRunner {
 
   Names stopped;  // the tasks of the prewarms stopped, in order
   size_t max_alive = 0;
+  size_t running_attempts = 0;
 
  private:
   // What a stopped or ended prewarm cost: 0.25 CPU-s, 100 MiB for 2 s.
@@ -162,12 +170,14 @@ class PrefetcherTest : public ::testing::Test {
     EXPECT_EQ(uv_loop_close(&loop_), 0);
   }
 
-  // The options of a test: `max_warm` processes, memory plenty.
+  // The options of a test: `max_warm` processes, memory plenty, cores enough that start-ups
+  // never wait for each other (but in the tests of that).
   PrefetchOptions Options(size_t max_warm) const {
     PrefetchOptions options;
     options.dir = tmp_.path() + "/prewarm";
     options.max_warm = max_warm;
     options.max_memory_bytes = uint64_t{1} << 40;
+    options.cores = 64;
     return options;
   }
 
@@ -186,6 +196,7 @@ class PrefetcherTest : public ::testing::Test {
       launch.workdir = dir;
       return launch;
     };
+    told_.clear();
     prefetcher_ = std::make_unique<Prefetcher>(&loop_, std::move(options), std::move(hooks),
                                                predictions_.get(), &runner_, nullptr, stager,
                                                [this] { return now_; });
@@ -233,18 +244,35 @@ class PrefetcherTest : public ::testing::Test {
     }
   }
 
-  // A plan with nothing new: what the prefetcher's timer does when it fires.
-  void PlanAgain(const std::string& run_id, const std::string& chain_id, const Names& started) {
-    prefetcher_->RunProgress(run_id, chain_id, chains_.at(chain_id), started);
+  // The run `run_id` of `chain_id` has started `started` so far: the starts not told yet are
+  // told, in order; then the loop turn runs (the plan).
+  void Started(const std::string& run_id, const std::string& chain_id, const Names& started) {
+    const std::shared_ptr<const Chain>& chain = chains_.at(chain_id);
+    Names& told = told_[run_id];
+    for (size_t i = told.size(); i < started.size(); ++i) {
+      prefetcher_->TaskStarted(run_id, chain_id, chain, chain->FindTask(started[i]));
+      told.push_back(started[i]);
+    }
+    Settle();
   }
+  void Ended(const std::string& run_id, const std::string& chain_id, int64_t started_ms) {
+    prefetcher_->RunEnded(run_id, chain_id, started_ms);
+    Settle();
+  }
+
+  // A plan with nothing new: what the prefetcher's timer does when it fires.
+  void PlanAgain() {
+    prefetcher_->Wake();
+    Settle();
+  }
+  void Settle() { uv_run(&loop_, UV_RUN_NOWAIT); }
 
   // Takes a warm process of `task_id` of `chain_id`, as the orchestrator does at its start.
   Handle Take(const std::string& chain_id, const std::string& task_id,
               std::string* context_file = nullptr) {
-    const Chain& chain = *chains_.at(chain_id);
+    const std::shared_ptr<const Chain>& chain = chains_.at(chain_id);
     std::string context;
-    return prefetcher_->TakeProcess(chain_id,
-                                    chain.tasks[static_cast<size_t>(chain.FindTask(task_id))],
+    return prefetcher_->TakeProcess(chain_id, chain, chain->FindTask(task_id),
                                     context_file ? context_file : &context);
   }
 
@@ -260,6 +288,7 @@ class PrefetcherTest : public ::testing::Test {
   std::unique_ptr<InputStager> stager_;
   std::unique_ptr<Prefetcher> prefetcher_;
   std::map<std::string, std::shared_ptr<const Chain>> chains_;
+  std::map<std::string, Names> told_;  // by run: the starts told
   int64_t now_ = kNow;
   int64_t history_ms_ = kHistoryStart;
   int observed_runs_ = 0;
@@ -275,12 +304,12 @@ TEST_F(PrefetcherTest, ADueCandidateReplacesAClearlyWorseWarmEntryWhenTheBudgetI
       Define("route", {Spawn("router"), Spawn("a"), Spawn("b"), Spawn("c")});
   ObserveRouterRuns("route", {{"b", 4}, {"a", 1}, {"c", 1}});
   MakePrefetcher(Options(1));
-  prefetcher_->RunProgress("r1", "route", chain, {"router"});
+  Started("r1", "route", {"router"});
   ASSERT_EQ(runner_.PrewarmedTasks(), Names{"b"});
 
   ObserveRouterRuns("route", {{"a", 40}});  // now the router nearly always takes a
   now_ += 1000;
-  prefetcher_->RunProgress("r2", "route", chain, {"router"});
+  Started("r2", "route", {"router"});
 
   EXPECT_EQ(runner_.PrewarmedTasks(), (Names{"b", "a"}));
   EXPECT_EQ(runner_.stopped, Names{"b"});
@@ -305,14 +334,14 @@ TEST_F(PrefetcherTest, AnOverdueChainHoldsNoRoomFromADueCandidateOfARunningChain
     ObserveRun("x", t + 20'000, {{"x1", 0}, {"x2", 5'000}});
   }
   MakePrefetcher(Options(1));
-  prefetcher_->RunEnded("y0", "y", now_ - 40'000);
-  prefetcher_->RunProgress("ry", "y", y, {"y1"});
+  Ended("y0", "y", now_ - 40'000);
+  Started("ry", "y", {"y1"});
   ASSERT_EQ(runner_.PrewarmedTasks(), Names{"y2"});
 
   // A minute later y2 starts, x (expected 20 s after y1 started) is overdue, and y3 is due.
   now_ += 60'000;
   ASSERT_EQ(Take("y", "y2"), runner_.HandleOf("y2"));
-  prefetcher_->RunProgress("ry", "y", y, {"y1", "y2"});
+  Started("ry", "y", {"y1", "y2"});
 
   EXPECT_EQ(runner_.PrewarmedTasks(), (Names{"y2", "y3"}));
   // x2 is still wanted, first in the queue (it scores above y3), and never due: its need
@@ -328,18 +357,18 @@ TEST_F(PrefetcherTest, AnOverdueChainHoldsNoRoomFromADueCandidateOfARunningChain
 TEST_F(PrefetcherTest, ACandidateIsStartedNoEarlierThanItsNeedLessStartUpAndMargin) {
   std::shared_ptr<const Chain> chain = TwoTasks("slow", Spawn("s2"), 10'000);
   MakePrefetcher(Options(4));
-  prefetcher_->RunProgress("r", "slow", chain, {"s1"});
+  Started("r", "slow", {"s1"});
   // Needed 10 s after s1 started; its start-up is assumed (500 ms), the margin is 50 ms.
   EXPECT_TRUE(runner_.PrewarmedTasks().empty());
   ASSERT_EQ(Status()["queue"].size(), 1u);
   EXPECT_EQ(Status()["queue"][0]["start_in_ms"], 9450);
 
   now_ += 9449;
-  PlanAgain("r", "slow", {"s1"});
+  PlanAgain();
   EXPECT_TRUE(runner_.PrewarmedTasks().empty());
 
   now_ += 1;
-  PlanAgain("r", "slow", {"s1"});
+  PlanAgain();
   EXPECT_EQ(runner_.PrewarmedTasks(), Names{"s2"});
   EXPECT_TRUE(Status()["queue"].empty());
 }
@@ -351,16 +380,16 @@ TEST_F(PrefetcherTest, MeasuredStartUpsOutliveARestart) {
   PrefetchOptions options = Options(4);
   options.measurements_file = tmp_.path() + "/prefetch.json";
   MakePrefetcher(options);
-  prefetcher_->RunProgress("r1", "slow", chain, {"s1"});
+  Started("r1", "slow", {"s1"});
   now_ += 9450;
-  PlanAgain("r1", "slow", {"s1"});
+  PlanAgain();
   ASSERT_EQ(Take("slow", "s2"), runner_.HandleOf("s2"));  // its start-up measured: 120 ms
   prefetcher_->Shutdown();
   uv_run(&loop_, UV_RUN_DEFAULT);
 
   MakePrefetcher(options);  // a restarted chaind: nothing warm, nothing counted yet
   now_ += 60'000;
-  prefetcher_->RunProgress("r2", "slow", chain, {"s1"});
+  Started("r2", "slow", {"s1"});
   ASSERT_EQ(Status()["queue"].size(), 1u);
   EXPECT_EQ(Status()["queue"][0]["start_in_ms"], 10'000 - 120 - 50);
   EXPECT_EQ(Status()["hits"], 0);
@@ -375,7 +404,7 @@ TEST_F(PrefetcherTest, TheMeasurementsOfTheTasksSeenLastAreKept) {
   for (const char* task : {"t1", "t2", "t3"}) {
     std::shared_ptr<const Chain> chain = Define(task, {Spawn(task)});
     for (int i = 0; i < 2; ++i) {
-      prefetcher_->RunProgress(std::string(task) + std::to_string(i), task, chain, {task});
+      Started(std::string(task) + std::to_string(i), task, {task});
       now_ += 1000;
     }
   }
@@ -400,7 +429,7 @@ TEST_F(PrefetcherTest, AnUnreadableMeasurementsFileIsIgnored) {
                               "startups": ["120"], "gaps": [], "cold_ms": [], "warm_ms": []}}})"}) {
     tmp_.WriteFile("prefetch.json", bad);
     MakePrefetcher(options);
-    prefetcher_->RunProgress("r", "slow", chain, {"s1"});
+    Started("r", "slow", {"s1"});
     ASSERT_EQ(Status()["queue"].size(), 1u) << bad;
     EXPECT_EQ(Status()["queue"][0]["start_in_ms"], 9450) << bad;  // the start-up assumed
     prefetcher_->Shutdown();
@@ -421,12 +450,15 @@ TEST_F(PrefetcherTest, TheProcessBudgetIsNeverExceededWhateverTheCandidates) {
   ObserveRouterRuns("fan", branches);  // 8 branches, equally likely
   MakePrefetcher(Options(3));
   for (const char* run : {"r1", "r2", "r3"}) {
-    prefetcher_->RunProgress(run, "fan", chain, {"router"});
+    Started(run, "fan", {"router"});
     now_ += 10;
   }
-  // History moves to two of them: they replace two idle entries, within the budget.
-  ObserveRouterRuns("fan", {{"g", 30}, {"h", 30}});
-  prefetcher_->RunProgress("r4", "fan", chain, {"router"});
+  // Those runs end (they never took what was warm: the branches seen last, f, g and h), and
+  // history moves to two others: they replace two idle entries in the next run, within the
+  // budget.
+  for (const char* run : {"r1", "r2", "r3"}) Ended(run, "fan", now_ - 10);
+  ObserveRouterRuns("fan", {{"a", 30}, {"b", 30}});
+  Started("r4", "fan", {"router"});
 
   EXPECT_EQ(runner_.max_alive, 3u);
   EXPECT_EQ(runner_.Alive(), 3u);
@@ -447,7 +479,7 @@ TEST_F(PrefetcherTest, TheMemoryBudgetIsNeverExceeded) {
   options.max_memory_bytes = (uint64_t{5} << 30) / 2;  // 2.5 GiB: room for two
   options.cost_ms_per_mb_s = 0;                        // holding memory costs nothing
   MakePrefetcher(options);
-  prefetcher_->RunProgress("r", "big", chain, {"router"});
+  Started("r", "big", {"router"});
 
   EXPECT_EQ(runner_.PrewarmedTasks().size(), 2u);
   EXPECT_EQ(Status()["warm"]["memory_bytes"], uint64_t{2} << 30);
@@ -463,7 +495,7 @@ TEST_F(PrefetcherTest, ATaskThatSaysPrewarmOffIsNeverPrewarmedNorCountedAsAMiss)
   std::shared_ptr<const Chain> chain = TwoTasks("c", off, 100);
   stager_ = std::make_unique<InputStager>(InputCacheOptions{.dir = tmp_.path() + "/cache"});
   MakePrefetcher(Options(4), stager_.get());
-  prefetcher_->RunProgress("r", "c", chain, {"s1"});
+  Started("r", "c", {"s1"});
 
   EXPECT_TRUE(runner_.PrewarmedTasks().empty());
   EXPECT_TRUE(Status()["queue"].empty());
@@ -478,7 +510,7 @@ TEST_F(PrefetcherTest, ATaskThatAsksForAGpuIsNeverSpawnedAhead) {
   gpu.resource_requirements.gpu = 1;
   std::shared_ptr<const Chain> chain = TwoTasks("c", gpu, 100);
   MakePrefetcher(Options(4));
-  prefetcher_->RunProgress("r", "c", chain, {"s1"});
+  Started("r", "c", {"s1"});
 
   EXPECT_TRUE(runner_.PrewarmedTasks().empty());
   EXPECT_EQ(Take("c", "s2"), 0u);
@@ -490,8 +522,8 @@ TEST_F(PrefetcherTest, ADisabledPrefetcherPrewarmsAndCountsNothing) {
   PrefetchOptions options = Options(4);
   options.enabled = false;
   MakePrefetcher(options);
-  prefetcher_->RunEnded("r0", "c", now_ - 60'000);
-  prefetcher_->RunProgress("r", "c", chain, {"s1"});
+  Ended("r0", "c", now_ - 60'000);
+  Started("r", "c", {"s1"});
 
   EXPECT_TRUE(runner_.PrewarmedTasks().empty());
   EXPECT_EQ(Take("c", "s2"), 0u);
@@ -508,7 +540,7 @@ TEST_F(PrefetcherTest, ADisabledPrefetcherPrewarmsAndCountsNothing) {
 TEST_F(PrefetcherTest, ATakeOfAWarmProcessIsAHitAndAStartWithoutOneIsAMiss) {
   std::shared_ptr<const Chain> chain = TwoTasks("c", Spawn("s2"), 100);
   MakePrefetcher(Options(4));
-  prefetcher_->RunProgress("r", "c", chain, {"s1"});
+  Started("r", "c", {"s1"});
   ASSERT_EQ(runner_.PrewarmedTasks(), Names{"s2"});
 
   std::string context_file;
@@ -529,13 +561,13 @@ TEST_F(PrefetcherTest, ATakeOfAWarmProcessIsAHitAndAStartWithoutOneIsAMiss) {
 TEST_F(PrefetcherTest, AStartWhoseLaunchChangedDoesNotTakeTheOldProcess) {
   std::shared_ptr<const Chain> chain = TwoTasks("c", Spawn("s2"), 100);
   MakePrefetcher(Options(4));
-  prefetcher_->RunProgress("r", "c", chain, {"s1"});
+  Started("r", "c", {"s1"});
   ASSERT_EQ(runner_.PrewarmedTasks(), Names{"s2"});
 
-  TaskSpec changed = chain->tasks[1];
-  changed.command = "run s2 --new-flag";  // another argv: another process
+  auto changed = std::make_shared<Chain>(*chain);   // a new version of the chain
+  changed->tasks[1].command = "run s2 --new-flag";  // another argv: another process
   std::string context_file;
-  EXPECT_EQ(prefetcher_->TakeProcess("c", changed, &context_file), 0u);
+  EXPECT_EQ(prefetcher_->TakeProcess("c", changed, 1, &context_file), 0u);
   EXPECT_EQ(Status()["misses"], 1);
   EXPECT_EQ(Status()["warm"]["processes"], 1);  // the old one is still there
 }
@@ -549,20 +581,20 @@ TEST_F(PrefetcherTest, AnUnusedPrewarmIsStoppedAsWasteWhenItsKeepAliveEnds) {
   PrefetchOptions options = Options(2);
   options.ttl_ms = 5000;
   MakePrefetcher(options);
-  prefetcher_->RunProgress("r", "route", chain, {"router"});
+  Started("r", "route", {"router"});
   ASSERT_EQ(runner_.PrewarmedTasks(), (Names{"a", "b"}));
 
   // The run takes a: b, which never runs with a, is no longer wanted.
   ASSERT_EQ(Take("route", "a"), runner_.HandleOf("a"));
-  prefetcher_->RunProgress("r", "route", chain, {"router", "a"});
+  Started("r", "route", {"router", "a"});
   now_ += 4999;
-  PlanAgain("r", "route", {"router", "a"});
+  PlanAgain();
   EXPECT_TRUE(runner_.stopped.empty());
   ASSERT_EQ(Status()["pool"].size(), 1u);
   EXPECT_EQ(Status()["pool"][0]["expires_in_ms"], 1);
 
   now_ += 1;
-  PlanAgain("r", "route", {"router", "a"});
+  PlanAgain();
   EXPECT_EQ(runner_.stopped, Names{"b"});
   Json status = Status();
   EXPECT_EQ(status["wasted"]["prewarms"], 1);
@@ -576,7 +608,7 @@ TEST_F(PrefetcherTest, AKeepAliveIsAtLeastOneSecond) {
   std::shared_ptr<const Chain> chain = Define("c", {Spawn("t")});
   MakePrefetcher(Options(4));
   for (const char* run : {"r1", "r2", "r3"}) {  // t starts every 10 ms
-    prefetcher_->RunProgress(run, "c", chain, {"t"});
+    Started(run, "c", {"t"});
     now_ += 10;
   }
   Json tasks = Status()["tasks"];
@@ -588,13 +620,13 @@ TEST_F(PrefetcherTest, AKeepAliveIsAtLeastOneSecond) {
 TEST_F(PrefetcherTest, APrewarmThatEndsByItselfIsWasteAndFreesItsRoom) {
   std::shared_ptr<const Chain> chain = TwoTasks("c", Spawn("s2"), 100);
   MakePrefetcher(Options(1));
-  prefetcher_->RunProgress("r", "c", chain, {"s1"});
+  Started("r", "c", {"s1"});
   ASSERT_EQ(runner_.PrewarmedTasks(), Names{"s2"});
 
   runner_.End(runner_.HandleOf("s2"));
   EXPECT_EQ(Status()["wasted"]["prewarms"], 1);
   EXPECT_EQ(Status()["warm"]["processes"], 0);
-  PlanAgain("r", "c", {"s1"});  // still wanted: prewarmed again
+  PlanAgain();  // still wanted: prewarmed again
   EXPECT_EQ(runner_.PrewarmedTasks(), (Names{"s2", "s2"}));
   EXPECT_TRUE(runner_.stopped.empty());
 }
@@ -603,14 +635,14 @@ TEST_F(PrefetcherTest, ShutdownStopsEveryWarmProcessWithoutCountingWasteAndPrewa
   std::shared_ptr<const Chain> chain = Define("route", {Spawn("router"), Spawn("a"), Spawn("b")});
   ObserveRouterRuns("route", {{"a", 5}, {"b", 5}});
   MakePrefetcher(Options(4));
-  prefetcher_->RunProgress("r1", "route", chain, {"router"});
+  Started("r1", "route", {"router"});
   ASSERT_EQ(runner_.PrewarmedTasks().size(), 2u);
 
   prefetcher_->Shutdown();
   EXPECT_EQ(runner_.Alive(), 0u);
   EXPECT_EQ(runner_.stopped.size(), 2u);
   EXPECT_EQ(Status()["wasted"]["prewarms"], 0);
-  prefetcher_->RunProgress("r2", "route", chain, {"router"});
+  Started("r2", "route", {"router"});
   EXPECT_EQ(runner_.PrewarmedTasks().size(), 2u);
 }
 

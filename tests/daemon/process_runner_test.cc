@@ -666,15 +666,19 @@ TEST_F(ProcessRunnerTest, PrewarmedProcessGetsItsInputOnlyWhenTaken) {
   TaskLaunch warm =
       Shell("echo started > started; input=$(cat); echo \"$input\" > got; echo \"$input\"");
   std::optional<TaskResult> ended;
+  std::optional<double> ready;
   std::string err;
-  TaskRunner::Handle h = runner_->Prewarm(
-      warm, [&](TaskResult r) { ended = std::move(r); }, &err);
+  TaskRunner::Handle h = runner_->Prewarm(warm,
+                                          {.ready = [&](double ms) { ready = ms; },
+                                           .ended = [&](TaskResult r) { ended = std::move(r); }},
+                                          &err);
   ASSERT_NE(h, 0u) << err;
   EXPECT_EQ(runner_->running(), 0u) << "a prewarm is not an attempt";
-  RunUntil([&] { return runner_->Warm(h).ready_ms.has_value(); }, /*poll=*/true);
+  RunUntil([&] { return ready.has_value(); });  // the runner says so: no polling here
   TaskRunner::WarmState state = runner_->Warm(h);
   EXPECT_TRUE(state.alive);
   EXPECT_GT(*state.ready_ms, 0);
+  EXPECT_EQ(*state.ready_ms, *ready);
   EXPECT_TRUE(std::filesystem::exists(dir_.path() + "/started"));
   EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/got")) << "no input before it is taken";
 
@@ -695,8 +699,9 @@ TEST_F(ProcessRunnerTest, PrewarmedProcessGetsItsInputOnlyWhenTaken) {
 TEST_F(ProcessRunnerTest, StopWarmKillsAndReportsTheCost) {
   std::optional<TaskResult> ended;
   std::string err;
-  TaskRunner::Handle h = runner_->Prewarm(
-      Shell("echo $$ > pid.tmp && mv pid.tmp pid; cat"), [&](TaskResult r) { ended = r; }, &err);
+  TaskRunner::Handle h =
+      runner_->Prewarm(Shell("echo $$ > pid.tmp && mv pid.tmp pid; cat"),
+                       {.ready = nullptr, .ended = [&](TaskResult r) { ended = r; }}, &err);
   ASSERT_NE(h, 0u) << err;
   pid_t pid = WaitForPidFile("pid");
   RunUntil([&] { return runner_->Warm(h).ready_ms.has_value(); }, /*poll=*/true);
@@ -713,7 +718,8 @@ TEST_F(ProcessRunnerTest, PrewarmThatEndsByItselfIsReportedAndCannotBeTaken) {
   std::optional<TaskResult> ended;
   std::string err;
   TaskRunner::Handle h = runner_->Prewarm(
-      Shell("exit 3"), [&](TaskResult r) { ended = std::move(r); }, &err);
+      Shell("exit 3"), {.ready = nullptr, .ended = [&](TaskResult r) { ended = std::move(r); }},
+      &err);
   ASSERT_NE(h, 0u) << err;
   RunUntil([&] { return ended.has_value(); });
   EXPECT_EQ(ended->exit_code, 3);
@@ -728,7 +734,7 @@ TEST_F(ProcessRunnerTest, PrewarmThatEndsByItselfIsReportedAndCannotBeTaken) {
 TEST_F(ProcessRunnerTest, DestroyingTheRunnerKillsPrewarmedProcesses) {
   std::string err;
   TaskRunner::Handle h =
-      runner_->Prewarm(Shell("echo $$ > pid.tmp && mv pid.tmp pid; cat"), nullptr, &err);
+      runner_->Prewarm(Shell("echo $$ > pid.tmp && mv pid.tmp pid; cat"), {}, &err);
   ASSERT_NE(h, 0u) << err;
   pid_t pid = WaitForPidFile("pid");
   runner_.reset();
@@ -738,7 +744,7 @@ TEST_F(ProcessRunnerTest, DestroyingTheRunnerKillsPrewarmedProcesses) {
 
 TEST_F(ProcessRunnerTest, PrewarmOfAMissingProgramFails) {
   std::string err;
-  EXPECT_EQ(runner_->Prewarm(Launch({"/no/such/program"}), nullptr, &err), 0u);
+  EXPECT_EQ(runner_->Prewarm(Launch({"/no/such/program"}), {}, &err), 0u);
   EXPECT_NE(err.find("/no/such/program"), std::string::npos) << err;
 }
 
