@@ -103,6 +103,7 @@ json FigureBook::Totals() const {
 json FigureBook::Tasks() const {
   json tasks = json::array();
   for (const auto& [key, f] : figures_) {
+    if (f.level.empty()) continue;  // only the gaps between its starts: it prewarms nothing
     json t = {
         {"chain_id", f.chain_id}, {"task_id", f.task_id},   {"level", f.level},
         {"hits", f.hits},         {"misses", f.misses},     {"prewarms", f.prewarms},

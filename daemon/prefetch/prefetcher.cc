@@ -136,7 +136,7 @@ void Prefetcher::TaskStarted(const std::string& run_id, const std::string& chain
   const ChainView::Task& t = view.task(task);
   if (!t.key.empty()) {  // the gaps between its starts make its keep-alive
     TaskFigures& f = figures_.Touch(t.key, chain_id, view.spec(task).task_id, now);
-    if (f.level.empty()) f.level = ToString(t.process);
+    if (t.process != WarmLevel::kStage) f.level = ToString(t.process);
     if (f.last_start_ms > 0) f.gaps.Add(static_cast<double>(now - f.last_start_ms));
     f.last_start_ms = now;
   }
@@ -277,7 +277,7 @@ void Prefetcher::AddDesires(const std::shared_ptr<const ChainView>& shared,
       s.key = staged;
       s.level = WarmLevel::kStage;
       s.memory = 0;
-      s.keep_alive_ms = figures_.KeepAliveMs(staged);
+      s.keep_alive_ms = figures_.KeepAliveMs(t.key);  // the gaps between the task's starts
       const TaskFigures* tf = figures_.Find(staged);
       s.staged_bytes = tf ? tf->staged_bytes : 0;
       s.fire_ms = s.need_ms - figures_.StartupMs(staged) - margin;

@@ -324,13 +324,13 @@ void WarmPool::WorkerServed(const std::string& key, bool cold, double duration_m
 }
 
 void WarmPool::StageInputs(const std::string& key, const std::string& chain_id,
-                           const TaskSpec& task, const std::string& dest, bool use_pool,
+                           const TaskSpec& task, const std::string& dest, bool count_miss,
                            std::function<void(StageResult)> done) {
   TaskFigures& f = figures_->Touch(key, chain_id, task.task_id, clock_());
-  if (use_pool) f.level = "stage";
+  f.level = "stage";
   std::string from;
   StageResult staged;
-  for (auto it = entries_.begin(); use_pool && it != entries_.end(); ++it) {
+  for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     Entry& e = *it->second;
     if (e.key != key || e.staging || !e.staged.ok) continue;
     from = e.dir;
@@ -367,10 +367,12 @@ void WarmPool::StageInputs(const std::string& key, const std::string& chain_id,
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
                 .count();
       },
-      [this, alive = std::weak_ptr<bool>(alive_), key, use_pool, outcome, done = std::move(done)] {
+      [this, alive = std::weak_ptr<bool>(alive_), key, count_miss, outcome,
+       done = std::move(done)] {
         if (!alive.expired()) {
           TaskFigures& fig = (*figures_)[key];
-          if (use_pool) ++(outcome->hit ? fig.hits : fig.misses);
+          if (outcome->hit) ++fig.hits;
+          if (!outcome->hit && count_miss) ++fig.misses;
           if (!outcome->hit && outcome->result.ok) fig.stage_ms.Add(outcome->ms);
           fig.staged_bytes = outcome->result.bytes;
         }
