@@ -73,8 +73,7 @@ class WarmPool {
   // else staged now (a miss, counted if `count_miss`: the task stages ahead). On the thread
   // pool; `done` on the loop.
   void StageInputs(const std::string& key, const std::string& chain_id, const TaskSpec& task,
-                   const std::string& dest, bool count_miss,
-                   std::function<void(StageResult)> done);
+                   const std::string& dest, bool count_miss, std::function<void(StageResult)> done);
 
   nlohmann::json Json() const;  // the pool, for GET /prefetch
 

@@ -330,6 +330,62 @@ TEST_F(PredictorTest, ModelSurvivesItsPersistedForm) {
   EXPECT_EQ(back.PredictChains()[0].chain_id, m.PredictChains()[0].chain_id);
 }
 
+// PredictNext is PredictTasks for a run kept as it goes: over the same candidates it ranks them
+// the same, with the same probabilities.
+TEST_F(PredictorTest, PredictNextOverTheFrontierAgreesWithPredictTasks) {
+  Predictor m;
+  for (int i = 0; i < 20; ++i)
+    LearnRun(&m, "route", {"router", Branch(i, "x", "y", "z"), "report"});
+  ChainShape shape{.tasks = {"router", "x", "y", "z", "report"},
+                   .weights = {1, 0.7, 0.2, 0.1, 1},
+                   .deps = {{}, {0}, {0}, {0}, {1, 2, 3}},
+                   .needs_all_deps = {true, true, true, true, false}};
+  RunContext run = m.BeginRun("route");
+  std::vector<TaskCandidate> first =
+      m.PredictNext(&run, {{"router", 1}});  // the frontier of a run that started nothing
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_DOUBLE_EQ(first[0].probability, 1.0);
+  m.Advance(&run, "router");
+  // PredictTasks's candidates after router: the branches, and report (its trigger rule is not
+  // all_success: the DAG does not rule it out).
+  std::vector<TaskCandidate> next =
+      m.PredictNext(&run, {{"x", 0.7}, {"y", 0.2}, {"z", 0.1}, {"report", 1}});
+  std::vector<TaskCandidate> whole = m.PredictTasks("route", {"router"}, &shape);
+  ASSERT_EQ(next.size(), 4u);
+  ASSERT_EQ(whole.size(), 4u);
+  for (size_t i = 0; i < next.size(); ++i) {
+    EXPECT_EQ(next[i].task_id, whole[i].task_id);
+    EXPECT_DOUBLE_EQ(next[i].probability, whole[i].probability);
+    EXPECT_EQ(next[i].expected_in_ms, whole[i].expected_in_ms);
+    EXPECT_EQ(next[i].unlikely, whole[i].unlikely);
+  }
+  EXPECT_EQ(next[0].task_id, "x");
+  EXPECT_EQ(next[0].candidate, 0u);      // its place among the candidates given
+  EXPECT_EQ(next[3].task_id, "report");  // never seen right after router
+  EXPECT_LT(next[3].probability, 0.05);
+  EXPECT_EQ(next[3].candidate, 3u);
+}
+
+// A run that began before history knew its chain: what history learns meanwhile is used.
+TEST_F(PredictorTest, ARunContextPicksUpWhatHistoryLearnsWhileItGoes) {
+  Predictor m;
+  RunContext run = m.BeginRun("etl");
+  m.Advance(&run, "fetch");
+  std::vector<TaskCandidate> before = m.PredictNext(&run, {{"parse", 1}, {"load", 1}});
+  EXPECT_DOUBLE_EQ(before[0].probability, 0.5);  // the prior alone
+  for (int i = 0; i < 5; ++i) LearnRun(&m, "etl", {"fetch", "parse", "load"});
+  std::vector<TaskCandidate> after = m.PredictNext(&run, {{"parse", 1}, {"load", 1}});
+  EXPECT_EQ(after[0].task_id, "parse");
+  EXPECT_GT(after[0].probability, 0.9);
+  ASSERT_TRUE(after[0].expected_in_ms.has_value());
+  EXPECT_EQ(*after[0].expected_in_ms, 100);
+  // fetch, started before history knew it, now counts as started: load (always after parse)
+  // stays unlikely until parse starts.
+  EXPECT_TRUE(after[1].unlikely);
+  m.Advance(&run, "parse");
+  EXPECT_FALSE(m.PredictNext(&run, {{"load", 1}})[0].unlikely);
+}
+
 TEST_F(PredictorTest, RefusesAModelItCannotRead) {
   Predictor m;
   std::string err;
