@@ -451,6 +451,16 @@ nlohmann::json Predictor::TaskTiming(std::string_view chain_id, std::string_view
           {"cold_cost_ms", cost}};
 }
 
+std::optional<double> Predictor::ExpectedDurationMs(std::string_view chain_id,
+                                                    std::string_view task_id) const {
+  auto c = chain_index_.find(std::string(chain_id));
+  if (c == chain_index_.end()) return std::nullopt;
+  const ChainState& chain = chains_[Ix(c->second)];
+  auto t = chain.index.find(std::string(task_id));
+  if (t == chain.index.end() || chain.duration[Ix(t->second)].size() == 0) return std::nullopt;
+  return chain.duration[Ix(t->second)].Quantile(0.5);
+}
+
 bool Predictor::KnowsChain(std::string_view chain_id) const {
   return chain_index_.count(std::string(chain_id)) > 0;
 }

@@ -170,6 +170,10 @@ class Predictor {
   // median cold − median warm start-up, or null}; null if the task is unknown.
   nlohmann::json TaskTiming(std::string_view chain_id, std::string_view task_id) const;
 
+  // The median duration of the task's recent runs, in ms; nullopt if history has none.
+  std::optional<double> ExpectedDurationMs(std::string_view chain_id,
+                                           std::string_view task_id) const;
+
   // Is anything known of the chain (from history)?
   bool KnowsChain(std::string_view chain_id) const;
   // Has a run of the chain ever started the task?

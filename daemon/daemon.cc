@@ -243,6 +243,9 @@ int RunDaemon(const DaemonConfig& config) {
   }
   orchestrator.OnAttemptRecorded(
       [&predictions](const HistoryRecord& r) { predictions.Observe(r); });
+  orchestrator.UseDurations([&predictions](const std::string& chain, const std::string& task) {
+    return predictions.model().ExpectedDurationMs(chain, task);
+  });
   WorkerPoolOptions worker_options;
   worker_options.max_idle = config.max_idle_workers
                                 ? config.max_idle_workers

@@ -244,12 +244,33 @@ std::shared_ptr<const Orchestrator::Plan> Orchestrator::PlanFor(const ChainVersi
         if (v.content_hash == hash) plan->task_versions.back() = v.version;
       }
     }
-    plan->weights.push_back(1.0);
     plan->rules.push_back(t.trigger_rule);
   }
   if (plans_.size() >= 256) plans_.clear();
   plans_[key] = plan;
   return plan;
+}
+
+// The critical path by history: each task weighs its median duration; one history has not seen
+// weighs the median of those it has (1 each when it has seen none), so the longest chain of real
+// work starts first.
+std::vector<double> Orchestrator::Weights(const Plan& plan) const {
+  std::vector<std::optional<double>> known(plan.chain.tasks.size());
+  std::vector<double> seen;
+  for (size_t i = 0; durations_ && i < known.size(); ++i) {
+    known[i] = durations_(plan.version.chain_id, plan.chain.tasks[i].task_id);
+    if (known[i]) seen.push_back(std::max(*known[i], 1.0));
+  }
+  double fill = 1.0;
+  if (!seen.empty()) {
+    std::nth_element(seen.begin(), seen.begin() + static_cast<ptrdiff_t>(seen.size() / 2),
+                     seen.end());
+    fill = seen[seen.size() / 2];
+  }
+  std::vector<double> weights;
+  weights.reserve(known.size());
+  for (const std::optional<double>& d : known) weights.push_back(d ? std::max(*d, 1.0) : fill);
+  return weights;
 }
 
 std::optional<RunError> Orchestrator::CheckCapacity(const Plan& plan) const {
@@ -307,7 +328,7 @@ void Orchestrator::Trigger(const std::string& chain_id, int version, json input,
   run->id = RunId(run->n);
   run->plan = plan;
   run->input = std::move(input);
-  run->scheduler = std::make_unique<Scheduler>(plan->dag, plan->weights, plan->rules);
+  run->scheduler = std::make_unique<Scheduler>(plan->dag, Weights(*plan), plan->rules);
   run->tasks.resize(plan->chain.tasks.size());
   run->created_ms = clock_();
   run->dir = options_.runs_dir + "/" + run->id;

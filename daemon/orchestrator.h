@@ -100,8 +100,15 @@ class Orchestrator {
     attempt_recorded_ = std::move(observer);
   }
 
-  // Prefetching (daemon/prefetcher.h) and worker mode (daemon/worker_pool.h); either may be
-  // null (no prefetching; mode: worker tasks then run as one-shot processes). Set before runs
+  // Expected task durations (ms) from history, for the critical path: the Scheduler's weights
+  // (without it, or for a task history has not seen, all tasks weigh the same). Set before runs
+  // start.
+  using Durations =
+      std::function<std::optional<double>(const std::string& chain_id, const std::string& task_id)>;
+  void UseDurations(Durations durations) { durations_ = std::move(durations); }
+
+  // Prefetching (daemon/prefetch/prefetcher.h) and worker mode (daemon/worker_pool.h); either may
+  // be null (no prefetching; mode: worker tasks then run as one-shot processes). Set before runs
   // start. Tasks with inputs.files need the prefetcher: it stages them (prefetched or not).
   void UsePrefetcher(Prefetcher* prefetcher) { prefetcher_ = prefetcher; }
   void UseWorkers(WorkerPool* workers) { workers_ = workers; }
@@ -187,6 +194,7 @@ class Orchestrator {
   std::shared_ptr<const Plan> PlanFor(const ChainVersion& version, std::string* err);
   // A 422 if a task of `plan` could never be admitted (chaind restarted with less capacity).
   std::optional<RunError> CheckCapacity(const Plan& plan) const;
+  std::vector<double> Weights(const Plan& plan) const;  // the Scheduler's, by history
   void PrepareDirs(const Run& run);  // make the tasks' folders ahead, off the loop
   void RunDirEnded(uint64_t n);      // keep_run_dirs: remove the oldest folders, off the loop
   void ArmDeadline(Run& run);        // the chain's `timeout`: StopRun when it passes
@@ -228,6 +236,7 @@ class Orchestrator {
   StoreWriter* writer_;
   TaskRunner* runner_;
   Prefetcher* prefetcher_ = nullptr;
+  Durations durations_;
   WorkerPool* workers_ = nullptr;
   OrchestratorOptions options_;
   UnixMsClock clock_;

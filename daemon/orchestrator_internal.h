@@ -32,7 +32,6 @@ struct Orchestrator::Plan {
   std::vector<std::unique_ptr<JsonSchema>> input_schemas;   // nullptr: accepts anything
   std::vector<std::unique_ptr<JsonSchema>> output_schemas;  // nullptr: accepts anything
   std::vector<int> task_versions;                           // 0: not found in the registry
-  std::vector<double> weights;                              // for the critical path
   std::vector<TriggerRule> rules;
 };
 

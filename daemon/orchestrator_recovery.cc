@@ -311,7 +311,7 @@ Orchestrator::Run& Orchestrator::Restart(orchestrator_detail::StoredRun stored,
   run->plan = std::move(plan);
   run->input = stored.record.value("input", json::object());
   run->scheduler =
-      std::make_unique<Scheduler>(run->plan->dag, run->plan->weights, run->plan->rules);
+      std::make_unique<Scheduler>(run->plan->dag, Weights(*run->plan), run->plan->rules);
   run->tasks.resize(run->plan->chain.tasks.size());
   run->created_ms = stored.record.value("created_unix_ms", int64_t{0});
   run->resumes = stored.record.value("resumed", 0) + 1;

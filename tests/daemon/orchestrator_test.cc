@@ -418,6 +418,34 @@ TEST_F(OrchestratorTest, JobsBoundConcurrencyAcrossRuns) {
   for (const json& r : runs) EXPECT_EQ(r["status"], "succeeded");
 }
 
+// The critical path by history: with one job, the root whose path holds the most work (by the
+// durations history saw) starts first, whatever the file order; a task history has not seen
+// weighs the median of the others.
+TEST_F(OrchestratorTest, TheLongestPathOfRealWorkStartsFirst) {
+  Apply(R"(chain_id: cp
+tasks:
+  - {task_id: quick, executable_code_location: /bin/true}
+  - {task_id: short, executable_code_location: /bin/true}
+  - {task_id: long, executable_code_location: /bin/true, dependencies: [short]}
+  - {task_id: new, executable_code_location: /bin/true}
+)");
+  MakeOrchestrator(1);
+  std::map<std::string, double> seen{{"quick", 900}, {"short", 10}, {"long", 5000}};
+  orchestrator_->UseDurations([&seen](const std::string& chain, const std::string& task) {
+    EXPECT_EQ(chain, "cp");
+    auto it = seen.find(task);
+    return it == seen.end() ? std::nullopt : std::optional<double>(it->second);
+  });
+  orchestrator_->Trigger("cp", 0, json::object(),
+                         [](std::optional<RunError> e, const std::string&) { EXPECT_FALSE(e); });
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  std::vector<std::string> order;
+  for (const TaskLaunch& l : runner_->launches) order.push_back(l.task_id);
+  // short (10, and 5000 after it), then long (5000); then quick and new (900 each: new weighs the
+  // median of what history saw), in file order.
+  EXPECT_EQ(order, (std::vector<std::string>{"short", "long", "quick", "new"}));
+}
+
 TEST_F(OrchestratorTest, EventsTellTheWholeStory) {
   Apply(
       "chain_id: two\ntasks:\n  - {task_id: a, command: 'true'}\n"
