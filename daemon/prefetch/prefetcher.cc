@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -290,6 +291,7 @@ void Prefetcher::AddDesires(const std::shared_ptr<const ChainView>& shared,
 void Prefetcher::Plan() {
   if (shut_down_ || !options_.enabled) return;
   ++work_.plans;
+  auto start = std::chrono::steady_clock::now();
   Refresh();
   int64_t now = clock_();
   TrimCache(now);
@@ -307,7 +309,12 @@ void Prefetcher::Plan() {
   }
   in.budgets = Budgets();
   in.now_ms = now;
-  Carry(Decide(std::move(in)));
+  PlanDecision decision = Decide(std::move(in));
+  auto decided = std::chrono::steady_clock::now();
+  Carry(std::move(decision));
+  work_.deciding_s += std::chrono::duration<double>(decided - start).count();
+  work_.doing_s +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - decided).count();
 }
 
 PlanBudgets Prefetcher::Budgets() const {
@@ -395,7 +402,9 @@ json Prefetcher::Stats() const {
                    {"plans", work_.plans},
                    {"forecasts", work_.forecasts},
                    {"predictions", work_.model.predictions},
-                   {"candidates", work_.model.candidates}};
+                   {"candidates", work_.model.candidates},
+                   {"deciding_seconds", work_.deciding_s},
+                   {"doing_seconds", work_.doing_s}};
   return j;
 }
 
@@ -439,6 +448,8 @@ std::string Prefetcher::Metrics() const {
          s["planning"]["plans"]);
   metric("candidates_scored_total", "counter", "Candidates the model scored for plans.",
          s["planning"]["candidates"]);
+  metric("plan_seconds_total", "counter", "Time plans spent deciding (not starting prewarms).",
+         s["planning"]["deciding_seconds"]);
   metric("queue_length", "gauge", "Prewarms wanted and not yet started.", s["queue"]);
   metric("warm_processes", "gauge", "Prewarmed processes and workers alive.",
          s["warm"]["processes"]);

@@ -89,6 +89,8 @@ struct PlanningWork {
   uint64_t plans = 0;      // plans made (events coalesced)
   uint64_t forecasts = 0;  // runs and expected chains forecast
   ForecastWork model;      // model calls and candidates scored
+  double deciding_s = 0;   // time in plans deciding (forecasts, desires, the planner)
+  double doing_s = 0;      // time in plans doing it (starting and stopping prewarms)
 };
 
 class Prefetcher {
