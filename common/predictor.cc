@@ -345,6 +345,7 @@ RunContext Predictor::BeginRun(std::string_view chain_id) const {
 }
 
 void Predictor::Advance(RunContext* run, std::string_view task_id) const {
+  if (run->model_ != this) return;  // another model's: its indices mean nothing here
   ++run->starts_;
   run->recent_.emplace_back(task_id);
   if (run->recent_.size() > kMaxMarkovOrder) run->recent_.erase(run->recent_.begin());
@@ -359,6 +360,7 @@ void Predictor::Advance(RunContext* run, std::string_view task_id) const {
 // What history learned since the run's last look: the chain, and tasks started before history
 // knew them. Costs the tasks still unknown, only when the chain has gained tasks.
 void Predictor::Refresh(RunContext* run) const {
+  if (run->model_ != this) return;
   if (run->space_ < 0) {
     auto found = chain_index_.find(run->chain_id_);
     if (found == chain_index_.end()) return;
@@ -377,7 +379,7 @@ void Predictor::Refresh(RunContext* run) const {
 
 std::vector<TaskCandidate> Predictor::PredictNext(
     RunContext* run, const std::vector<CandidateTask>& candidates) const {
-  if (candidates.empty()) return {};
+  if (candidates.empty() || run->model_ != this) return {};
   Refresh(run);
   const ChainState* chain = run->space_ >= 0 ? &chains_[Ix(run->space_)] : nullptr;
   auto symbol_of = [chain](std::string_view name) {

@@ -103,7 +103,8 @@ class Predictor;
 // start, both O(1) amortised, so a PredictNext costs what its candidates cost, never what the
 // run has started. Tasks and chains that history learns while the run goes (its first runs)
 // are picked up by the next PredictNext. Bound to the model instance that made it: a model
-// swapped in needs new contexts (compare model()).
+// swapped in needs new contexts (compare model()); another model leaves it as it is and
+// predicts nothing from it.
 class RunContext {
  public:
   const Predictor* model() const { return model_; }

@@ -146,7 +146,12 @@ void Prefetcher::TaskStarted(const std::string& run_id, const std::string& chain
     if (!run->frontier->started(task)) {
       run->frontier->Started(task);
       run->started.push_back(task);
-      if (run->context) predictions_->model().Advance(&*run->context, view.spec(task).task_id);
+      // A context of a model swapped out since the last plan is rebuilt there, from `started`.
+      const Predictor& model = predictions_->model();
+      bool current = run->context && run->context->model() == &model &&
+                     model_seen_.second == predictions_->model_version();
+      if (current) model.Advance(&*run->context, view.spec(task).task_id);
+      if (!current) run->context.reset();
       run->last_start_ms = now;
       run->stale = true;
     }

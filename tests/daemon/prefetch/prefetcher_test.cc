@@ -145,6 +145,33 @@ TEST_F(PrefetcherTest, ATaskThatStartsUpInAFewMillisecondsIsNotPrewarmed) {
   EXPECT_EQ(Status()["misses"], 0);
 }
 
+// --- the model ---
+
+// A training swaps in a new model (here one trained on an empty store: it knows nothing) while a
+// run goes: the run's context is rebuilt for it from the run's starts, and its forecasts come
+// from it (the DAG's prior alone: s3 is next, now).
+TEST_F(PrefetcherTest, AModelSwappedInMidRunIsUsedForTheRestOfIt) {
+  TaskSpec s2 = Spawn("s2"), s3 = Spawn("s3");
+  s2.dependencies = {"s1"};
+  s3.dependencies = {"s2"};
+  Define("line", {Spawn("s1"), s2, s3});
+  for (int i = 0; i < 5; ++i) {
+    ObserveRun("line", kHistoryStart + i * 60'000, {{"s1", 0}, {"s2", 10'000}, {"s3", 20'000}});
+  }
+  MakePrefetcher(Options(4));
+  Started("r", "line", {"s1"});
+  ASSERT_TRUE(runner_.PrewarmedTasks().empty());  // s2 is 10 s away
+  uint64_t version = predictions_->model_version();
+  bool trained = false;
+  predictions_->Train([&trained](const TrainResult& r) { trained = r.ok; });
+  while (!trained) uv_run(&loop_, UV_RUN_ONCE);
+  ASSERT_NE(predictions_->model_version(), version);
+
+  Started("r", "line", {"s1", "s2"});
+  EXPECT_EQ(runner_.PrewarmedTasks(), Names{"s3"});
+  EXPECT_EQ(prefetcher_->work().forecasts, 2u);  // r after each start (the second on the new model)
+}
+
 // --- measurements kept across restarts ---
 
 TEST_F(PrefetcherTest, MeasuredStartUpsOutliveARestart) {
