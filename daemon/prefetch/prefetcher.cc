@@ -127,7 +127,8 @@ void Prefetcher::TaskStarted(const std::string& run_id, const std::string& chain
   ++work_.events;
   int64_t now = clock_();
   std::unique_ptr<ActiveRun>& run = runs_[run_id];
-  if (!run) {
+  bool fresh = !run;
+  if (fresh) {
     run = std::make_unique<ActiveRun>();
     run->view = ViewOf(chain_id, chain);
     last_run_start_ms_ = now;
@@ -156,7 +157,7 @@ void Prefetcher::TaskStarted(const std::string& run_id, const std::string& chain
       run->stale = true;
     }
   }
-  SchedulePlan();
+  if (fresh || view.prewarms) SchedulePlan();  // else nothing a plan looks at changed
 }
 
 void Prefetcher::RunEnded(const std::string& run_id, const std::string& chain_id,

@@ -82,6 +82,7 @@ TEST_F(PlanningWorkTest, AFanOutCostsTheSamePerEventWhateverItsWidth) {
 TEST_F(PlanningWorkTest, AChainWithNothingToPrewarmAsksTheModelNothing) {
   PlanningWork w = RunWork(Shape::kFanOut, 1000, /*spawn=*/false, 500);
   EXPECT_EQ(w.events, 500u);
+  EXPECT_EQ(w.plans, 0u);  // nothing a plan looks at changed
   EXPECT_EQ(w.forecasts, 0u);
   EXPECT_EQ(w.model.predictions, 0u);
   EXPECT_EQ(w.model.candidates, 0u);
