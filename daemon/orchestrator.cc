@@ -679,9 +679,7 @@ void Orchestrator::OnResult(uint64_t n, int i, int attempt, TaskResult result) {
   if (ok) {
     const JsonSchema* schema = run.plan->output_schemas[Index(i)].get();
     ok = ParseTaskOutput(result.output, schema == nullptr, &output, &error);
-    if (!ok) {
-      error = "output_schema: " + error;
-    } else if (schema) {
+    if (ok && schema) {
       std::vector<JsonSchema::Violation> violations = schema->Validate(output);
       ok = violations.empty();
       if (!ok) error = "output_schema: " + DescribeViolations(violations);
@@ -716,6 +714,7 @@ void Orchestrator::OnResult(uint64_t n, int i, int attempt, TaskResult result) {
 
   if (ok) {
     t.has_files = HasEntries(run.dir + "/" + spec.task_id + "/out");
+    // output: UTF-8 and not too deep, checked by ParseTaskOutput.
     writer_->Put(Db::kRuns, RunOutputKey(run.n, spec.task_id), EncodeValue(1, output.dump()));
     t.output = std::move(output);
     FinishTask(run, i, TaskState::kSucceeded, "");
@@ -905,12 +904,15 @@ void Orchestrator::SaveRun(Run& run) {
 
 void Orchestrator::SaveTask(Run& run, int task) {
   uint64_t n = run.n;
-  writer_->PutLater(Db::kRuns, RunTaskKey(n, run.spec(task).task_id),
-                    [this, n, task]() -> std::optional<std::string> {
-                      auto it = runs_.find(n);
-                      if (it == runs_.end()) return std::nullopt;
-                      return EncodeValue(1, TaskRecord(*it->second, task).dump());
-                    });
+  writer_->PutLater(
+      Db::kRuns, RunTaskKey(n, run.spec(task).task_id),
+      [this, n, task]() -> std::optional<std::string> {
+        auto it = runs_.find(n);
+        if (it == runs_.end()) return std::nullopt;
+        // error: may quote what a task printed.
+        return EncodeValue(
+            1, TaskRecord(*it->second, task).dump(-1, ' ', false, json::error_handler_t::replace));
+      });
 }
 
 json Orchestrator::TaskRecord(const Run& run, int i) const {

@@ -13,6 +13,7 @@
 #include <string>
 #include <utility>
 
+#include "common/json_text.h"
 #include "common/units.h"
 
 namespace chainctl::daemon {
@@ -332,10 +333,19 @@ void WorkerPool::Worker::Consume(const char* data, size_t size) {
 
 // The response `line` ends the request. `more`: the worker wrote something after it.
 void WorkerPool::Worker::Answer(const std::string& line, bool more) {
-  Json response = Json::parse(line, nullptr, false);
+  // The reply is bytes until checked (common/json_text.h): not UTF-8 or too deep, it is a
+  // protocol error like any other, never a value that later fails to dump.
+  Json response;
+  JsonTextFault fault = JsonTextFault::kNone;
+  std::string why;
   std::string problem;
-  if (response.is_discarded() || !response.is_object()) {
-    problem = "the response is not a JSON object: " + line.substr(0, 200);
+  if (!DecodeJsonText(line, &response, &fault, &why)) {
+    problem = fault == JsonTextFault::kNotUtf8 ? "the response is " + why
+              : fault == JsonTextFault::kTooDeep
+                  ? "the response " + why
+                  : "the response is not a JSON object: " + PrintableBytes(line, 200);
+  } else if (!response.is_object()) {
+    problem = "the response is not a JSON object: " + PrintableBytes(line, 200);
   } else if (!response.contains("id") || response["id"] != Json(request->handle)) {
     problem = "the response's id is " + Dump(response.value("id", Json())) + ", not " +
               std::to_string(request->handle);

@@ -1,0 +1,135 @@
+// The orchestrator and what tasks hand back (issue 15): output that is not UTF-8 or nests too
+// deep fails the task.
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/chain_load.h"
+#include "daemon/orchestrator.h"
+#include "tests/test_util.h"
+
+namespace chainctl::daemon {
+namespace {
+
+using nlohmann::json;
+
+// A TaskRunner without processes whose attempts end when the test says (Finish).
+class ManualRunner : public TaskRunner {
+ public:
+  Handle Start(TaskLaunch, Done done) override {
+    running_.push_back(std::move(done));
+    return ++last_;
+  }
+  void Cancel(Handle) override {}
+  size_t running() const override { return running_.size(); }
+
+  // Ends every running attempt with exit 0 and `output` on stdout.
+  void Finish(const std::string& output) {
+    std::deque<Done> done;
+    done.swap(running_);
+    for (Done& d : done) {
+      TaskResult r;
+      r.output = output;
+      d(std::move(r));
+    }
+  }
+
+ private:
+  std::deque<Done> running_;
+  Handle last_ = 0;
+};
+
+class OrchestratorStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    uv_loop_init(&loop_);
+    std::string err;
+    store_ = Store::Open({.dir = tmp_.path() + "/store", .initial_map_size = 1 << 24}, &err);
+    ASSERT_TRUE(store_) << err;
+    registry_ = std::make_unique<Registry>(store_.get());
+    history_ = std::make_unique<History>(store_.get());
+    writer_ = std::make_unique<StoreWriter>(&loop_, store_.get());
+    OrchestratorOptions options;
+    options.runs_dir = tmp_.path() + "/runs";
+    orchestrator_ = std::make_unique<Orchestrator>(&loop_, registry_.get(), history_.get(),
+                                                   store_.get(), writer_.get(), &runner_, options);
+    ASSERT_TRUE(orchestrator_->Open(&err)) << err;
+    LoadOptions load;
+    load.check_executables = false;
+    Diagnostics diags;
+    std::optional<Chain> chain =
+        ParseChain("chain_id: one\ntasks:\n  - {task_id: t, executable_code_location: /bin/cat}\n",
+                   "test.yaml", load, &diags);
+    ASSERT_TRUE(chain);
+    ChainVersion version;
+    bool created = false;
+    ASSERT_TRUE(registry_->PutChain(*chain, &version, &created, &err)) << err;
+  }
+  void TearDown() override {
+    orchestrator_.reset();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    EXPECT_EQ(uv_loop_close(&loop_), 0);
+  }
+
+  // Triggers a run of "one"; its id, or the refusal's status as "refused <status>".
+  std::string Trigger() {
+    std::optional<RunError> error;
+    std::string id;
+    orchestrator_->Trigger("one", 0, json::object(),
+                           [&](std::optional<RunError> e, const std::string& r) {
+                             error = e;
+                             id = r;
+                           });
+    RunUntil([&] { return error || !id.empty(); });
+    return error ? "refused " + std::to_string(error->status) : id;
+  }
+
+  // Runs the loop until `done`, within a bound (a retry timer keeps the loop alive).
+  void RunUntil(const std::function<bool()>& done) {
+    for (int i = 0; i < 10000 && !done(); ++i) uv_run(&loop_, UV_RUN_ONCE);
+    ASSERT_TRUE(done());
+  }
+
+  json Record(const std::string& run_id) {
+    std::optional<json> run;
+    std::string err;
+    EXPECT_TRUE(orchestrator_->GetRun(run_id, &run, &err)) << err;
+    return run.value_or(json());
+  }
+
+  testing::ScopedTempDir tmp_;
+  uv_loop_t loop_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<History> history_;
+  std::unique_ptr<StoreWriter> writer_;
+  ManualRunner runner_;
+  std::unique_ptr<Orchestrator> orchestrator_;
+};
+
+// Issue 15, item 1: `printf '\377'` killed chaind.
+TEST_F(OrchestratorStoreTest, Issue15OutputNotUtf8FailsTheTaskAndIsStored) {
+  std::string id = Trigger();
+  runner_.Finish("{\"name\": \"\xFF\"}");
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  json run = Record(id);  // from the store: the run has ended
+  EXPECT_EQ(run["status"], "failed");
+  EXPECT_EQ(run["error"], "task t failed: output is not valid UTF-8 at byte 11 (0xff)");
+  EXPECT_EQ(run["tasks"][0]["error"], "output is not valid UTF-8 at byte 11 (0xff)");
+}
+
+// Issue 15, item 2: deep JSON overflowed chaind's stack.
+TEST_F(OrchestratorStoreTest, Issue15DeepOutputFailsTheTask) {
+  std::string id = Trigger();
+  runner_.Finish(std::string(100000, '[') + std::string(100000, ']'));
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  EXPECT_EQ(Record(id)["tasks"][0]["error"], "output nests deeper than 64 levels");
+}
+
+}  // namespace
+}  // namespace chainctl::daemon
