@@ -104,6 +104,7 @@ struct Signals {
   PredictionService* predictions;
   Prefetcher* prefetcher;
   WorkerPool* workers;
+  StoreWriter* writer;
   bool stopping = false;
 };
 
@@ -115,6 +116,9 @@ void OnSignal(uv_signal_t* handle, int signum) {
   SystemdNotify("STOPPING=1");
   uv_close(reinterpret_cast<uv_handle_t*>(&signals->term), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&signals->interrupt), nullptr);
+  // Writes that a failing store refused are tried once more, then logged as lost: stopping
+  // must not wait for a disk to be freed.
+  signals->writer->GiveUpOnFailure();
   signals->server->Shutdown([] { Log(LogLevel::kInfo, "all connections closed"); });
   signals->orchestrator->Shutdown([] { Log(LogLevel::kInfo, "all runs stopped and stored"); });
   signals->predictions->Shutdown();
@@ -292,6 +296,7 @@ int RunDaemon(const DaemonConfig& config) {
       .prefetcher = &prefetcher,
       .workers = workers.get(),
       .stager = &stager,
+      .writer = &writer,
       .socket_path = config.socket_path,
       .state_dir = config.state_dir,
       .store_format = kStoreFormatVersion,
@@ -311,6 +316,7 @@ int RunDaemon(const DaemonConfig& config) {
     signals.predictions = &predictions;
     signals.prefetcher = &prefetcher;
     signals.workers = workers.get();
+    signals.writer = &writer;
     if (Serve(&loop, &server, config, systemd_fd, &signals)) {
       uv_run(&loop, UV_RUN_DEFAULT);
     } else {

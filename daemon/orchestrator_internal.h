@@ -73,7 +73,14 @@ struct Orchestrator::Run {
   bool timed_out = false;          // went over the chain's timeout: ends failed
   uv_timer_t* deadline = nullptr;  // the chain's timeout, while it runs
   bool ended = false;
+  // Its end is shown to clients only once stored (orchestrator.h, "Acknowledgement"):
+  // events[end_event] is run_finished, held back from followers until end_stored.
+  size_t end_event = 0;
+  bool end_stored = false;
   std::string dir;
+
+  // The events clients may see: all of them but a run_finished not stored yet.
+  size_t Shown() const { return ended && !end_stored ? end_event : events.size(); }
 
   const TaskSpec& spec(int task) const { return plan->chain.tasks[Index(task)]; }
   Task& task(int i) { return tasks[Index(i)]; }

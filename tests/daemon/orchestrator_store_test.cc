@@ -1,5 +1,5 @@
-// The orchestrator and what tasks hand back (issue 15): output that is not UTF-8 or nests too
-// deep fails the task.
+// The orchestrator and what tasks hand back or the store refuses (issue 15): output that is not
+// UTF-8 or nests too deep fails the task, and a run's end reaches clients only once stored.
 #include <gtest/gtest.h>
 
 #include <deque>
@@ -129,6 +129,58 @@ TEST_F(OrchestratorStoreTest, Issue15DeepOutputFailsTheTask) {
   runner_.Finish(std::string(100000, '[') + std::string(100000, ']'));
   uv_run(&loop_, UV_RUN_DEFAULT);
   EXPECT_EQ(Record(id)["tasks"][0]["error"], "output nests deeper than 64 levels");
+}
+
+// Issue 15, item 3: `trigger --wait` said "succeeded" for a run whose end was never stored.
+TEST_F(OrchestratorStoreTest, Issue15EndIsToldOnlyOnceStored) {
+  std::string id = Trigger();
+  std::vector<json> events;
+  bool ended = false;
+  uint64_t follower = 0;
+  ASSERT_FALSE(orchestrator_->Follow(id, true,
+                                     {.events =
+                                          [&](const std::string& lines) {
+                                            std::istringstream in(lines);
+                                            for (std::string line; std::getline(in, line);)
+                                              events.push_back(json::parse(line));
+                                          },
+                                      .end = [&] { ended = true; }},
+                                     &follower));
+  // The disk fills up: every commit fails (an op in the transaction fails like ENOSPC).
+  auto full = std::make_shared<bool>(true);
+  writer_->Add([full](WriteTxn&, std::string* err) {
+    if (*full) *err = "No space left on device (injected)";
+    return !*full;
+  });
+  runner_.Finish("{\"rows\": 3}");
+  RunUntil([&] { return writer_->degraded(); });
+  for (int i = 0; i < 5; ++i) uv_run(&loop_, UV_RUN_ONCE);  // retries fail too
+  ASSERT_FALSE(events.empty());
+  EXPECT_NE(events.back()["type"], "run_finished");
+  EXPECT_FALSE(ended);
+  json shown = Record(id);
+  EXPECT_EQ(shown["status"], "running");
+  EXPECT_EQ(shown["ending"], true);
+  EXPECT_FALSE(shown.contains("output"));
+  EXPECT_EQ(Trigger(), "refused 507");
+  std::optional<RunError> cancel = orchestrator_->Cancel(id);
+  ASSERT_TRUE(cancel);
+  EXPECT_EQ(cancel->code, "run_ending");
+  // Space comes back: the retry stores the end, then the followers are told.
+  *full = false;
+  RunUntil([&] { return ended; });
+  EXPECT_FALSE(writer_->degraded());
+  ASSERT_EQ(events.back()["type"], "run_finished");
+  EXPECT_EQ(events.back()["status"], "succeeded");
+  EXPECT_EQ(events.back()["output"], json({{"rows", 3}}));
+  json stored = Record(id);  // from the store now
+  EXPECT_EQ(stored["status"], "succeeded");
+  EXPECT_FALSE(stored.contains("ending"));
+  std::string next = Trigger();
+  EXPECT_EQ(next.substr(0, 4), "run-");
+  runner_.Finish("{}");
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  EXPECT_EQ(Record(next)["status"], "succeeded");
 }
 
 }  // namespace
