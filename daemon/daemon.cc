@@ -99,6 +99,7 @@ bool PrepareSocketPath(const std::string& path) {
 struct Signals {
   uv_signal_t term;
   uv_signal_t interrupt;
+  uv_signal_t hangup;
   HttpServer* server;
   Orchestrator* orchestrator;
   PredictionService* predictions;
@@ -116,6 +117,8 @@ void OnSignal(uv_signal_t* handle, int signum) {
   SystemdNotify("STOPPING=1");
   uv_close(reinterpret_cast<uv_handle_t*>(&signals->term), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&signals->interrupt), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&signals->hangup), nullptr);
+  signal(SIGHUP, SIG_IGN);  // libuv restored SIG_DFL: a SIGHUP must not cut the shutdown short
   // Writes that a failing store refused are tried once more, then logged as lost: stopping
   // must not wait for a disk to be freed.
   signals->writer->GiveUpOnFailure();
@@ -125,6 +128,17 @@ void OnSignal(uv_signal_t* handle, int signum) {
   // No prewarmed process or idle worker outlives chaind; busy workers end with their runs.
   signals->prefetcher->Shutdown();
   signals->workers->StopIdle("");
+}
+
+// SIGHUP, the logrotate convention: the log file is opened anew, and chaind goes on.
+void OnHangup(uv_signal_t*, int) {
+  if (LogFilePath().empty()) {
+    return Log(LogLevel::kInfo, "received SIGHUP: no --log-file to reopen; going on");
+  }
+  Log(LogLevel::kInfo, "received SIGHUP: reopening the log file " + LogFilePath());
+  std::string err;
+  if (!ReopenLogFile(&err)) return Log(LogLevel::kError, err + "; logging on to the old file");
+  Log(LogLevel::kInfo, "log file reopened (SIGHUP)");
 }
 
 bool Serve(uv_loop_t* loop, HttpServer* server, const DaemonConfig& config, int systemd_fd,
@@ -140,6 +154,8 @@ bool Serve(uv_loop_t* loop, HttpServer* server, const DaemonConfig& config, int 
     handle->data = signals;
     uv_signal_start(handle, OnSignal, signum);
   }
+  uv_signal_init(loop, &signals->hangup);
+  uv_signal_start(&signals->hangup, OnHangup, SIGHUP);
   Log(LogLevel::kInfo, "chaind " + std::string(kVersion) + " (pid " + std::to_string(getpid()) +
                            ") listening on " +
                            (systemd_fd >= 0 ? "the socket from systemd" : config.socket_path) +
@@ -192,7 +208,12 @@ std::string FindExecHelper() {
 
 int RunDaemon(const DaemonConfig& config) {
   signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);  // until Serve handles it (tasks get SIG_DFL: process_spawn.h)
   std::string err;
+  if (!config.log_file.empty() && !OpenLogFile(config.log_file, &err)) {
+    Fail(err);
+    return 1;
+  }
   if (!EnsurePrivateDir(config.state_dir, &err)) {
     Fail(err);
     return 1;
