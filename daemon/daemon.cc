@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -204,6 +205,34 @@ std::string FindExecHelper() {
   return "";
 }
 
+// Raises the soft RLIMIT_NOFILE to the hard limit (tasks inherit it; logged) and returns it.
+uint64_t RaiseDescriptorLimit() {
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) != 0) return 1024;
+  rlim_t was = nofile.rlim_cur;
+  if (nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) nofile.rlim_cur = was;
+  }
+  if (nofile.rlim_cur != was) {
+    Log(LogLevel::kInfo, "file descriptors: soft limit raised from " + std::to_string(was) +
+                             " to the hard limit, " + std::to_string(nofile.rlim_cur));
+  }
+  return nofile.rlim_cur;
+}
+
+// Caps the connections served at once to a quarter of the descriptors (at least 4), so that
+// connections cannot take those that tasks, the store and the log need. Logged.
+void FitConnections(uint64_t descriptors, HttpLimits* limits) {
+  size_t quarter = static_cast<size_t>(std::max<uint64_t>(4, descriptors / 4));
+  if (limits->max_connections <= quarter) return;
+  Log(LogLevel::kWarning, "file descriptors: " + std::to_string(descriptors) +
+                              " allowed (ulimit -n): serving at most " + std::to_string(quarter) +
+                              " connections at once, not " +
+                              std::to_string(limits->max_connections));
+  limits->max_connections = quarter;
+}
+
 }  // namespace
 
 int RunDaemon(const DaemonConfig& config) {
@@ -214,6 +243,7 @@ int RunDaemon(const DaemonConfig& config) {
     Fail(err);
     return 1;
   }
+  uint64_t descriptors = RaiseDescriptorLimit();
   if (!EnsurePrivateDir(config.state_dir, &err)) {
     Fail(err);
     return 1;
@@ -329,7 +359,9 @@ int RunDaemon(const DaemonConfig& config) {
   Api api(context);
   int status = 0;
   {
-    HttpServer server(&loop, config.limits, [&api](HttpRequest request, Responder respond) {
+    HttpLimits limits = config.limits;
+    FitConnections(descriptors, &limits);
+    HttpServer server(&loop, limits, [&api](HttpRequest request, Responder respond) {
       api.Handle(std::move(request), std::move(respond));
     });
     Signals signals;

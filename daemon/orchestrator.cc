@@ -52,6 +52,10 @@ namespace {
 
 size_t Index(int i) { return static_cast<size_t>(i); }
 
+// Spawns short of resources (TaskResult::retryable) retried per task, beyond retry.max_attempts:
+// with the default 1 s backoff, about 10 s of shortage.
+constexpr int kMaxShortRetries = 10;
+
 std::string PlanKey(const std::string& chain_id, int version) {
   return chain_id + '\0' + std::to_string(version);
 }
@@ -719,6 +723,13 @@ void Orchestrator::OnResult(uint64_t n, int i, int attempt, TaskResult result) {
     writer_->Put(Db::kRuns, RunOutputKey(run.n, spec.task_id), EncodeValue(1, output.dump()));
     t.output = std::move(output);
     FinishTask(run, i, TaskState::kSucceeded, "");
+  } else if (result.retryable && !cancelled && !run.cancelled && !run.timed_out &&
+             t.short_retries < kMaxShortRetries) {
+    // The spawn found no descriptor, process or memory free (EMFILE, EAGAIN, ...): retried
+    // after the backoff without counting against retry.max_attempts; its record stays.
+    ++t.short_retries;
+    ++t.first_attempt;
+    Retry(run, i, error + " (retried: chaind was short of resources)");
   } else if (cancelled || run.cancelled || run.timed_out ||
              attempt - t.first_attempt + 1 >= spec.retry.max_attempts) {
     FinishTask(run, i, cancelled ? TaskState::kCancelled : TaskState::kFailed, error);

@@ -41,6 +41,7 @@ struct Orchestrator::Run {
   struct Task {
     int attempts = 0;       // every attempt of every go: the next one is attempts + 1
     int first_attempt = 1;  // the first attempt of this go (a resume starts a new go)
+    int short_retries = 0;  // attempts retried because a spawn was short of resources
     int64_t started_ms = 0;
     int64_t ended_ms = 0;
     std::string error;

@@ -560,8 +560,10 @@ WorkerPool::Handle WorkerPool::Run(const std::string& key, const TaskLaunch& lau
   } else {
     auto started = std::chrono::steady_clock::now();
     std::string err;
-    worker = Spawn(key, launch, &err);
+    int error = 0;
+    worker = Spawn(key, launch, &err, &error);
     if (worker == nullptr) {
+      result.retryable = IsResourceShortage(error);
       FailLater(std::move(done), std::move(result), std::move(err));
       return handle;
     }
@@ -616,10 +618,11 @@ nlohmann::json WorkerPool::Stats() const {
   return stats;
 }
 
-// A new worker for `key`, not yet in any state's container; nullptr with `*err` if it could
-// not be spawned or watched (then nothing of it is left).
+// A new worker for `key`, not yet in any state's container; nullptr with `*err` (and, if
+// `error` is given, the errno behind it, 0 if none) if it could not be spawned or watched (then
+// nothing of it is left).
 WorkerPool::Worker* WorkerPool::Spawn(const std::string& key, const TaskLaunch& launch,
-                                      std::string* err) {
+                                      std::string* err, int* error) {
   TaskLaunch worker_launch = launch;
   worker_launch.stdin_data.clear();
   worker_launch.stdin_file.clear();
@@ -627,6 +630,7 @@ WorkerPool::Worker* WorkerPool::Spawn(const std::string& key, const TaskLaunch& 
   worker_launch.cpu_limit_s = 0;
   SpawnedProcess process;
   if (!SpawnProcess(worker_launch, attributes_, options_.exec_helper, &process, err)) {
+    if (error) *error = process.error;
     return nullptr;
   }
   auto* worker = new Worker(this, key);

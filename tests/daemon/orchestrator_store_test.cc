@@ -30,13 +30,24 @@ class ManualRunner : public TaskRunner {
 
   // Ends every running attempt with exit 0 and `output` on stdout.
   void Finish(const std::string& output) {
+    TaskResult r;
+    r.output = output;
+    End(r);
+  }
+  // Ends every running attempt as a spawn that failed, for want of descriptors (`retryable`)
+  // or not.
+  void FailSpawn(bool retryable) {
+    TaskResult r;
+    r.kind = TaskResult::Kind::kSpawnFailed;
+    r.error = retryable ? "cannot make a pipe: Too many open files"
+                        : "cannot run /x: No such file or directory";
+    r.retryable = retryable;
+    End(r);
+  }
+  void End(const TaskResult& result) {
     std::deque<Done> done;
     done.swap(running_);
-    for (Done& d : done) {
-      TaskResult r;
-      r.output = output;
-      d(std::move(r));
-    }
+    for (Done& d : done) d(result);
   }
 
  private:
@@ -59,15 +70,17 @@ class OrchestratorStoreTest : public ::testing::Test {
     orchestrator_ = std::make_unique<Orchestrator>(&loop_, registry_.get(), history_.get(),
                                                    store_.get(), writer_.get(), &runner_, options);
     ASSERT_TRUE(orchestrator_->Open(&err)) << err;
+    Apply("chain_id: one\ntasks:\n  - {task_id: t, executable_code_location: /bin/cat}\n");
+  }
+  void Apply(const std::string& yaml) {
     LoadOptions load;
     load.check_executables = false;
     Diagnostics diags;
-    std::optional<Chain> chain =
-        ParseChain("chain_id: one\ntasks:\n  - {task_id: t, executable_code_location: /bin/cat}\n",
-                   "test.yaml", load, &diags);
+    std::optional<Chain> chain = ParseChain(yaml, "test.yaml", load, &diags);
     ASSERT_TRUE(chain);
     ChainVersion version;
     bool created = false;
+    std::string err;
     ASSERT_TRUE(registry_->PutChain(*chain, &version, &created, &err)) << err;
   }
   void TearDown() override {
@@ -76,11 +89,11 @@ class OrchestratorStoreTest : public ::testing::Test {
     EXPECT_EQ(uv_loop_close(&loop_), 0);
   }
 
-  // Triggers a run of "one"; its id, or the refusal's status as "refused <status>".
-  std::string Trigger() {
+  // Triggers a run of `chain`; its id, or the refusal's status as "refused <status>".
+  std::string Trigger(const std::string& chain = "one") {
     std::optional<RunError> error;
     std::string id;
-    orchestrator_->Trigger("one", 0, json::object(),
+    orchestrator_->Trigger(chain, 0, json::object(),
                            [&](std::optional<RunError> e, const std::string& r) {
                              error = e;
                              id = r;
@@ -181,6 +194,57 @@ TEST_F(OrchestratorStoreTest, Issue15EndIsToldOnlyOnceStored) {
   runner_.Finish("{}");
   uv_run(&loop_, UV_RUN_DEFAULT);
   EXPECT_EQ(Record(next)["status"], "succeeded");
+}
+
+// Issue 15, item 7: out of descriptors, spawns failed and runs were stored failed with "Too
+// many open files". A spawn short of resources is retried, beyond retry.max_attempts.
+TEST_F(OrchestratorStoreTest, Issue15SpawnShortOfDescriptorsIsRetried) {
+  Apply(R"(
+chain_id: short
+tasks:
+  - task_id: t
+    executable_code_location: /bin/cat
+    retry: {max_attempts: 1, initial_backoff: 10ms}
+)");
+  std::string id = Trigger("short");
+  runner_.FailSpawn(true);
+  RunUntil([&] { return runner_.running() == 1; });  // started again after the backoff
+  runner_.Finish("{\"ok\": true}");
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  json run = Record(id);
+  EXPECT_EQ(run["status"], "succeeded");
+  EXPECT_EQ(run["tasks"][0]["attempts"], 2);
+  std::vector<HistoryRecord> records;
+  std::string err;
+  ASSERT_TRUE(history_->Find({.run_id = id}, &records, &err)) << err;
+  ASSERT_EQ(records.size(), 2u);  // the failed attempt is recorded
+  EXPECT_EQ(records[0].status, "failed");
+  EXPECT_EQ(records[0].cause, "spawn");
+  EXPECT_EQ(records[1].status, "succeeded");
+}
+
+TEST_F(OrchestratorStoreTest, Issue15OtherSpawnFailuresAndEndlessShortageFailTheTask) {
+  Apply(R"(
+chain_id: short
+tasks:
+  - task_id: t
+    executable_code_location: /bin/cat
+    retry: {max_attempts: 1, initial_backoff: 1ms, max_backoff: 1ms}
+)");
+  std::string id = Trigger("short");
+  runner_.FailSpawn(false);  // not a shortage: max_attempts 1 is the end
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  EXPECT_EQ(Record(id)["status"], "failed");
+  id = Trigger("short");
+  int tries = 0;
+  for (; tries < 100 && runner_.running() == 1; ++tries) {
+    runner_.FailSpawn(true);
+    RunUntil([&] { return runner_.running() == 1 || Record(id)["status"] == "failed"; });
+  }
+  EXPECT_EQ(tries, 11);  // the first try and 10 retries
+  json run = Record(id);
+  EXPECT_EQ(run["status"], "failed");
+  EXPECT_EQ(run["tasks"][0]["error"], "cannot make a pipe: Too many open files");
 }
 
 }  // namespace
