@@ -7,11 +7,11 @@
 // ListenFd may also be called before the loop runs, on the thread that will run it or before
 // that thread starts); Handlers and Responders run there too.
 //
-// Ownership: the server owns its listening pipes and its connections (HttpConnection, in
-// daemon/http_connection.h), each a libuv handle owner freed only after its close callback.
-// Hence the lifetime rule: a server that has listened may be destroyed only after the
-// callback of Shutdown has run (it aborts otherwise); then no handle of it is left on the
-// loop, and uv_loop_close succeeds.
+// Ownership: the server owns its listening sockets (polled, accepted here) and its connections
+// (HttpConnection, in daemon/http_connection.h), each a libuv handle owner freed only after its
+// close callback. Hence the lifetime rule: a server that has listened may be destroyed only after
+// the callback of Shutdown has run (it aborts otherwise); then no handle of it is left on the loop,
+// and uv_loop_close succeeds.
 //
 // Errors the server answers by itself, as JsonError bodies, closing the connection after them:
 //   400 malformed_request      not HTTP/1.x, or a target that is not a URL

@@ -110,6 +110,7 @@ void StoreWriter::Commit() {
   }
   pending_.later.clear();
   auto commit = std::make_shared<Commit>();
+  in_flight_writes_ = pending_.puts.size() + pending_.ops.size();
   commit->batch = std::move(pending_);
   pending_ = Batch{};
   Store* store = store_;

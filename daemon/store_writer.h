@@ -78,7 +78,8 @@ class StoreWriter {
   const std::string& failure() const { return failure_; }
   int64_t failing_since_ms() const { return failing_since_ms_; }
   size_t unstored() const {
-    return pending_.puts.size() + pending_.later.size() + pending_.ops.size();
+    return pending_.puts.size() + pending_.later.size() + pending_.ops.size() +
+           (degraded() && in_flight_ ? in_flight_writes_ : 0);
   }
   // The message of the 507 that refuses new work while degraded: "the store cannot write
   // (ERR) for 12 s; 6 write(s) wait for a retry: new runs and chain writes are refused until
@@ -116,7 +117,8 @@ class StoreWriter {
   uint64_t delay_ms_;
   uv_timer_t* timer_ = nullptr;  // while writes wait for delay_ms_ or, degraded, for a retry
   bool in_flight_ = false;
-  std::string failure_;  // "" unless degraded: the error of the last failed commit
+  size_t in_flight_writes_ = 0;  // Puts and ops of the commit in flight
+  std::string failure_;          // "" unless degraded: the error of the last failed commit
   int64_t failing_since_ms_ = 0;
   uint64_t retry_ms_ = 0;  // the wait before the next retry, while degraded
   size_t failed_tries_ = 0;
