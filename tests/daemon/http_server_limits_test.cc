@@ -165,6 +165,11 @@ TEST_F(HttpServerLimitsTest, ConnectionOverTheCapGets503) {
 // Issue 15, item 7: out of descriptors, libuv closed waiting clients unanswered (a reset). The
 // server frees its reserve descriptor to accept one and answer it 503, then takes it back.
 TEST_F(HttpServerLimitsTest, Issue15OutOfDescriptorsGets503) {
+#ifdef __SANITIZE_ADDRESS__
+  // The sanitizers check memory with a pipe (IsAccessibleMemoryRange): with no descriptor
+  // left, UBSan's vptr check reports a false "invalid vptr". e2e fd_limit_test covers it there.
+  GTEST_SKIP() << "the sanitizers need descriptors for their own checks";
+#endif
   StartServer();
   Client starved(socket_path_, /*connect_now=*/false);  // its socket, made while one is free
   rlimit saved{};
