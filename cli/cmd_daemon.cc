@@ -63,6 +63,10 @@ int Status(const DaemonOptions& o, std::ostream& out) {
   out << "chaind " << health.value("version", "?") << " is running (pid " << health.value("pid", 0)
       << ", up " << health.value("uptime_s", 0) << " s) on " << o.socket
       << "\nstate: " << health.value("state_dir", o.state_dir) << "\n";
+  if (health.value("status", "") == "degraded") {
+    out << "DEGRADED: "
+        << health.value(nlohmann::json::json_pointer("/store/message"), std::string()) << "\n";
+  }
   return kExitOk;
 }
 

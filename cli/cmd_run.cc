@@ -132,7 +132,9 @@ int Wait(const DaemonOptions& daemon, const std::string& run_id, const RunOption
   std::string why;
   if (!FollowRun(daemon, run_id, &progress, &last, &why)) {
     if (CallsInterrupted()) return CancelAfterInterrupt(daemon, run_id, err);
-    err << "chainctl: " << why << "\n";
+    // The run exists: say so, lest a refused follow (503) read as a refused run.
+    err << "chainctl: cannot follow " << run_id << " (it was started; see chainctl get run "
+        << run_id << "): " << why << "\n";
     return kExitUnreachable;
   }
   if (last.value("status", "") == "succeeded") {

@@ -36,10 +36,12 @@ std::string Tail(const std::string& path, int lines) {
   return all;
 }
 
-// posix_spawn's file actions: stdin /dev/null, stdout and stderr to the log.
+// posix_spawn's file actions: stdin /dev/null, stdout and stderr to the log (for what chaind
+// says before it opens its --log-file, which it reopens on SIGHUP).
 bool SpawnDetached(const DaemonOptions& o, pid_t* pid, std::string* err) {
   std::string chaind = FindChaind();
-  std::vector<std::string> args = {chaind, "--socket", o.socket, "--state-dir", o.state_dir};
+  std::vector<std::string> args = {chaind,      "--socket",   o.socket,  "--state-dir",
+                                   o.state_dir, "--log-file", LogPath(o)};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);

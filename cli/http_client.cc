@@ -11,6 +11,7 @@
 #include <climits>
 #include <csignal>
 #include <cstring>
+#include <thread>
 
 namespace chainctl::cli {
 namespace {
@@ -91,9 +92,10 @@ int OnHeaderValue(http_parser* p, const char* at, size_t len) {
   return 0;
 }
 
+// A 503 refusal of the connection (HttpCall retries it) is kept, not streamed.
 int OnBody(http_parser* p, const char* at, size_t len) {
   auto* s = static_cast<ParseState*>(p->data);
-  if (*s->on_body) {
+  if (*s->on_body && p->status_code != 503) {
     (*s->on_body)(std::string_view(at, len));
   } else {
     s->response->body.append(at, len);
@@ -120,10 +122,48 @@ void InterruptCalls() { interrupted = 1; }
 bool CallsInterrupted() { return interrupted != 0; }
 void ClearInterrupt() { interrupted = 0; }
 
+namespace {
+
+// Whether the server refused the connection before reading the request, asking to come back.
+bool RefusedConnection(const HttpClientResponse& response) {
+  if (response.status != 503) return false;
+  return std::any_of(response.headers.begin(), response.headers.end(),
+                     [](const auto& header) { return header.first == "retry-after"; });
+}
+
+// One try of HttpCall, until `deadline`.
+bool HttpCallOnce(const std::string& socket_path, const HttpClientRequest& request,
+                  Clock::time_point deadline, std::chrono::milliseconds timeout,
+                  HttpClientResponse* response, HttpCallError* error, std::string* err,
+                  const std::function<void(std::string_view)>& on_body);
+
+}  // namespace
+
 bool HttpCall(const std::string& socket_path, const HttpClientRequest& request,
               std::chrono::milliseconds timeout, HttpClientResponse* response, HttpCallError* error,
               std::string* err, const std::function<void(std::string_view)>& on_body) {
-  const Clock::time_point deadline = Clock::now() + timeout;
+  const Clock::time_point start = Clock::now();
+  const Clock::time_point deadline = start + timeout;
+  const Clock::time_point retry_until = std::min(deadline, start + kRefusedRetryWindow);
+  auto pause = std::chrono::milliseconds(50);
+  for (;;) {
+    if (!HttpCallOnce(socket_path, request, deadline, timeout, response, error, err, on_body)) {
+      return false;
+    }
+    if (!RefusedConnection(*response) || Clock::now() + pause >= retry_until || interrupted) {
+      return true;
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(1000));
+  }
+}
+
+namespace {
+
+bool HttpCallOnce(const std::string& socket_path, const HttpClientRequest& request,
+                  Clock::time_point deadline, std::chrono::milliseconds timeout,
+                  HttpClientResponse* response, HttpCallError* error, std::string* err,
+                  const std::function<void(std::string_view)>& on_body) {
   *error = HttpCallError::kNone;
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -139,12 +179,19 @@ bool HttpCall(const std::string& socket_path, const HttpClientRequest& request,
                 "cannot connect to " + socket_path + ": " + std::strerror(errno), error, err);
   }
   const std::string out = Serialize(request);
+  // chaind may refuse a connection (503) and close it before reading the request: then the
+  // send fails (EPIPE) but its answer is there to read; that answer is the one reported.
+  std::string send_failure;
   for (size_t sent = 0; sent < out.size();) {
     if (!WaitFor(fd.get(), POLLOUT, deadline)) {
       return Fail(errno == ETIMEDOUT ? HttpCallError::kTimeout : HttpCallError::kIo,
                   "sending to chaind: " + std::string(std::strerror(errno)), error, err);
     }
     ssize_t n = send(fd.get(), out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+    if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+      send_failure = "sending to chaind: " + std::string(std::strerror(errno));
+      break;
+    }
     if (n < 0 && errno != EINTR && errno != EAGAIN) {
       return Fail(HttpCallError::kIo, "sending to chaind: " + std::string(std::strerror(errno)),
                   error, err);
@@ -166,6 +213,7 @@ bool HttpCall(const std::string& socket_path, const HttpClientRequest& request,
   settings.on_body = OnBody;
   settings.on_message_complete = OnComplete;
   char buffer[65536];
+  size_t received = 0;
   while (!state.complete) {
     if (!WaitFor(fd.get(), POLLIN, deadline)) {
       if (interrupted) return Fail(HttpCallError::kInterrupted, "interrupted", error, err);
@@ -175,6 +223,10 @@ bool HttpCall(const std::string& socket_path, const HttpClientRequest& request,
     }
     ssize_t n = recv(fd.get(), buffer, sizeof buffer, 0);
     if (n < 0 && errno == EINTR && !interrupted) continue;
+    if (n <= 0 && !send_failure.empty() && received == 0) {
+      return Fail(HttpCallError::kIo, send_failure, error, err);  // no answer either
+    }
+    if (n > 0) received += static_cast<size_t>(n);
     if (n < 0) {
       return Fail(HttpCallError::kIo, "reading from chaind: " + std::string(std::strerror(errno)),
                   error, err);
@@ -195,4 +247,5 @@ bool HttpCall(const std::string& socket_path, const HttpClientRequest& request,
   return true;
 }
 
+}  // namespace
 }  // namespace chainctl::cli

@@ -42,6 +42,12 @@ void ClearInterrupt();
 // Returns false, with *error and *err set, if there is no complete answer
 // within `timeout`. With `on_body` set, the body is passed on in pieces as it
 // arrives (for streams) instead of being stored in response->body.
+// A connection the server refused before reading the request (503 with Retry-After: too many
+// connections, or no descriptor left) is tried again, after 50 ms, then twice as long each
+// time up to 1 s, for at most kRefusedRetryWindow and within `timeout`; the last 503 is the
+// answer if the server still refuses (its body is never passed to `on_body`).
+inline constexpr std::chrono::seconds kRefusedRetryWindow{30};
+
 bool HttpCall(const std::string& socket_path, const HttpClientRequest& request,
               std::chrono::milliseconds timeout, HttpClientResponse* response, HttpCallError* error,
               std::string* err, const std::function<void(std::string_view)>& on_body = nullptr);

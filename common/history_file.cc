@@ -8,6 +8,8 @@
 #include <cstring>
 #include <utility>
 
+#include "common/json_text.h"
+
 namespace chainctl {
 namespace {
 
@@ -18,15 +20,6 @@ constexpr unsigned kChunkBytes = 64 << 10;
 bool Fail(std::string* err, std::string message) {
   *err = std::move(message);
   return false;
-}
-
-// nlohmann's parse error without its "[json.exception.parse_error.101] parse error at line 1,
-// column 7: " prefix (a line is one line, and the column is given apart).
-std::string ParseErrorReason(const json::parse_error& e) {
-  std::string what = e.what();
-  size_t at = what.find("parse error");
-  size_t colon = at == std::string::npos ? std::string::npos : what.find(": ", at);
-  return colon == std::string::npos ? what : what.substr(colon + 2);
 }
 
 // An open gzip (or plain) file; closed on destruction unless Close was called.
@@ -85,11 +78,9 @@ bool IsBlankHistoryLine(std::string_view line) {
 
 bool ParseHistoryLine(std::string_view line, HistoryRecord* record, std::string* err) {
   json j;
-  try {
-    j = json::parse(line);
-  } catch (const json::parse_error& e) {
-    return Fail(err, "not JSON (byte " + std::to_string(e.byte) + "): " + ParseErrorReason(e));
-  }
+  JsonTextFault fault = JsonTextFault::kNone;
+  std::string why;
+  if (!DecodeJsonText(line, &j, &fault, &why)) return Fail(err, why);
   return FromJsonlV1(j, record, err);
 }
 

@@ -21,9 +21,10 @@ namespace chainctl {
 // newlines, or a gzip bomb, cannot make the reader hold more than this at once).
 inline constexpr size_t kMaxHistoryLineBytes = size_t{1} << 20;
 
-// Reads one line of JSONL v1 (without its newline): parses it as JSON, then FromJsonlV1. On
-// failure the message names the field (or says that the line is not JSON and at which byte)
-// but neither the file nor the line: that is the caller's.
+// Reads one line of JSONL v1 (without its newline): decodes it as JSON (DecodeJsonText: UTF-8,
+// at most kMaxJsonDepth levels), then FromJsonlV1. On failure the message names the field (or
+// says that the line is not UTF-8, nests too deep or is not JSON, and at which byte) but
+// neither the file nor the line: that is the caller's. Never throws.
 bool ParseHistoryLine(std::string_view line, HistoryRecord* record, std::string* err);
 
 // Whether `line` is blank (empty, or only spaces, tabs and CRs): skipped by the readers.

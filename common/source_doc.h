@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "common/diagnostic.h"
+#include "common/json_text.h"
 
 namespace chainctl {
 
@@ -18,7 +19,7 @@ enum class SourceFormat { kAuto, kJson, kYaml };
 // Limits that keep hostile input cheap to reject.
 struct ParseLimits {
   size_t max_bytes = 16 * 1024 * 1024;  // the daemon's default body limit
-  int max_depth = 64;                   // a chain file needs about 10
+  int max_depth = kMaxJsonDepth;        // 64; a chain file needs about 10
   size_t max_nodes = 1'000'000;         // after YAML alias expansion
   size_t max_alias_nodes = 100'000;     // nodes reached through YAML aliases
 };

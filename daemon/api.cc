@@ -18,6 +18,7 @@ namespace {
 using nlohmann::json;
 
 using internal::Json;
+using internal::RefuseWhileDegraded;
 using internal::StoreError;
 
 json UsedBy(const TaskVersion& t) {
@@ -86,6 +87,16 @@ json ResourcesJson(const Resources& resources) {
   return {{"capacity", std::move(capacity)}, {"in_use", std::move(in_use)}};
 }
 
+// /health's "store": {"ok"} and, while degraded, why and since when.
+json StoreHealth(const StoreWriter* writer) {
+  if (!writer || !writer->degraded()) return {{"ok", true}};
+  return {{"ok", false},
+          {"error", writer->failure()},
+          {"failing_since_unix_ms", writer->failing_since_ms()},
+          {"unstored_writes", writer->unstored()},
+          {"message", writer->DegradedMessage()}};
+}
+
 HttpResponse MethodNotAllowed(const std::string& method, const std::string& allowed) {
   HttpResponse r =
       JsonError(405, "method_not_allowed", method + " is not allowed here; allowed: " + allowed);
@@ -120,6 +131,11 @@ std::optional<uint64_t> NumberParam(std::string_view query, std::string_view nam
 
 HttpResponse BadParam(std::string_view name) {
   return JsonError(400, "bad_parameter", std::string(name) + " must be a whole number");
+}
+
+std::optional<HttpResponse> RefuseWhileDegraded(const StoreWriter* writer) {
+  if (!writer || !writer->degraded()) return std::nullopt;
+  return JsonError(507, "insufficient_storage", writer->DegradedMessage());
 }
 
 }  // namespace internal
@@ -222,6 +238,7 @@ void Api::HandleRuns(const HttpRequest& request, const std::vector<std::string>&
 }
 
 void Api::PostChain(const HttpRequest& request, Responder respond) {
+  if (auto refused = RefuseWhileDegraded(context_.writer)) return respond(std::move(*refused));
   std::optional<SourceFormat> format = FormatOfContentType(request.Header("content-type"));
   if (!format) {
     return respond(JsonError(415, "unsupported_media_type",
@@ -319,6 +336,7 @@ void Api::ListChains(Responder respond) {
 }
 
 void Api::DeleteChain(const std::string& id, Responder respond) {
+  if (auto refused = RefuseWhileDegraded(context_.writer)) return respond(std::move(*refused));
   struct Result {
     bool existed = false;
     bool ok = false;
@@ -363,7 +381,10 @@ void Api::ListTasks(Responder respond) {
 
 void Api::Health(Responder respond) {
   int64_t uptime_ms = RealUnixMs() - context_.started_unix_ms;
-  respond(Json(200, {{"status", "ok"},
+  json store = StoreHealth(context_.writer);
+  bool ok = store["ok"].get<bool>();
+  respond(Json(200, {{"status", ok ? "ok" : "degraded"},
+                     {"store", std::move(store)},
                      {"pid", getpid()},
                      {"version", kVersion},
                      {"uptime_s", uptime_ms / 1000},

@@ -29,6 +29,9 @@ struct ApiContext {
   Prefetcher* prefetcher = nullptr;
   WorkerPool* workers = nullptr;  // may be null
   InputStager* stager = nullptr;  // may be null
+  // Its degraded state (a commit failed, retried) is shown by /health and refuses chain
+  // writes and history imports with 507; may be null (never degraded).
+  const StoreWriter* writer = nullptr;
   std::string socket_path;
   std::string state_dir;
   int store_format = 0;

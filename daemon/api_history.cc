@@ -129,6 +129,9 @@ void Api::PostHistory(HttpRequest request, Responder respond) {
                              "not " +
                                  *type));
   }
+  if (auto refused = internal::RefuseWhileDegraded(context_.writer)) {
+    return respond(std::move(*refused));
+  }
   // Parsing up to 16 MiB and the commit (which fsyncs) both run off the loop.
   auto import = std::make_shared<Import>();
   import->body = std::move(request.body);

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "daemon/http_types.h"
+#include "daemon/store_writer.h"
 
 namespace chainctl::daemon::internal {
 
@@ -23,5 +24,9 @@ std::optional<uint64_t> NumberParam(std::string_view query, std::string_view nam
 
 // 400 bad_parameter: "<name> must be a whole number".
 HttpResponse BadParam(std::string_view name);
+
+// 507 insufficient_storage while the store writer is degraded (store_writer.h): a write now
+// would fail too, or be stored before the writes that wait. nullopt when it is not (or null).
+std::optional<HttpResponse> RefuseWhileDegraded(const StoreWriter* writer);
 
 }  // namespace chainctl::daemon::internal

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 
+#include "common/json_text.h"
 #include "daemon/api.h"
 #include "daemon/api_internal.h"
 #include "daemon/http_body_stream.h"
@@ -69,12 +70,19 @@ std::string LastLines(const std::string& text, size_t lines) {
 
 void Api::Trigger(const std::string& chain_id, const HttpRequest& request, Responder respond) {
   json body = json::object();
-  if (!request.body.empty()) {
-    body = json::parse(request.body, nullptr, false);
-    if (body.is_discarded() || !body.is_object()) {
-      return respond(JsonError(400, "malformed_request",
-                               "the body must be a JSON object such as {\"input\": {...}}"));
+  JsonTextFault fault = JsonTextFault::kNone;
+  std::string why;
+  if (!request.body.empty() && !DecodeJsonText(request.body, &body, &fault, &why)) {
+    // Well-formed but too deep for chaind (and for the tasks' JSON libraries) is invalid input.
+    if (fault == JsonTextFault::kTooDeep) {
+      return respond(JsonError(422, "input_too_deep", "the body " + why));
     }
+    return respond(JsonError(400, "malformed_request",
+                             "the body must be a JSON object such as {\"input\": {...}}: " + why));
+  }
+  if (!body.is_object()) {
+    return respond(JsonError(400, "malformed_request",
+                             "the body must be a JSON object such as {\"input\": {...}}"));
   }
   for (const auto& [key, value] : body.items()) {
     if (key != "input" && key != "version") {

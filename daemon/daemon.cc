@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -99,11 +100,13 @@ bool PrepareSocketPath(const std::string& path) {
 struct Signals {
   uv_signal_t term;
   uv_signal_t interrupt;
+  uv_signal_t hangup;
   HttpServer* server;
   Orchestrator* orchestrator;
   PredictionService* predictions;
   Prefetcher* prefetcher;
   WorkerPool* workers;
+  StoreWriter* writer;
   bool stopping = false;
 };
 
@@ -115,12 +118,28 @@ void OnSignal(uv_signal_t* handle, int signum) {
   SystemdNotify("STOPPING=1");
   uv_close(reinterpret_cast<uv_handle_t*>(&signals->term), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&signals->interrupt), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&signals->hangup), nullptr);
+  signal(SIGHUP, SIG_IGN);  // libuv restored SIG_DFL: a SIGHUP must not cut the shutdown short
+  // Writes that a failing store refused are tried once more, then logged as lost: stopping
+  // must not wait for a disk to be freed.
+  signals->writer->GiveUpOnFailure();
   signals->server->Shutdown([] { Log(LogLevel::kInfo, "all connections closed"); });
   signals->orchestrator->Shutdown([] { Log(LogLevel::kInfo, "all runs stopped and stored"); });
   signals->predictions->Shutdown();
   // No prewarmed process or idle worker outlives chaind; busy workers end with their runs.
   signals->prefetcher->Shutdown();
   signals->workers->StopIdle("");
+}
+
+// SIGHUP, the logrotate convention: the log file is opened anew, and chaind goes on.
+void OnHangup(uv_signal_t*, int) {
+  if (LogFilePath().empty()) {
+    return Log(LogLevel::kInfo, "received SIGHUP: no --log-file to reopen; going on");
+  }
+  Log(LogLevel::kInfo, "received SIGHUP: reopening the log file " + LogFilePath());
+  std::string err;
+  if (!ReopenLogFile(&err)) return Log(LogLevel::kError, err + "; logging on to the old file");
+  Log(LogLevel::kInfo, "log file reopened (SIGHUP)");
 }
 
 bool Serve(uv_loop_t* loop, HttpServer* server, const DaemonConfig& config, int systemd_fd,
@@ -136,6 +155,8 @@ bool Serve(uv_loop_t* loop, HttpServer* server, const DaemonConfig& config, int 
     handle->data = signals;
     uv_signal_start(handle, OnSignal, signum);
   }
+  uv_signal_init(loop, &signals->hangup);
+  uv_signal_start(&signals->hangup, OnHangup, SIGHUP);
   Log(LogLevel::kInfo, "chaind " + std::string(kVersion) + " (pid " + std::to_string(getpid()) +
                            ") listening on " +
                            (systemd_fd >= 0 ? "the socket from systemd" : config.socket_path) +
@@ -184,11 +205,45 @@ std::string FindExecHelper() {
   return "";
 }
 
+// Raises the soft RLIMIT_NOFILE to the hard limit (tasks inherit it; logged) and returns it.
+uint64_t RaiseDescriptorLimit() {
+  rlimit nofile{};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) != 0) return 1024;
+  rlim_t was = nofile.rlim_cur;
+  if (nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) nofile.rlim_cur = was;
+  }
+  if (nofile.rlim_cur != was) {
+    Log(LogLevel::kInfo, "file descriptors: soft limit raised from " + std::to_string(was) +
+                             " to the hard limit, " + std::to_string(nofile.rlim_cur));
+  }
+  return nofile.rlim_cur;
+}
+
+// Caps the connections served at once to a quarter of the descriptors (at least 4), so that
+// connections cannot take those that tasks, the store and the log need. Logged.
+void FitConnections(uint64_t descriptors, HttpLimits* limits) {
+  size_t quarter = static_cast<size_t>(std::max<uint64_t>(4, descriptors / 4));
+  if (limits->max_connections <= quarter) return;
+  Log(LogLevel::kWarning, "file descriptors: " + std::to_string(descriptors) +
+                              " allowed (ulimit -n): serving at most " + std::to_string(quarter) +
+                              " connections at once, not " +
+                              std::to_string(limits->max_connections));
+  limits->max_connections = quarter;
+}
+
 }  // namespace
 
 int RunDaemon(const DaemonConfig& config) {
   signal(SIGPIPE, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);  // until Serve handles it (tasks get SIG_DFL: process_spawn.h)
   std::string err;
+  if (!config.log_file.empty() && !OpenLogFile(config.log_file, &err)) {
+    Fail(err);
+    return 1;
+  }
+  uint64_t descriptors = RaiseDescriptorLimit();
   if (!EnsurePrivateDir(config.state_dir, &err)) {
     Fail(err);
     return 1;
@@ -295,6 +350,7 @@ int RunDaemon(const DaemonConfig& config) {
       .prefetcher = &prefetcher,
       .workers = workers.get(),
       .stager = &stager,
+      .writer = &writer,
       .socket_path = config.socket_path,
       .state_dir = config.state_dir,
       .store_format = kStoreFormatVersion,
@@ -306,7 +362,9 @@ int RunDaemon(const DaemonConfig& config) {
   Api api(context);
   int status = 0;
   {
-    HttpServer server(&loop, config.limits, [&api](HttpRequest request, Responder respond) {
+    HttpLimits limits = config.limits;
+    FitConnections(descriptors, &limits);
+    HttpServer server(&loop, limits, [&api](HttpRequest request, Responder respond) {
       api.Handle(std::move(request), std::move(respond));
     });
     Signals signals;
@@ -314,6 +372,7 @@ int RunDaemon(const DaemonConfig& config) {
     signals.predictions = &predictions;
     signals.prefetcher = &prefetcher;
     signals.workers = workers.get();
+    signals.writer = &writer;
     if (Serve(&loop, &server, config, systemd_fd, &signals)) {
       uv_run(&loop, UV_RUN_DEFAULT);
     } else {

@@ -15,6 +15,7 @@ namespace chainctl::daemon {
 struct DaemonConfig {
   std::string socket_path;  // ignored under systemd socket activation
   std::string state_dir;
+  std::string log_file;  // --log-file: the log, reopened on SIGHUP; "": stderr as it is
   HttpLimits limits;
   size_t jobs = 0;                         // tasks running at once; 0: one per core
   uint64_t history_retention = 1'000'000;  // history records kept
@@ -39,8 +40,8 @@ struct DaemonConfig {
 };
 
 // Runs until SIGTERM or SIGINT, then stops accepting, answers what is in
-// flight, closes the store and returns 0. Returns 1, having logged why, if it
-// cannot start: the state dir or socket is taken by another chaind, a path
+// flight, closes the store and returns 0. SIGHUP reopens the log file and goes on. Returns 1,
+// having logged why, if it cannot start: the state dir or socket is taken by another chaind, a path
 // is unusable, or the store cannot be opened.
 int RunDaemon(const DaemonConfig& config);
 

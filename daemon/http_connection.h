@@ -48,6 +48,7 @@ struct HttpServerStats {
   uint64_t requests = 0;           // handed to the handler since start
   uint64_t refused_peer = 0;       // 403: a client of another uid
   uint64_t refused_busy = 0;       // 503: over HttpLimits::max_connections
+  uint64_t refused_no_fd = 0;      // 503: no file descriptor left (EMFILE, ENFILE)
   uint64_t rejected_requests = 0;  // 400, 405, 413, 431 sent by the server itself
   uint64_t request_timeouts = 0;   // 408
   uint64_t idle_closes = 0;        // closed by the idle timeout
@@ -72,7 +73,8 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   // Bytes kept unparsed while a request is being handled, before reading pauses.
   static constexpr size_t kMaxBuffered = 64 * 1024;
 
-  // Initialises the handles (cannot fail on Unix); the caller uv_accepts into stream().
+  // Initialises the handles (cannot fail on Unix); the caller opens the accepted socket in
+  // stream() (uv_pipe_open).
   static std::shared_ptr<HttpConnection> Create(HttpServerContext* context);
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;

@@ -9,6 +9,8 @@
 #include <memory>
 #include <mutex>
 
+#include "common/json_text.h"
+
 namespace chainctl::daemon {
 namespace {
 
@@ -54,9 +56,14 @@ size_t OnHeader(char* data, size_t size, size_t count, void* user) {
     response->etag.clear();
     response->last_modified.clear();
   } else {
+    // Validators go into the cache's JSON metadata: one that is not UTF-8 is not kept (the
+    // entry is then never fresh, as without one), never a value that fails to dump.
     std::string value;
-    if (HeaderValue(line, "ETag", &value)) response->etag = value;
-    if (HeaderValue(line, "Last-Modified", &value)) response->last_modified = value;
+    if (HeaderValue(line, "ETag", &value)) {
+      if (!FindInvalidUtf8(value)) response->etag = value;
+    } else if (HeaderValue(line, "Last-Modified", &value)) {
+      if (!FindInvalidUtf8(value)) response->last_modified = value;
+    }
   }
   return size * count;
 }

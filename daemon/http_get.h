@@ -19,10 +19,11 @@ struct HttpGetRequest {
 };
 
 struct HttpGetResponse {
-  long status = 0;            // of the last response (after redirects)
-  std::string reason;         // "404 Not Found" (just "404" when the server gave no phrase)
-  std::string etag;           // its ETag header, as sent (quotes kept); "" if none
-  std::string last_modified;  // its Last-Modified header; "" if none
+  long status = 0;     // of the last response (after redirects)
+  std::string reason;  // "404 Not Found" (just "404" when the server gave no phrase)
+  // Validators, "" if none or not UTF-8 (they are stored as JSON).
+  std::string etag;           // its ETag header, as sent (quotes kept)
+  std::string last_modified;  // its Last-Modified header
   uint64_t body_bytes = 0;    // bytes of a 200's body written to body_fd
 };
 

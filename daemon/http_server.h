@@ -7,11 +7,11 @@
 // ListenFd may also be called before the loop runs, on the thread that will run it or before
 // that thread starts); Handlers and Responders run there too.
 //
-// Ownership: the server owns its listening pipes and its connections (HttpConnection, in
-// daemon/http_connection.h), each a libuv handle owner freed only after its close callback.
-// Hence the lifetime rule: a server that has listened may be destroyed only after the
-// callback of Shutdown has run (it aborts otherwise); then no handle of it is left on the
-// loop, and uv_loop_close succeeds.
+// Ownership: the server owns its listening sockets (polled, accepted here) and its connections
+// (HttpConnection, in daemon/http_connection.h), each a libuv handle owner freed only after its
+// close callback. Hence the lifetime rule: a server that has listened may be destroyed only after
+// the callback of Shutdown has run (it aborts otherwise); then no handle of it is left on the loop,
+// and uv_loop_close succeeds.
 //
 // Errors the server answers by itself, as JsonError bodies, closing the connection after them:
 //   400 malformed_request      not HTTP/1.x, or a target that is not a URL
@@ -21,6 +21,9 @@
 //   413 body_too_large         HttpLimits::max_body_bytes; the rest of the body is not read
 //   431 headers_too_large      HttpLimits::max_header_bytes
 //   503 too_many_connections   HttpLimits::max_connections, before any request
+//   503 out_of_file_descriptors the process has no descriptor left for the connection: one
+//                              kept in reserve is freed to accept it, answer and close it
+// (both 503s have Retry-After: 1: the request was not read, so sending it again is safe)
 // and 500 internal_error, keeping the connection, for a handler that throws, drops its
 // Responder on the loop thread, or answers with a response CheckResponse refuses.
 //
@@ -72,10 +75,15 @@ class HttpServer {
  private:
   struct Listener;
 
-  static void OnConnection(uv_stream_t* server, int status);
+  static void OnReadable(uv_poll_t* poll, int status, int events);
   static void OnListenerClosed(uv_handle_t* handle);
   int Adopt(int fd, std::string path);
-  void Accept(uv_stream_t* server, int status);
+  void AcceptAll(Listener* listener, int status);
+  bool Shed(Listener* listener);
+  void PauseAccepting(const std::string& why);
+  void CloseResumeTimer();
+  bool LogDue();
+  void Accept(int fd);
   void CloseListener(Listener* listener);
   void ConnectionClosed(HttpConnection* connection);
   void MaybeFinishShutdown();
@@ -84,6 +92,11 @@ class HttpServer {
   std::vector<std::unique_ptr<Listener>> listeners_;  // each until its close callback
   std::unordered_map<HttpConnection*, std::shared_ptr<HttpConnection>> connections_;
   std::function<void()> shutdown_done_;
+  // Kept open so that, out of descriptors, one can be freed to accept a client and answer it
+  // 503 (Shed); -1 while it is lent out or could not be opened.
+  int reserve_fd_ = -1;
+  uint64_t warned_ms_ = 0;        // when Shed or PauseAccepting last logged (LogDue)
+  uv_timer_t* resume_ = nullptr;  // while accepting is paused (PauseAccepting)
 };
 
 }  // namespace chainctl::daemon

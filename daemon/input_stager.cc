@@ -6,12 +6,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <map>
 #include <set>
 #include <utility>
 
+#include "common/json_text.h"
 #include "daemon/http_get.h"
 
 namespace chainctl::daemon {
@@ -185,6 +187,13 @@ InputStager::InputStager(InputCacheOptions options, CacheClock clock)
     : hardlink_local_(options.hardlink_local), cache_(std::move(options), std::move(clock)) {}
 
 StageResult InputStager::Stage(const std::vector<std::string>& inputs, const std::string& dest) {
+  StageResult result = StageFiles(inputs, dest);
+  result.error = PrintableBytes(result.error, SIZE_MAX);
+  return result;
+}
+
+StageResult InputStager::StageFiles(const std::vector<std::string>& inputs,
+                                    const std::string& dest) {
   StageResult result;
   std::vector<Source> sources;
   if (!Resolve(inputs, &sources, &result.error)) return result;
@@ -223,7 +232,7 @@ StageResult InputStager::Stage(const std::vector<std::string>& inputs, const std
 
 bool InputStager::StillFresh(const std::vector<std::string>& inputs, const StageResult& staged,
                              std::string* why) {
-  *why = Staleness(inputs, staged);
+  *why = PrintableBytes(Staleness(inputs, staged), SIZE_MAX);
   return why->empty();
 }
 

@@ -60,12 +60,15 @@ class InputStager {
   explicit InputStager(InputCacheOptions options, CacheClock clock = nullptr);
 
   // Resolves `inputs` and makes `dest` (created) hold each one under its base name; other
-  // files already in `dest` (from an earlier staging) are removed. Blocking.
+  // files already in `dest` (from an earlier staging) are removed. Blocking. The error names
+  // files, whose names are bytes: bytes that are not UTF-8 in it are written \xHH
+  // (PrintableBytes), so that it can be a task's cause in JSON.
   StageResult Stage(const std::vector<std::string>& inputs, const std::string& dest);
 
   // Re-checks, at use, files staged earlier by Stage(inputs, ...): true if every one is fresh
   // (see the header comment); else false with *why naming the first stale input ("/d/a.csv
-  // changed since it was staged (mtime)"). Blocking (a conditional GET per URL).
+  // changed since it was staged (mtime)"; printable as Stage's error). Blocking (a conditional
+  // GET per URL).
   bool StillFresh(const std::vector<std::string>& inputs, const StageResult& staged,
                   std::string* why);
 
@@ -76,6 +79,7 @@ class InputStager {
   void Trim();
 
  private:
+  StageResult StageFiles(const std::vector<std::string>& inputs, const std::string& dest);
   std::string Staleness(const std::vector<std::string>& inputs, const StageResult& staged);
   std::string UrlStaleness(const StagedFile& file);
 

@@ -1,15 +1,19 @@
 #include "daemon/log.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <ctime>
 
 namespace chainctl::daemon {
 namespace {
 
 std::atomic<LogLevel> g_level{LogLevel::kInfo};
+std::string g_log_path;  // set once before threads start; "" without --log-file
 
 const char* Name(LogLevel level) {
   switch (level) {
@@ -38,6 +42,30 @@ bool ParseLogLevel(std::string_view name, LogLevel* level) {
 }
 
 void SetLogLevel(LogLevel level) { g_level = level; }
+
+bool OpenLogFile(const std::string& path, std::string* err) {
+  g_log_path = path;
+  return ReopenLogFile(err);
+}
+
+bool ReopenLogFile(std::string* err) {
+  if (g_log_path.empty()) {
+    *err = "no --log-file to reopen";
+    return false;
+  }
+  int fd = open(g_log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  // dup2 replaces stderr at once: a line written meanwhile by another thread goes to the old
+  // file or the new one, whole.
+  if (fd < 0 || dup2(fd, STDERR_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0) {
+    *err = "cannot open the log file " + g_log_path + ": " + std::strerror(errno);
+    if (fd >= 0) close(fd);
+    return false;
+  }
+  close(fd);
+  return true;
+}
+
+const std::string& LogFilePath() { return g_log_path; }
 
 void Log(LogLevel level, const std::string& message) {
   if (level < g_level.load()) return;

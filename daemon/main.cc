@@ -61,6 +61,9 @@ int main(int argc, char** argv) {
   app.add_option("--state-dir", config.state_dir,
                  "State folder (default: $CHAINCTL_STATE_DIR, $XDG_STATE_HOME/chainctl, "
                  "~/.local/state/chainctl)");
+  app.add_option("--log-file", config.log_file,
+                 "Log to this file (appended to; opened anew on SIGHUP, for logrotate) instead "
+                 "of stderr");
   app.add_option("--log-level", log_level, "debug, info, warning or error")
       ->check(CLI::IsMember({"debug", "info", "warning", "error"}))
       ->capture_default_str();

@@ -52,6 +52,10 @@ namespace {
 
 size_t Index(int i) { return static_cast<size_t>(i); }
 
+// Spawns short of resources (TaskResult::retryable) retried per task, beyond retry.max_attempts:
+// with the default 1 s backoff, about 10 s of shortage.
+constexpr int kMaxShortRetries = 10;
+
 std::string PlanKey(const std::string& chain_id, int version) {
   return chain_id + '\0' + std::to_string(version);
 }
@@ -290,6 +294,7 @@ void Orchestrator::Trigger(const std::string& chain_id, int version, json input,
     accepted(RunError{status, std::move(code), std::move(message), std::move(details)}, "");
   };
   if (stopping_) return refuse(503, "stopping", "chaind is stopping");
+  if (writer_->degraded()) return refuse(507, "insufficient_storage", writer_->DegradedMessage());
   std::optional<ChainVersion> chain;
   std::string err;
   if (!registry_->GetChain(chain_id, version, &chain, &err)) {
@@ -698,9 +703,7 @@ void Orchestrator::OnResult(uint64_t n, int i, int attempt, TaskResult result) {
   if (ok) {
     const JsonSchema* schema = run.plan->output_schemas[Index(i)].get();
     ok = ParseTaskOutput(result.output, schema == nullptr, &output, &error);
-    if (!ok) {
-      error = "output_schema: " + error;
-    } else if (schema) {
+    if (ok && schema) {
       std::vector<JsonSchema::Violation> violations = schema->Validate(output);
       ok = violations.empty();
       if (!ok) error = "output_schema: " + DescribeViolations(violations);
@@ -735,9 +738,17 @@ void Orchestrator::OnResult(uint64_t n, int i, int attempt, TaskResult result) {
 
   if (ok) {
     t.has_files = HasEntries(run.dir + "/" + spec.task_id + "/out");
+    // output: UTF-8 and not too deep, checked by ParseTaskOutput.
     writer_->Put(Db::kRuns, RunOutputKey(run.n, spec.task_id), EncodeValue(1, output.dump()));
     t.output = std::move(output);
     FinishTask(run, i, TaskState::kSucceeded, "");
+  } else if (result.retryable && !cancelled && !run.cancelled && !run.timed_out &&
+             t.short_retries < kMaxShortRetries) {
+    // The spawn found no descriptor, process or memory free (EMFILE, EAGAIN, ...): retried
+    // after the backoff without counting against retry.max_attempts; its record stays.
+    ++t.short_retries;
+    ++t.first_attempt;
+    Retry(run, i, error + " (retried: chaind was short of resources)");
   } else if (cancelled || run.cancelled || run.timed_out ||
              attempt - t.first_attempt + 1 >= spec.retry.max_attempts) {
     FinishTask(run, i, cancelled ? TaskState::kCancelled : TaskState::kFailed, error);
@@ -842,17 +853,23 @@ void Orchestrator::MaybeFinishRun(Run& run) {
                 {"duration_ms", run.ended_ms - run.created_ms}};
   if (!run.error.empty()) event["error"] = run.error;
   if (run.status == "succeeded") event["output"] = RunSummary(run)["output"];
+  run.end_event = run.events.size();
   Emit(run, std::move(event));
   SaveRun(run);
   SendEvents(run);
-  std::map<uint64_t, Follower> followers;
-  followers.swap(run.followers);
-  for (auto& [id, follower] : followers) follower.end();
   if (prefetcher_ && !stopping_) {
     prefetcher_->RunEnded(run.id, plan.version.chain_id, run.created_ms);
   }
   uint64_t n = run.n;
-  writer_->Sync([this, n](bool, const std::string&) {
+  // The end is acknowledged once stored (a failing store retries until it is); `ok` is false
+  // only when chaind stops while the store fails: then the end is never told.
+  writer_->Sync([this, n](bool ok, const std::string&) {
+    Run& stored = *runs_.at(n);
+    stored.end_stored = ok;
+    if (ok) SendEvents(stored);
+    std::map<uint64_t, Follower> followers;
+    followers.swap(stored.followers);
+    for (auto& [id, follower] : followers) follower.end();
     runs_.erase(n);
     RunDirEnded(n);
     if (stopping_ && runs_.empty() && stopped_) {
@@ -871,7 +888,7 @@ void Orchestrator::Emit(Run& run, json event) {
                EncodeValue(1, text));
   run.events.push_back(std::move(text));
   if (run.followers.empty()) {
-    run.sent = run.events.size();
+    run.sent = run.Shown();
     return;
   }
   // Followers get the events of one loop turn in one write (FlushEvents).
@@ -900,10 +917,11 @@ void Orchestrator::FlushEvents() {
 }
 
 void Orchestrator::SendEvents(Run& run) {
-  if (run.sent == run.events.size()) return;
+  size_t shown = run.Shown();
+  if (run.sent >= shown) return;
   std::string lines;
-  for (size_t i = run.sent; i < run.events.size(); ++i) lines += run.events[i] + "\n";
-  run.sent = run.events.size();
+  for (size_t i = run.sent; i < shown; ++i) lines += run.events[i] + "\n";
+  run.sent = shown;
   std::vector<uint64_t> ids;
   for (const auto& [id, follower] : run.followers) ids.push_back(id);
   for (uint64_t id : ids) {
@@ -924,12 +942,15 @@ void Orchestrator::SaveRun(Run& run) {
 
 void Orchestrator::SaveTask(Run& run, int task) {
   uint64_t n = run.n;
-  writer_->PutLater(Db::kRuns, RunTaskKey(n, run.spec(task).task_id),
-                    [this, n, task]() -> std::optional<std::string> {
-                      auto it = runs_.find(n);
-                      if (it == runs_.end()) return std::nullopt;
-                      return EncodeValue(1, TaskRecord(*it->second, task).dump());
-                    });
+  writer_->PutLater(
+      Db::kRuns, RunTaskKey(n, run.spec(task).task_id),
+      [this, n, task]() -> std::optional<std::string> {
+        auto it = runs_.find(n);
+        if (it == runs_.end()) return std::nullopt;
+        // error: may quote what a task printed.
+        return EncodeValue(
+            1, TaskRecord(*it->second, task).dump(-1, ' ', false, json::error_handler_t::replace));
+      });
 }
 
 json Orchestrator::TaskRecord(const Run& run, int i) const {
@@ -984,6 +1005,14 @@ json Orchestrator::RunRecord(const Run& run) const {
   return record;
 }
 
+json Orchestrator::ShownRecord(const Run& run, json record) const {
+  if (!run.ended || run.end_stored) return record;
+  record["status"] = "running";
+  record["ending"] = true;
+  for (const char* key : {"ended_unix_ms", "error", "output"}) record.erase(key);
+  return record;
+}
+
 Orchestrator::Run* Orchestrator::Active(std::string_view run_id) {
   std::optional<uint64_t> n = ParseRunId(run_id);
   if (!n) return nullptr;
@@ -994,7 +1023,7 @@ Orchestrator::Run* Orchestrator::Active(std::string_view run_id) {
 bool Orchestrator::GetRun(std::string_view run_id, std::optional<json>* run, std::string* err) {
   run->reset();
   if (Run* active = Active(run_id)) {
-    *run = RunRecord(*active);
+    *run = ShownRecord(*active, RunRecord(*active));
     return true;
   }
   std::optional<uint64_t> n = ParseRunId(run_id);
@@ -1016,7 +1045,9 @@ bool Orchestrator::ListRuns(const std::string& chain_id, size_t limit, std::vect
                             std::string* err) {
   std::map<uint64_t, json, std::greater<>> found;
   for (const auto& [n, run] : runs_) {
-    if (chain_id.empty() || run->plan->version.chain_id == chain_id) found[n] = RunSummary(*run);
+    if (chain_id.empty() || run->plan->version.chain_id == chain_id) {
+      found[n] = ShownRecord(*run, RunSummary(*run));
+    }
   }
   bool ok = store_->Read(
       [&](ReadTxn& txn, std::string* e) {
@@ -1067,9 +1098,9 @@ std::optional<RunError> Orchestrator::Follow(std::string_view run_id, bool follo
   if (Run* run = Active(run_id)) {
     SendEvents(*run);  // the followers before this one get what they have not had yet
     std::string lines;
-    for (const std::string& line : run->events) lines += line + "\n";
+    for (size_t i = 0; i < run->Shown(); ++i) lines += run->events[i] + "\n";
     if (!lines.empty()) follower.events(lines);
-    if (!follow || run->ended) {
+    if (!follow || run->end_stored) {
       follower.end();
       return std::nullopt;
     }
@@ -1103,6 +1134,10 @@ void Orchestrator::Unfollow(std::string_view run_id, uint64_t id) {
 
 std::optional<RunError> Orchestrator::Cancel(std::string_view run_id) {
   Run* run = Active(run_id);
+  if (run && run->ended && !run->end_stored) {
+    return RunError{409, "run_ending",
+                    std::string(run_id) + " has ended and its end is being stored", nullptr};
+  }
   if (!run || run->ended) {
     std::optional<json> record;
     std::string err;

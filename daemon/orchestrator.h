@@ -20,6 +20,12 @@
 // state, attempt?, duration_ms?, error?}, run_finished {status, duration_ms, error?, output?},
 // run_resumed {resumed, tasks} (then the events of the tasks that run again).
 //
+// Acknowledgement (DESIGN.md §4 "Retention"): a run's end is told to clients only once the
+// commit holding its end (record, events, outputs, history) succeeded. Until then the
+// followers do not get run_finished, and GET /runs shows the run as status "running" with
+// "ending": true (no ended_unix_ms, error or output); while the store fails (StoreWriter
+// degraded) that lasts until a retry succeeds, and Trigger and Resume answer 507.
+//
 // Files of a run (the newest keep_run_dirs ended runs keep theirs): RUNS_DIR/run-N/TASK/ holds
 // input.json, attempt-K.log (stderr), output.json
 // ($CHAIN_OUTPUT_FILE), work/ ($CHAIN_WORKDIR, the task's current folder; work/inputs/DEP/
@@ -71,7 +77,8 @@ struct OrchestratorOptions {
 
 // Why a request about runs was refused; `status` is the HTTP status the API answers with.
 struct RunError {
-  int status = 500;  // 404 no such chain/run/task, 409 wrong state, 422 invalid input, 500
+  // 404 no such chain/run/task, 409 wrong state, 422 invalid input, 500, 507 the store fails
+  int status = 500;
   std::string code;
   std::string message;
   nlohmann::json details;
@@ -226,6 +233,9 @@ class Orchestrator {
   nlohmann::json RunSummary(const Run& run) const;            // the stored run record
   nlohmann::json TaskRecord(const Run& run, int task) const;  // a stored task record
   nlohmann::json RunRecord(const Run& run) const;             // summary + tasks: the API's form
+  // `record` (RunSummary or RunRecord of `run`) as clients may see it: an end not stored yet
+  // is not shown ("Acknowledgement" above).
+  nlohmann::json ShownRecord(const Run& run, nlohmann::json record) const;
   Run* Active(std::string_view run_id);
 
   uv_loop_t* loop_;

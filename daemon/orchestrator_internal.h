@@ -40,6 +40,7 @@ struct Orchestrator::Run {
   struct Task {
     int attempts = 0;       // every attempt of every go: the next one is attempts + 1
     int first_attempt = 1;  // the first attempt of this go (a resume starts a new go)
+    int short_retries = 0;  // attempts retried because a spawn was short of resources
     int64_t started_ms = 0;
     int64_t ended_ms = 0;
     std::string error;
@@ -71,7 +72,14 @@ struct Orchestrator::Run {
   bool timed_out = false;          // went over the chain's timeout: ends failed
   uv_timer_t* deadline = nullptr;  // the chain's timeout, while it runs
   bool ended = false;
+  // Its end is shown to clients only once stored (orchestrator.h, "Acknowledgement"):
+  // events[end_event] is run_finished, held back from followers until end_stored.
+  size_t end_event = 0;
+  bool end_stored = false;
   std::string dir;
+
+  // The events clients may see: all of them but a run_finished not stored yet.
+  size_t Shown() const { return ended && !end_stored ? end_event : events.size(); }
 
   const TaskSpec& spec(int task) const { return plan->chain.tasks[Index(task)]; }
   Task& task(int i) { return tasks[Index(i)]; }

@@ -237,6 +237,7 @@ void Orchestrator::Resume(std::string_view run_id, Accepted accepted) {
   };
   const std::string id(run_id);
   if (stopping_) return refuse(503, "stopping", "chaind is stopping");
+  if (writer_->degraded()) return refuse(507, "insufficient_storage", writer_->DegradedMessage());
   if (Run* active = Active(run_id)) {
     return refuse(409, "run_running",
                   active->ended ? id + " has just ended and is being stored; try again"

@@ -562,6 +562,7 @@ TaskRunner::Handle ProcessRunner::Start(TaskLaunch launch, Done done) {
   SpawnedProcess process;
   std::string err;
   if (!SpawnProcess(attempt->launch, attributes_, exec_helper_, &process, &err)) {
+    attempt->result.retryable = IsResourceShortage(process.error);
     attempt->Fail(std::move(err));
     return handle;
   }

@@ -78,11 +78,11 @@ bool HasLimits(const TaskLaunch& launch) {
 
 // The report pipe: the daemon's end non-blocking, the child's above kReportFd (dup2 onto
 // itself would keep close-on-exec).
-bool MakeReportPipe(int ends[2], std::string* err) {
-  int error = pipe2(ends, O_CLOEXEC | O_NONBLOCK) < 0 ? errno : 0;
-  if (error == 0) error = MoveAbove(&ends[1], kReportFd + 1);
-  if (error != 0) *err = "cannot make a pipe: " + ErrnoText(error);
-  return error == 0;
+bool MakeReportPipe(int ends[2], std::string* err, int* error) {
+  *error = pipe2(ends, O_CLOEXEC | O_NONBLOCK) < 0 ? errno : 0;
+  if (*error == 0) *error = MoveAbove(&ends[1], kReportFd + 1);
+  if (*error != 0) *err = "cannot make a pipe: " + ErrnoText(*error);
+  return *error == 0;
 }
 
 // chaind-exec's command line for `launch` (exec_helper.cc).
@@ -98,36 +98,36 @@ std::vector<std::string> HelperArgv(const TaskLaunch& launch, const std::string&
   return argv;
 }
 
-bool MakePipe(int ends[2], std::string* err) {
-  int error = pipe2(ends, O_CLOEXEC) < 0 ? errno : 0;
-  if (error == 0) error = MoveAboveStdio(&ends[0]);
-  if (error == 0) error = MoveAboveStdio(&ends[1]);
-  if (error != 0) *err = "cannot make a pipe: " + ErrnoText(error);
-  return error == 0;
+bool MakePipe(int ends[2], std::string* err, int* error) {
+  *error = pipe2(ends, O_CLOEXEC) < 0 ? errno : 0;
+  if (*error == 0) *error = MoveAboveStdio(&ends[0]);
+  if (*error == 0) *error = MoveAboveStdio(&ends[1]);
+  if (*error != 0) *err = "cannot make a pipe: " + ErrnoText(*error);
+  return *error == 0;
 }
 
-bool OpenInput(const std::string& path, int* fd, std::string* err) {
+bool OpenInput(const std::string& path, int* fd, std::string* err, int* error) {
   *fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  int error = *fd < 0 ? errno : MoveAboveStdio(fd);
-  if (error != 0) *err = "cannot open the input file " + path + ": " + ErrnoText(error);
-  return error == 0;
+  *error = *fd < 0 ? errno : MoveAboveStdio(fd);
+  if (*error != 0) *err = "cannot open the input file " + path + ": " + ErrnoText(*error);
+  return *error == 0;
 }
 
 // Opens the log empty. Not with O_TRUNC: on ext4 truncating a file (even an empty one) makes
 // its last close write the data back at once (auto_da_alloc), which would add a disk write to
 // the exit of every task that logs; an existing non-empty file is truncated explicitly.
-bool OpenLog(const std::string& path, int* fd, std::string* err) {
+bool OpenLog(const std::string& path, int* fd, std::string* err, int* error) {
   const std::string& name = path.empty() ? "/dev/null" : path;
   *fd = open(name.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-  int error = *fd < 0 ? errno : 0;
+  *error = *fd < 0 ? errno : 0;
   struct stat st {};
-  if (error == 0 && fstat(*fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+  if (*error == 0 && fstat(*fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
       ftruncate(*fd, 0) != 0) {
-    error = errno;
+    *error = errno;
   }
-  if (error == 0) error = MoveAboveStdio(fd);
-  if (error != 0) *err = "cannot open the log file " + name + ": " + ErrnoText(error);
-  return error == 0;
+  if (*error == 0) *error = MoveAboveStdio(fd);
+  if (*error != 0) *err = "cannot open the log file " + name + ": " + ErrnoText(*error);
+  return *error == 0;
 }
 
 // dup2s onto 0, 1 and 2 (and the report pipe onto 3), the working directory, then every
@@ -195,8 +195,13 @@ SpawnAttributes::SpawnAttributes() {
 
 SpawnAttributes::~SpawnAttributes() { posix_spawnattr_destroy(&attr_); }
 
+bool IsResourceShortage(int error) {
+  return error == EMFILE || error == ENFILE || error == EAGAIN || error == ENOMEM;
+}
+
 bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
                   const std::string& exec_helper, SpawnedProcess* process, std::string* err) {
+  process->error = 0;
   if (launch.argv.empty()) {
     *err = "cannot run a task without argv";
     return false;
@@ -207,15 +212,17 @@ bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
     return false;
   }
   SpawnFds fds;
-  if (!(launch.stdin_file.empty() ? MakePipe(fds.stdin_pipe, err)
-                                  : OpenInput(launch.stdin_file, &fds.stdin_pipe[0], err)) ||
-      !MakePipe(fds.stdout_pipe, err) || !OpenLog(launch.log_path, &fds.log, err) ||
-      (helped && !MakeReportPipe(fds.report_pipe, err))) {
+  int* error = &process->error;
+  if (!(launch.stdin_file.empty() ? MakePipe(fds.stdin_pipe, err, error)
+                                  : OpenInput(launch.stdin_file, &fds.stdin_pipe[0], err, error)) ||
+      !MakePipe(fds.stdout_pipe, err, error) || !OpenLog(launch.log_path, &fds.log, err, error) ||
+      (helped && !MakeReportPipe(fds.report_pipe, err, error))) {
     return false;
   }
   FileActions actions;
   int rc = AddFileActions(fds, launch.workdir, &actions);
   if (rc != 0) {
+    *error = rc;
     *err = "cannot prepare the spawn: " + ErrnoText(rc);
     return false;
   }
@@ -225,16 +232,17 @@ bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
   pid_t pid = -1;
   rc = posix_spawn(&pid, argv[0], actions.get(), attributes.get(), argv.data(), envp.data());
   if (rc != 0) {
+    *error = rc;
     *err =
         DescribeSpawnError(launch, helped ? "the spawn helper " + exec_helper : launch.argv[0], rc);
     return false;
   }
   int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));  // always close-on-exec
   if (pidfd < 0) {
-    int error = errno;
+    *error = errno;
     KillGroupAndReap(pid);
-    *err = "cannot watch the task's process: pidfd_open: " + ErrnoText(error) +
-           (error == ENOSYS ? " (Linux 5.3 or later is required)" : "");
+    *err = "cannot watch the task's process: pidfd_open: " + ErrnoText(*error) +
+           (*error == ENOSYS ? " (Linux 5.3 or later is required)" : "");
     return false;
   }
   process->pid = pid;

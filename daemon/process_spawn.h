@@ -45,7 +45,13 @@ struct SpawnedProcess {
   // Through the spawn helper only (else -1): read end (non-blocking) of the pipe on which the
   // helper says why it could not run the task before it exits 127; ReadSpawnReport.
   int report_fd = -1;
+  // When SpawnProcess fails: the errno behind its message (EMFILE, ENOENT, ...), 0 for none.
+  int error = 0;
 };
+
+// Whether an errno says the system is short of something for a moment (descriptors, processes,
+// memory: EMFILE, ENFILE, EAGAIN, ENOMEM), so that the same spawn may work a little later.
+bool IsResourceShortage(int error);
 
 // Starts launch.argv (argv[0] is the path executed, no PATH search) with launch.env as the
 // whole environment, in launch.workdir ("" = the daemon's), stdin (a pipe, or

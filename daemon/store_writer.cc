@@ -1,11 +1,23 @@
 #include "daemon/store_writer.h"
 
+#include <algorithm>
+#include <chrono>
+#include <iterator>
 #include <memory>
 
 #include "daemon/log.h"
 #include "daemon/work_queue.h"
 
 namespace chainctl::daemon {
+namespace {
+
+int64_t UnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
 
 void StoreWriter::Put(Db db, std::string key, std::string value) {
   std::pair<Db, std::string> where{db, std::move(key)};
@@ -44,26 +56,36 @@ void StoreWriter::WhenIdle(std::function<void()> idle) {
   idle_.push_back(std::move(idle));
 }
 
+void StoreWriter::GiveUpOnFailure() {
+  give_up_ = true;
+  if (degraded() && !in_flight_) Commit();  // the retry, now
+}
+
 void StoreWriter::Kick() {
   if (in_flight_ || (pending_.empty() && pending_.durable.empty())) return;
+  if (degraded() && !give_up_) return;  // the retry timer commits everything pending
   if (pending_.durable.empty() && delay_ms_ > 0) {
     // Nobody waits: gather writes for a moment, so a busy loop commits (and wakes a pool
     // thread, and fsyncs) a few hundred times a second at most, not once per change.
-    if (timer_) return;
-    timer_ = new uv_timer_t;
-    uv_timer_init(loop_, timer_);
-    timer_->data = this;
-    uv_timer_start(
-        timer_,
-        [](uv_timer_t* timer) {
-          auto* self = static_cast<StoreWriter*>(timer->data);
-          self->CloseTimer();
-          self->Commit();
-        },
-        delay_ms_, 0);
+    if (!timer_) StartTimer(delay_ms_);
     return;
   }
   Commit();
+}
+
+void StoreWriter::StartTimer(uint64_t ms) {
+  CloseTimer();
+  timer_ = new uv_timer_t;
+  uv_timer_init(loop_, timer_);
+  timer_->data = this;
+  uv_timer_start(
+      timer_,
+      [](uv_timer_t* timer) {
+        auto* self = static_cast<StoreWriter*>(timer->data);
+        self->CloseTimer();
+        self->Commit();
+      },
+      ms, 0);
 }
 
 void StoreWriter::CloseTimer() {
@@ -88,6 +110,7 @@ void StoreWriter::Commit() {
   }
   pending_.later.clear();
   auto commit = std::make_shared<Commit>();
+  in_flight_writes_ = pending_.puts.size() + pending_.ops.size();
   commit->batch = std::move(pending_);
   pending_ = Batch{};
   Store* store = store_;
@@ -118,13 +141,15 @@ void StoreWriter::Commit() {
 
 void StoreWriter::Committed(Batch batch, bool ok, const std::string& err) {
   in_flight_ = false;
+  size_t count = batch.puts.size() + batch.ops.size();
+  if (!ok && !give_up_) return Failed(std::move(batch), err);
   if (ok) {
     if (!batch.empty()) ++commits_;
-    writes_ += batch.puts.size() + batch.ops.size();
+    writes_ += count;
+    if (degraded()) Recovered();
   } else {
-    Log(LogLevel::kError, "store: a commit of " +
-                              std::to_string(batch.puts.size() + batch.ops.size()) +
-                              " write(s) failed, they are lost: " + err);
+    Log(LogLevel::kError, "store: a commit of " + std::to_string(count) +
+                              " write(s) failed while chaind stops, they are lost: " + err);
   }
   for (Durable& durable : batch.durable) durable(ok, err);
   Kick();
@@ -132,6 +157,50 @@ void StoreWriter::Committed(Batch batch, bool ok, const std::string& err) {
   std::vector<std::function<void()>> idle;
   idle.swap(idle_);
   for (auto& fn : idle) fn();
+}
+
+void StoreWriter::Failed(Batch batch, const std::string& err) {
+  ++failed_tries_;
+  if (!degraded()) {
+    failing_since_ms_ = UnixMs();
+    retry_ms_ = kFirstRetryMs;
+    Log(LogLevel::kError,
+        "store: a commit of " + std::to_string(batch.puts.size() + batch.ops.size()) +
+            " write(s) failed: " + err +
+            "; chaind is degraded: its writes are kept and retried until the store takes them, "
+            "and new runs and chain writes are refused (507) meanwhile");
+  } else {
+    retry_ms_ = std::min(2 * retry_ms_, kMaxRetryMs);
+    Log(LogLevel::kDebug, "store: retry " + std::to_string(failed_tries_) + " failed: " + err);
+  }
+  failure_ = err.empty() ? "a commit failed" : err;
+  // The failed writes are older than the pending ones: a pending write of the same key wins.
+  for (auto& [where, value] : batch.puts) {
+    if (!pending_.later.count(where)) pending_.puts.try_emplace(where, std::move(value));
+  }
+  std::move(pending_.ops.begin(), pending_.ops.end(), std::back_inserter(batch.ops));
+  pending_.ops = std::move(batch.ops);
+  std::move(pending_.durable.begin(), pending_.durable.end(), std::back_inserter(batch.durable));
+  pending_.durable = std::move(batch.durable);
+  StartTimer(retry_ms_);
+}
+
+std::string StoreWriter::DegradedMessage() const {
+  return "the store cannot write (" + failure_ + ") for " +
+         std::to_string((UnixMs() - failing_since_ms_) / 1000) + " s; " +
+         std::to_string(unstored()) +
+         " write(s) wait for a retry: new runs and chain writes are refused until it can (is "
+         "the state directory's disk full?)";
+}
+
+void StoreWriter::Recovered() {
+  int64_t now = UnixMs();
+  Log(LogLevel::kInfo, "store: writes are stored again after " + std::to_string(failed_tries_) +
+                           " failed commit(s) in " + std::to_string(now - failing_since_ms_) +
+                           " ms; chaind is no longer degraded");
+  failure_.clear();
+  failed_tries_ = 0;
+  failing_since_ms_ = 0;
 }
 
 }  // namespace chainctl::daemon

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <system_error>
 
+#include "common/json_text.h"
+
 namespace chainctl::daemon {
 
 using nlohmann::json;
@@ -44,21 +46,21 @@ bool BuildTaskInput(const TaskSpec& task, const json& trigger,
 }
 
 bool ParseTaskOutput(std::string_view text, bool schema_free, json* output, std::string* err) {
-  json parsed = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
-  if (!parsed.is_discarded()) {
-    *output = std::move(parsed);
-    return true;
+  JsonTextFault fault = JsonTextFault::kNone;
+  std::string why;
+  if (DecodeJsonText(text, output, &fault, &why)) return true;
+  if (fault == JsonTextFault::kNotUtf8 || fault == JsonTextFault::kTooDeep) {
+    *err = "output " + (fault == JsonTextFault::kNotUtf8 ? "is " + why : why);
+    return false;
   }
   if (schema_free) {
-    *output = {{"stdout", std::string(text)}};
+    *output = {{"stdout", std::string(text)}};  // UTF-8: checked above
     return true;
   }
-  std::string start(text.substr(0, 40));
-  for (char& c : start) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  *err = text.empty() ? "the task printed no output, and its output_schema wants JSON"
-                      : "the output is not JSON: \"" + start + (text.size() > 40 ? "...\"" : "\"");
+  *err = text.empty()
+             ? "output_schema: the task printed no output, and its output_schema wants "
+               "JSON"
+             : "output_schema: the output is not JSON: \"" + PrintableBytes(text, 40) + "\"";
   return false;
 }
 

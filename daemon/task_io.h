@@ -23,9 +23,13 @@ bool BuildTaskInput(const TaskSpec& task, const nlohmann::json& trigger,
                     const std::vector<std::optional<nlohmann::json>>& dep_outputs,
                     nlohmann::json* input, std::string* err);
 
-// The output of a task from the text it printed (or wrote to $CHAIN_OUTPUT_FILE): the JSON
-// value in it; if it is not JSON and the task has no output schema (`schema_free`), the text
-// as {"stdout": text}. Fails for non-JSON text when an output schema is declared.
+// The output of a task from the bytes it printed (or wrote to $CHAIN_OUTPUT_FILE), which are
+// checked before anything else reads them (common/json_text.h): the JSON value in them; if they
+// are not JSON and the task has no output schema (`schema_free`), the text as {"stdout": text}.
+// Fails, with the cause for the task, on bytes that are not UTF-8 ("output is not valid UTF-8
+// at byte 3 (0xff)"), on JSON that nests deeper than kMaxJsonDepth ("output nests deeper than
+// 64 levels"), and on non-JSON text when an output schema is declared ("output_schema: the
+// output is not JSON: ..."). A value made here is valid UTF-8 and at most kMaxJsonDepth deep.
 bool ParseTaskOutput(std::string_view text, bool schema_free, nlohmann::json* output,
                      std::string* err);
 

@@ -71,6 +71,9 @@ struct TaskResult {
   uint64_t bytes_in = 0;   // stdin bytes the task was given (its stdin_file's size)
   uint64_t bytes_out = 0;  // output bytes read
   bool cold = true;        // false when a prewarmed process was used (DESIGN.md §5)
+  // kSpawnFailed only: the system was short of descriptors, processes or memory (EMFILE,
+  // ENFILE, EAGAIN, ENOMEM), so the same attempt may start a moment later.
+  bool retryable = false;
 
   bool ok() const { return kind == Kind::kExited && exit_code == 0; }
 };

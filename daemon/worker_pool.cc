@@ -13,6 +13,7 @@
 #include <string>
 #include <utility>
 
+#include "common/json_text.h"
 #include "common/units.h"
 
 namespace chainctl::daemon {
@@ -332,10 +333,19 @@ void WorkerPool::Worker::Consume(const char* data, size_t size) {
 
 // The response `line` ends the request. `more`: the worker wrote something after it.
 void WorkerPool::Worker::Answer(const std::string& line, bool more) {
-  Json response = Json::parse(line, nullptr, false);
+  // The reply is bytes until checked (common/json_text.h): not UTF-8 or too deep, it is a
+  // protocol error like any other, never a value that later fails to dump.
+  Json response;
+  JsonTextFault fault = JsonTextFault::kNone;
+  std::string why;
   std::string problem;
-  if (response.is_discarded() || !response.is_object()) {
-    problem = "the response is not a JSON object: " + line.substr(0, 200);
+  if (!DecodeJsonText(line, &response, &fault, &why)) {
+    problem = fault == JsonTextFault::kNotUtf8 ? "the response is " + why
+              : fault == JsonTextFault::kTooDeep
+                  ? "the response " + why
+                  : "the response is not a JSON object: " + PrintableBytes(line, 200);
+  } else if (!response.is_object()) {
+    problem = "the response is not a JSON object: " + PrintableBytes(line, 200);
   } else if (!response.contains("id") || response["id"] != Json(request->handle)) {
     problem = "the response's id is " + Dump(response.value("id", Json())) + ", not " +
               std::to_string(request->handle);
@@ -550,8 +560,10 @@ WorkerPool::Handle WorkerPool::Run(const std::string& key, const TaskLaunch& lau
   } else {
     auto started = std::chrono::steady_clock::now();
     std::string err;
-    worker = Spawn(key, launch, &err);
+    int error = 0;
+    worker = Spawn(key, launch, &err, &error);
     if (worker == nullptr) {
+      result.retryable = IsResourceShortage(error);
       FailLater(std::move(done), std::move(result), std::move(err));
       return handle;
     }
@@ -606,10 +618,11 @@ nlohmann::json WorkerPool::Stats() const {
   return stats;
 }
 
-// A new worker for `key`, not yet in any state's container; nullptr with `*err` if it could
-// not be spawned or watched (then nothing of it is left).
+// A new worker for `key`, not yet in any state's container; nullptr with `*err` (and, if
+// `error` is given, the errno behind it, 0 if none) if it could not be spawned or watched (then
+// nothing of it is left).
 WorkerPool::Worker* WorkerPool::Spawn(const std::string& key, const TaskLaunch& launch,
-                                      std::string* err) {
+                                      std::string* err, int* error) {
   TaskLaunch worker_launch = launch;
   worker_launch.stdin_data.clear();
   worker_launch.stdin_file.clear();
@@ -617,6 +630,7 @@ WorkerPool::Worker* WorkerPool::Spawn(const std::string& key, const TaskLaunch& 
   worker_launch.cpu_limit_s = 0;
   SpawnedProcess process;
   if (!SpawnProcess(worker_launch, attributes_, options_.exec_helper, &process, err)) {
+    if (error) *error = process.error;
     return nullptr;
   }
   auto* worker = new Worker(this, key);

@@ -147,7 +147,8 @@ class WorkerPool {
     uint64_t spawned = 0, reused = 0, stopped_idle = 0, evicted = 0, requests = 0;
   };
 
-  Worker* Spawn(const std::string& key, const TaskLaunch& launch, std::string* err);
+  Worker* Spawn(const std::string& key, const TaskLaunch& launch, std::string* err,
+                int* error = nullptr);
   Worker* TakeIdle(const std::string& key);
   void MakeIdle(Worker* worker);
   void ExpireIdle(Worker* worker, bool evicted);

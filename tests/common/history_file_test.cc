@@ -146,8 +146,8 @@ TEST(HistoryFile, InvalidRecordsNameTheirLineAndField) {
                 R"({"run_id":"r","chain_id":"c","task_id":"t","start":1,"end":2,"status":"ok"})"),
       "c.jsonl:1: field \"status\" must be \"succeeded\" or \"failed\"");
   EXPECT_EQ(LoadError(dir, "d.jsonl", good + "{} {}\n").substr(0, 21), "d.jsonl:2: not JSON (");
-  EXPECT_EQ(LoadError(dir, "e.jsonl", good + "{\"run_id\": \"\xff\"}\n").substr(0, 21),
-            "e.jsonl:2: not JSON (");
+  EXPECT_EQ(LoadError(dir, "e.jsonl", good + "{\"run_id\": \"\xff\"}\n"),
+            "e.jsonl:2: not valid UTF-8 at byte 13 (0xff)");
 }
 
 TEST(HistoryFile, TruncatedGzipNamesTheLineWhereItEnds) {
@@ -229,6 +229,23 @@ TEST(HistoryLine, ParsesOneRecord) {
   EXPECT_EQ(err.substr(0, 17), "not JSON (byte 1)");
   EXPECT_TRUE(IsBlankHistoryLine(" \t\r"));
   EXPECT_FALSE(IsBlankHistoryLine(" {}"));
+}
+
+// Issue 15: a line is bytes until checked; none of these may throw (POST /history parses on
+// the thread pool, where an exception ends chaind).
+TEST(HistoryLine, Issue15BadBytesDeepLinesAndHugeNumbersAreErrors) {
+  HistoryRecord r;
+  std::string err;
+  EXPECT_FALSE(ParseHistoryLine("{\"run_id\":\"\xFF\"}", &r, &err));
+  EXPECT_EQ(err, "not valid UTF-8 at byte 12 (0xff)");
+  std::string deep = "{\"run_id\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  EXPECT_FALSE(ParseHistoryLine(deep, &r, &err));
+  EXPECT_EQ(err, "nests deeper than 64 levels");
+  // nlohmann throws out_of_range (not parse_error) for this with exceptions on.
+  EXPECT_FALSE(ParseHistoryLine(
+      R"({"run_id":"r","chain_id":"c","task_id":"t","start":1e400,"end":2,"status":"failed"})", &r,
+      &err));
+  EXPECT_EQ(err.substr(0, 10), "not JSON (") << err;
 }
 
 }  // namespace

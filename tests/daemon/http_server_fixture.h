@@ -93,17 +93,23 @@ struct Response {
 // A blocking client; every receive gives up after kDeadline.
 class Client {
  public:
-  explicit Client(const std::string& path) {
+  // Connected to `path` (connected() false if that failed); with connect_now false, a socket
+  // to Connect later.
+  explicit Client(const std::string& path, bool connect_now = true) {
     fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     timeval timeout{std::chrono::seconds(kDeadline).count(), 0};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    sockaddr_un address = UnixAddress(path);
-    if (connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) Close();
+    if (connect_now && !Connect(path)) Close();
   }
   ~Client() { Close(); }
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
+  // Connects the socket (needs no new descriptor).
+  bool Connect(const std::string& path) {
+    sockaddr_un address = UnixAddress(path);
+    return connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+  }
   bool connected() const { return fd_ >= 0; }
   void Close() {
     if (fd_ >= 0) close(fd_);

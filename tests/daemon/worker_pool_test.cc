@@ -345,6 +345,25 @@ TEST_F(WorkerPoolTest, GarbageResponseKillsTheWorker) {
   EXPECT_EQ(pool_->idle(), 0u);
 }
 
+// Issue 15: a reply that is not UTF-8, or nests too deep, is a protocol error (it killed chaind
+// once it was dumped or copied).
+TEST_F(WorkerPoolTest, Issue15ResponseNotUtf8KillsTheWorker) {
+  TaskResult result = RunOne("k", Launch(), {{"op", "not_utf8"}});
+  EXPECT_EQ(result.kind, Kind::kSignaled);
+  EXPECT_EQ(result.error.substr(0, 63),
+            "worker protocol error: the response is not valid UTF-8 at byte ");
+  EXPECT_NE(result.error.find(" (0xff) (killed by signal 9"), std::string::npos) << result.error;
+  EXPECT_EQ(pool_->idle(), 0u);
+}
+
+TEST_F(WorkerPoolTest, Issue15ResponseTooDeepKillsTheWorker) {
+  TaskResult result = RunOne("k", Launch(), {{"op", "deep"}});
+  EXPECT_EQ(result.kind, Kind::kSignaled);
+  EXPECT_EQ(result.error.substr(0, 64),
+            "worker protocol error: the response nests deeper than 64 levels ");
+  EXPECT_EQ(pool_->idle(), 0u);
+}
+
 TEST_F(WorkerPoolTest, ResponseWithAnotherIdKillsTheWorker) {
   auto slot = std::make_shared<std::optional<TaskResult>>();
   WorkerPool::Handle handle = pool_->Run("k", Launch(), Request({{"op", "wrong_id"}}),

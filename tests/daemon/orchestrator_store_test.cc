@@ -1,0 +1,251 @@
+// The orchestrator and what tasks hand back or the store refuses (issue 15): output that is not
+// UTF-8 or nests too deep fails the task, and a run's end reaches clients only once stored.
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "common/chain_load.h"
+#include "daemon/orchestrator.h"
+#include "tests/test_util.h"
+
+namespace chainctl::daemon {
+namespace {
+
+using nlohmann::json;
+
+// A TaskRunner without processes whose attempts end when the test says (Finish).
+class ManualRunner : public TaskRunner {
+ public:
+  Handle Start(TaskLaunch, Done done) override {
+    running_.push_back(std::move(done));
+    return ++last_;
+  }
+  void Cancel(Handle) override {}
+  size_t running() const override { return running_.size(); }
+
+  // Ends every running attempt with exit 0 and `output` on stdout.
+  void Finish(const std::string& output) {
+    TaskResult r;
+    r.output = output;
+    End(r);
+  }
+  // Ends every running attempt as a spawn that failed, for want of descriptors (`retryable`)
+  // or not.
+  void FailSpawn(bool retryable) {
+    TaskResult r;
+    r.kind = TaskResult::Kind::kSpawnFailed;
+    r.error = retryable ? "cannot make a pipe: Too many open files"
+                        : "cannot run /x: No such file or directory";
+    r.retryable = retryable;
+    End(r);
+  }
+  void End(const TaskResult& result) {
+    std::deque<Done> done;
+    done.swap(running_);
+    for (Done& d : done) d(result);
+  }
+
+ private:
+  std::deque<Done> running_;
+  Handle last_ = 0;
+};
+
+class OrchestratorStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    uv_loop_init(&loop_);
+    std::string err;
+    store_ = Store::Open({.dir = tmp_.path() + "/store", .initial_map_size = 1 << 24}, &err);
+    ASSERT_TRUE(store_) << err;
+    registry_ = std::make_unique<Registry>(store_.get());
+    history_ = std::make_unique<History>(store_.get());
+    writer_ = std::make_unique<StoreWriter>(&loop_, store_.get());
+    OrchestratorOptions options;
+    options.runs_dir = tmp_.path() + "/runs";
+    orchestrator_ = std::make_unique<Orchestrator>(&loop_, registry_.get(), history_.get(),
+                                                   store_.get(), writer_.get(), &runner_, options);
+    ASSERT_TRUE(orchestrator_->Open(&err)) << err;
+    Apply("chain_id: one\ntasks:\n  - {task_id: t, executable_code_location: /bin/cat}\n");
+  }
+  void Apply(const std::string& yaml) {
+    LoadOptions load;
+    load.check_executables = false;
+    Diagnostics diags;
+    std::optional<Chain> chain = ParseChain(yaml, "test.yaml", load, &diags);
+    ASSERT_TRUE(chain);
+    ChainVersion version;
+    bool created = false;
+    std::string err;
+    ASSERT_TRUE(registry_->PutChain(*chain, &version, &created, &err)) << err;
+  }
+  void TearDown() override {
+    orchestrator_.reset();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    EXPECT_EQ(uv_loop_close(&loop_), 0);
+  }
+
+  // Triggers a run of `chain`; its id, or the refusal's status as "refused <status>".
+  std::string Trigger(const std::string& chain = "one") {
+    std::optional<RunError> error;
+    std::string id;
+    orchestrator_->Trigger(chain, 0, json::object(),
+                           [&](std::optional<RunError> e, const std::string& r) {
+                             error = e;
+                             id = r;
+                           });
+    RunUntil([&] { return error || !id.empty(); });
+    return error ? "refused " + std::to_string(error->status) : id;
+  }
+
+  // Runs the loop until `done`, within a bound (a retry timer keeps the loop alive).
+  void RunUntil(const std::function<bool()>& done) {
+    for (int i = 0; i < 10000 && !done(); ++i) uv_run(&loop_, UV_RUN_ONCE);
+    ASSERT_TRUE(done());
+  }
+
+  json Record(const std::string& run_id) {
+    std::optional<json> run;
+    std::string err;
+    EXPECT_TRUE(orchestrator_->GetRun(run_id, &run, &err)) << err;
+    return run.value_or(json());
+  }
+
+  testing::ScopedTempDir tmp_;
+  uv_loop_t loop_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<History> history_;
+  std::unique_ptr<StoreWriter> writer_;
+  ManualRunner runner_;
+  std::unique_ptr<Orchestrator> orchestrator_;
+};
+
+// Issue 15, item 1: `printf '\377'` killed chaind.
+TEST_F(OrchestratorStoreTest, Issue15OutputNotUtf8FailsTheTaskAndIsStored) {
+  std::string id = Trigger();
+  runner_.Finish("{\"name\": \"\xFF\"}");
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  json run = Record(id);  // from the store: the run has ended
+  EXPECT_EQ(run["status"], "failed");
+  EXPECT_EQ(run["error"], "task t failed: output is not valid UTF-8 at byte 11 (0xff)");
+  EXPECT_EQ(run["tasks"][0]["error"], "output is not valid UTF-8 at byte 11 (0xff)");
+}
+
+// Issue 15, item 2: deep JSON overflowed chaind's stack.
+TEST_F(OrchestratorStoreTest, Issue15DeepOutputFailsTheTask) {
+  std::string id = Trigger();
+  runner_.Finish(std::string(100000, '[') + std::string(100000, ']'));
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  EXPECT_EQ(Record(id)["tasks"][0]["error"], "output nests deeper than 64 levels");
+}
+
+// Issue 15, item 3: `trigger --wait` said "succeeded" for a run whose end was never stored.
+TEST_F(OrchestratorStoreTest, Issue15EndIsToldOnlyOnceStored) {
+  std::string id = Trigger();
+  std::vector<json> events;
+  bool ended = false;
+  uint64_t follower = 0;
+  ASSERT_FALSE(orchestrator_->Follow(id, true,
+                                     {.events =
+                                          [&](const std::string& lines) {
+                                            std::istringstream in(lines);
+                                            for (std::string line; std::getline(in, line);)
+                                              events.push_back(json::parse(line));
+                                          },
+                                      .end = [&] { ended = true; }},
+                                     &follower));
+  // The disk fills up: every commit fails (an op in the transaction fails like ENOSPC).
+  auto full = std::make_shared<bool>(true);
+  writer_->Add([full](WriteTxn&, std::string* err) {
+    if (*full) *err = "No space left on device (injected)";
+    return !*full;
+  });
+  runner_.Finish("{\"rows\": 3}");
+  RunUntil([&] { return writer_->degraded(); });
+  for (int i = 0; i < 5; ++i) uv_run(&loop_, UV_RUN_ONCE);  // retries fail too
+  ASSERT_FALSE(events.empty());
+  EXPECT_NE(events.back()["type"], "run_finished");
+  EXPECT_FALSE(ended);
+  json shown = Record(id);
+  EXPECT_EQ(shown["status"], "running");
+  EXPECT_EQ(shown["ending"], true);
+  EXPECT_FALSE(shown.contains("output"));
+  EXPECT_EQ(Trigger(), "refused 507");
+  std::optional<RunError> cancel = orchestrator_->Cancel(id);
+  ASSERT_TRUE(cancel);
+  EXPECT_EQ(cancel->code, "run_ending");
+  // Space comes back: the retry stores the end, then the followers are told.
+  *full = false;
+  RunUntil([&] { return ended; });
+  EXPECT_FALSE(writer_->degraded());
+  ASSERT_EQ(events.back()["type"], "run_finished");
+  EXPECT_EQ(events.back()["status"], "succeeded");
+  EXPECT_EQ(events.back()["output"], json({{"rows", 3}}));
+  json stored = Record(id);  // from the store now
+  EXPECT_EQ(stored["status"], "succeeded");
+  EXPECT_FALSE(stored.contains("ending"));
+  std::string next = Trigger();
+  EXPECT_EQ(next.substr(0, 4), "run-");
+  runner_.Finish("{}");
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  EXPECT_EQ(Record(next)["status"], "succeeded");
+}
+
+// Issue 15, item 7: out of descriptors, spawns failed and runs were stored failed with "Too
+// many open files". A spawn short of resources is retried, beyond retry.max_attempts.
+TEST_F(OrchestratorStoreTest, Issue15SpawnShortOfDescriptorsIsRetried) {
+  Apply(R"(
+chain_id: short
+tasks:
+  - task_id: t
+    executable_code_location: /bin/cat
+    retry: {max_attempts: 1, initial_backoff: 10ms}
+)");
+  std::string id = Trigger("short");
+  runner_.FailSpawn(true);
+  RunUntil([&] { return runner_.running() == 1; });  // started again after the backoff
+  runner_.Finish("{\"ok\": true}");
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  json run = Record(id);
+  EXPECT_EQ(run["status"], "succeeded");
+  EXPECT_EQ(run["tasks"][0]["attempts"], 2);
+  std::vector<HistoryRecord> records;
+  std::string err;
+  ASSERT_TRUE(history_->Find({.run_id = id}, &records, &err)) << err;
+  ASSERT_EQ(records.size(), 2u);  // the failed attempt is recorded
+  EXPECT_EQ(records[0].status, "failed");
+  EXPECT_EQ(records[0].cause, "spawn");
+  EXPECT_EQ(records[1].status, "succeeded");
+}
+
+TEST_F(OrchestratorStoreTest, Issue15OtherSpawnFailuresAndEndlessShortageFailTheTask) {
+  Apply(R"(
+chain_id: short
+tasks:
+  - task_id: t
+    executable_code_location: /bin/cat
+    retry: {max_attempts: 1, initial_backoff: 1ms, max_backoff: 1ms}
+)");
+  std::string id = Trigger("short");
+  runner_.FailSpawn(false);  // not a shortage: max_attempts 1 is the end
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  EXPECT_EQ(Record(id)["status"], "failed");
+  id = Trigger("short");
+  int tries = 0;
+  for (; tries < 100 && runner_.running() == 1; ++tries) {
+    runner_.FailSpawn(true);
+    RunUntil([&] { return runner_.running() == 1 || Record(id)["status"] == "failed"; });
+  }
+  EXPECT_EQ(tries, 11);  // the first try and 10 retries
+  json run = Record(id);
+  EXPECT_EQ(run["status"], "failed");
+  EXPECT_EQ(run["tasks"][0]["error"], "cannot make a pipe: Too many open files");
+}
+
+}  // namespace
+}  // namespace chainctl::daemon
