@@ -45,6 +45,9 @@ struct TaskLaunch {
   // Start: a process prewarmed by Prewarm (same argv, env, workdir and limits, none of them
   // run-specific) becomes this attempt instead of a new spawn. 0: spawn one.
   uint64_t warm = 0;
+  // Prewarm: when the process is expected to be ready (its start-ups measured before; 0:
+  // unknown). A runner that has to look for readiness looks from about then on, not all along.
+  uint64_t ready_hint_ms = 0;
 };
 
 // How one attempt ended.

@@ -122,6 +122,26 @@ void Match(PlanInput& in, const std::set<uint64_t>& gone, Working* w, PlanDecisi
   }
 }
 
+// Rule 5's consequence for when to start: with `lanes` start-ups at once, processes needed close
+// together queue for the CPU, so each is started early enough that, started latest first in
+// need order backwards, all are ready by their needs. A start-up's length is need − fire (its
+// start-up + margin).
+void Stagger(std::vector<Desire>* queue, size_t lanes) {
+  std::vector<Desire*> order;
+  for (Desire& d : *queue) {
+    if (d.process()) order.push_back(&d);
+  }
+  std::stable_sort(order.begin(), order.end(),
+                   [](const Desire* a, const Desire* b) { return a->need_ms > b->need_ms; });
+  std::vector<double> free_until(std::max<size_t>(1, lanes), HUGE_VAL);
+  for (Desire* d : order) {
+    auto lane = std::max_element(free_until.begin(), free_until.end());
+    double start = std::min(d->need_ms, *lane) - (d->need_ms - d->fire_ms);
+    *lane = start;
+    d->fire_ms = std::min(d->fire_ms, start);
+  }
+}
+
 }  // namespace
 
 PlanDecision Decide(PlanInput in) {
@@ -137,6 +157,7 @@ PlanDecision Decide(PlanInput in) {
   Rank(&in.desires);
   Working w;
   Match(in, gone, &w, &out);
+  Stagger(&out.queue, in.budgets.lanes);
 
   // Rule 4: admission, best first.
   struct Admitted {

@@ -19,7 +19,9 @@
 //     slides with the clock.
 //  5. Starts, in need order (fire_ms): processes start while fewer than `starting` prewarmed
 //     processes are still starting up (then strictly none after one is held back: CPU is short,
-//     and what starts first is ready first); staging is not limited so.
+//     and what starts first is ready first); staging is not limited so. So that processes
+//     needed close together are all ready in time, their fire times are first moved earlier:
+//     scheduled backwards from their needs, `lanes` start-ups at once (Stagger).
 //  6. Plan again at the earliest of: the next desire's fire time, the next keep-alive end, the
 //     end of a start-up held as slow (when starts wait on it).
 #pragma once
@@ -75,7 +77,8 @@ struct PlanBudgets {
   size_t processes = 0;  // warm processes and workers
   uint64_t memory = 0;   // their memory
   uint64_t staged = 0;   // staged bytes
-  size_t starting = 1;   // processes starting up at once
+  size_t starting = 1;   // processes starting up at once, now
+  size_t lanes = 1;      // ... when nothing runs: the cores (to schedule future start-ups)
 };
 
 struct PlanInput {

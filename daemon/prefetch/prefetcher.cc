@@ -328,7 +328,8 @@ PlanBudgets Prefetcher::Budgets() const {
   return {.processes = options_.max_warm,
           .memory = options_.max_memory_bytes,
           .staged = options_.max_staged_bytes,
-          .starting = options_.cores > running ? options_.cores - running : 1};
+          .starting = options_.cores > running ? options_.cores - running : 1,
+          .lanes = options_.cores};
 }
 
 // Does what the planner decided, and sets the timer for its next plan.

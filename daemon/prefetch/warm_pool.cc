@@ -101,7 +101,12 @@ bool WarmPool::Start(const Desire& d) {
                                       [this, alive, id](TaskResult cost) {
                                         if (!alive.expired()) ProcessEnded(id, std::move(cost));
                                       }};
-    e.handle = runner_->Prewarm(hooks_.warm_launch(task, e.dir), std::move(events), &err);
+    TaskLaunch launch = hooks_.warm_launch(task, e.dir);
+    const TaskFigures* measured = figures_->Find(d.key);
+    if (measured && measured->startups.size() > 0) {
+      launch.ready_hint_ms = static_cast<uint64_t>(measured->startups.Quantile(0.5));
+    }
+    e.handle = runner_->Prewarm(std::move(launch), std::move(events), &err);
   } else if (d.level == WarmLevel::kWorker) {
     if (!workers_->Prewarm(d.key, hooks_.worker_launch(e.chain_id, task), d.keep_alive_ms, &err)) {
       err = err.empty() ? "cannot start a worker" : err;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -49,14 +50,15 @@ WarmEntry Warm(uint64_t id, const std::string& key, int64_t expires_in = 10'000)
 }
 
 PlanInput Input(std::vector<Desire> desires, std::vector<WarmEntry> entries, size_t processes,
-                size_t starting = 8) {
+                size_t starting = 8, size_t lanes = 8) {
   return {.desires = std::move(desires),
           .entries = std::move(entries),
           .idle_workers = {},
           .budgets = {.processes = processes,
                       .memory = 1'000'000,
                       .staged = 1'000'000,
-                      .starting = starting},
+                      .starting = starting,
+                      .lanes = lanes},
           .now_ms = kNow};
 }
 
@@ -144,6 +146,30 @@ TEST(PlannerTest, ProcessesStartInNeedOrderWhileFewStartUp) {
   // One at once: the first needed, whatever the scores.
   PlanDecision one = Decide(Input({late, soon}, {}, 8, 1));
   EXPECT_EQ(Keys(one.start), Keys_{"soon"});
+}
+
+// Three processes needed 50 ms apart, each 200 ms to start (fire = need − 200): one start-up at
+// a time, each must start when the one after it would, so all are ready by their needs.
+TEST(PlannerTest, ProcessesNeededTogetherStartEarlyEnoughToBeReadyInTurn) {
+  std::vector<Desire> three;
+  for (int i = 0; i < 3; ++i) {
+    Desire d = Want("t" + std::to_string(i), 10, 0);
+    d.need_ms = kNow + 1000 + 50 * i;
+    d.fire_ms = d.need_ms - 200;
+    three.push_back(d);
+  }
+  auto fires = [](const PlanDecision& d) {
+    std::map<std::string, double> out;
+    for (const Desire& q : d.queue) out[q.key] = q.fire_ms - kNow;
+    for (const Desire& q : d.start) out[q.key] = q.fire_ms - kNow;
+    return out;
+  };
+  std::map<std::string, double> one = fires(Decide(Input(three, {}, 8, 8, 1)));
+  EXPECT_EQ(one, (std::map<std::string, double>{{"t0", 500}, {"t1", 700}, {"t2", 900}}));
+  std::map<std::string, double> two = fires(Decide(Input(three, {}, 8, 8, 2)));
+  EXPECT_EQ(two, (std::map<std::string, double>{{"t0", 700}, {"t1", 850}, {"t2", 900}}));
+  PlanDecision later = Decide(Input(three, {}, 8, 8, 1));
+  EXPECT_EQ(later.wake_ms, kNow + 500);  // the first start
 }
 
 TEST(PlannerTest, TheBudgetsHoldWhateverIsWanted) {
