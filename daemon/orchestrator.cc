@@ -580,7 +580,7 @@ void Orchestrator::WriteContext(const Run& run, int i, int attempt, const std::s
                   {"input_file", dir + "/input.json"},
                   {"output_file", dir + "/output.json"}};
   std::string err;
-  if (!WriteFile(path, context.dump() + "\n", &err)) {
+  if (!WriteFile(path, context.dump(-1, ' ', false, json::error_handler_t::replace) + "\n", &err)) {
     Log(LogLevel::kWarning, "cannot write the context file: " + err);
   }
 }
