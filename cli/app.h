@@ -101,7 +101,8 @@ int RunHistory(const RunsOptions& options, std::ostream& out, std::ostream& err)
 // history import FILE (cmd_history.cc): reads and checks the whole file (.jsonl or .jsonl.gz,
 // - for stdin), exit 2 at its first bad line with nothing sent; then POSTs it in batches of at
 // most 4 MiB and 20,000 records, each imported in a transaction of its own: a failure after
-// the first batch leaves the earlier batches stored (and says how many records).
+// the first batch leaves the earlier batches stored (and says how many records). chaind skips
+// records stored already (History::Import), so running the import again completes it.
 int RunHistoryImport(const RunsOptions& options, std::ostream& out, std::ostream& err);
 
 // model evaluate|train|status and predict (cmd_model.cc).

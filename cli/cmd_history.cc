@@ -55,7 +55,7 @@ int RunHistoryImport(const RunsOptions& options, std::ostream& out, std::ostream
     err << "chainctl: " << why << "\n";
     return kExitInvalid;
   }
-  size_t imported = 0;
+  size_t imported = 0, skipped = 0;
   json first_seq = nullptr, last_seq = nullptr;
   for (size_t i = 0; i < batches.bodies.size(); ++i) {
     HttpClientResponse response;
@@ -65,7 +65,9 @@ int RunHistoryImport(const RunsOptions& options, std::ostream& out, std::ostream
     if (status != kExitOk) {
       if (imported > 0) {
         err << "chainctl: " << imported << " of " << batches.records << " records from "
-            << options.file << " were imported before the failure and stay stored\n";
+            << options.file
+            << " were imported before the failure and stay stored; importing the file again "
+               "adds only the others\n";
       }
       return status;
     }
@@ -75,14 +77,19 @@ int RunHistoryImport(const RunsOptions& options, std::ostream& out, std::ostream
       return kExitUnreachable;
     }
     imported += answer["imported"].get<size_t>();
+    skipped += answer.value("skipped", size_t{0});
     if (first_seq.is_null() && answer.contains("first_seq")) first_seq = answer["first_seq"];
     if (answer.contains("last_seq")) last_seq = answer["last_seq"];
   }
   err << "imported " << imported << " record" << (imported == 1 ? "" : "s") << " from "
-      << options.file << "\n";
+      << options.file;
+  if (skipped > 0) err << " (" << skipped << " stored already, skipped)";
+  err << "\n";
   if (options.output == "json" || options.output == "yaml") {
-    json summary = {
-        {"file", options.file}, {"imported", imported}, {"batches", batches.bodies.size()}};
+    json summary = {{"file", options.file},
+                    {"imported", imported},
+                    {"skipped", skipped},
+                    {"batches", batches.bodies.size()}};
     if (!first_seq.is_null()) summary["first_seq"] = first_seq;
     if (!last_seq.is_null()) summary["last_seq"] = last_seq;
     PrintData(out, summary, ParseOutputFormat(options.output, false));

@@ -40,7 +40,8 @@ struct Import {
   json details = json::array();  // of the first kMaxImportErrorDetails bad lines
   std::string first_error;       // "line 3: ..."
   bool stored = false;
-  std::string err;  // of the store
+  size_t skipped = 0;  // records stored already (History::Import)
+  std::string err;     // of the store
 };
 
 // Parses every line of import->body into import->records, or counts and describes the bad
@@ -143,7 +144,7 @@ void Api::PostHistory(HttpRequest request, Responder respond) {
         ParseBody(import.get());
         import->body = std::string();
         if (import->bad_lines == 0 && !import->records.empty()) {
-          import->stored = history->AppendNow(&import->records, &import->err);
+          import->stored = history->Import(&import->records, &import->skipped, &import->err);
         }
       },
       [=] {
@@ -155,12 +156,13 @@ void Api::PostHistory(HttpRequest request, Responder respond) {
           return respond(JsonError(422, "invalid_history", message, import->details));
         }
         const std::vector<HistoryRecord>& records = import->records;
-        if (records.empty()) return respond(Json(200, {{"imported", 0}}));
-        if (!import->stored) return respond(StoreError(import->err));
-        if (on_appended) on_appended(records);
-        respond(Json(200, {{"imported", records.size()},
-                           {"first_seq", records.front().seq},
-                           {"last_seq", records.back().seq}}));
+        if (!import->stored && !records.empty()) return respond(StoreError(import->err));
+        json body = {{"imported", records.size()}, {"skipped", import->skipped}};
+        if (records.empty()) return respond(Json(200, body));
+        if (on_appended) on_appended(records);  // only what was stored now
+        body["first_seq"] = records.front().seq;
+        body["last_seq"] = records.back().seq;
+        respond(Json(200, body));
       });
 }
 

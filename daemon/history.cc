@@ -1,7 +1,10 @@
 #include "daemon/history.h"
 
 #include <limits>
+#include <map>
 #include <optional>
+#include <set>
+#include <tuple>
 #include <utility>
 
 #include "daemon/content_hash.h"
@@ -166,6 +169,47 @@ bool DropOldest(WriteTxn& txn, uint64_t n, uint64_t* removed, std::string* err) 
   return true;
 }
 
+// Import keys: two records with the same key are the same attempt (History::Import).
+using ImportKey = std::tuple<std::string, std::string, int, int64_t>;  // task, instance, ...
+
+ImportKey KeyOfRecord(const HistoryRecord& r) {
+  return {r.task_id, r.instance_id, r.attempt, r.start_unix_ms};
+}
+
+// Adds the import keys of the stored records of run `run_id` to `keys`.
+bool StoredKeys(ReadTxn& txn, const std::string& run_id, std::set<ImportKey>* keys,
+                std::string* err) {
+  const std::string prefix = IndexPrefix(kRunTag, run_id);
+  bool ok = true;
+  bool scanned = txn.Scan(
+      Db::kHistory, prefix, /*reverse=*/false,
+      [&](std::string_view key, std::string_view) {
+        uint64_t seq = 0;
+        HistoryRecord r;
+        if (!SeqOfKey(key, prefix.size(), &seq)) {
+          return ok = Fail(err, "history: malformed key in the store");
+        }
+        if (!(ok = GetRecord(txn, seq, &r, err))) return false;
+        keys->insert(KeyOfRecord(r));
+        return true;
+      },
+      err);
+  return scanned && ok;
+}
+
+// The records of `input` whose import key is neither stored nor taken by an earlier one.
+bool NewRecords(ReadTxn& txn, const std::vector<HistoryRecord>& input,
+                std::vector<HistoryRecord>* fresh, std::string* err) {
+  std::map<std::string, std::set<ImportKey>> seen;  // by run_id
+  fresh->clear();
+  for (const HistoryRecord& r : input) {
+    auto [run, inserted] = seen.try_emplace(r.run_id);
+    if (inserted && !StoredKeys(txn, r.run_id, &run->second, err)) return false;
+    if (run->second.insert(KeyOfRecord(r)).second) fresh->push_back(r);
+  }
+  return true;
+}
+
 // Queries.
 
 // What Find walks: an index (keys prefix + BE64(seq) naming records) or the records.
@@ -231,6 +275,25 @@ bool History::Append(WriteTxn& txn, std::vector<HistoryRecord>* records, std::st
 
 bool History::AppendNow(std::vector<HistoryRecord>* records, std::string* err) {
   return store_->Write([&](WriteTxn& txn, std::string* e) { return Append(txn, records, e); }, err);
+}
+
+bool History::Import(std::vector<HistoryRecord>* records, size_t* skipped, std::string* err) {
+  for (size_t i = 0; i < records->size(); ++i) {
+    if (!ValidateHistoryRecord((*records)[i], err)) {
+      return Fail(err, "history record " + std::to_string(i + 1) + " of " +
+                           std::to_string(records->size()) + ": " + *err);
+    }
+  }
+  std::vector<HistoryRecord> input = std::move(*records);
+  // The filter runs inside the transaction (a retried one runs it again, from `input`).
+  bool ok = store_->Write(
+      [&](WriteTxn& txn, std::string* e) {
+        return NewRecords(txn, input, records, e) && Append(txn, records, e);
+      },
+      err);
+  *skipped = ok ? input.size() - records->size() : 0;
+  if (!ok) *records = std::move(input);
+  return ok;
 }
 
 bool History::Find(const HistoryQuery& q, std::vector<HistoryRecord>* out, std::string* err) {

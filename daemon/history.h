@@ -75,6 +75,14 @@ class History {
   // Append in a transaction of its own (import, tests), setting the records' `seq` (left
   // unspecified on false). Blocks on fsync.
   bool AppendNow(std::vector<HistoryRecord>* records, std::string* err);
+  // An import (POST /history): AppendNow, but idempotent. A record is left out when one with
+  // the same import key — (run_id, task_id, instance_id, attempt, start_unix_ms): the same
+  // attempt of the same task in the same run — is stored already or comes earlier in
+  // `records`, so a file imported again, or an import killed mid-way and run again, stores
+  // nothing twice. On true, `records` holds the records stored, in order, with their seq, and
+  // `*skipped` how many were left out; on false nothing is stored and `records` is as given. Cost: one walk of the run
+  // index per distinct run_id in `records`, decoding the run's stored records.
+  bool Import(std::vector<HistoryRecord>* records, size_t* skipped, std::string* err);
 
   // The records matching `query`, in seq order, from one read snapshot. Cost: Find walks the
   // index of the most selective id filter given (run, else task, else chain; without one, the

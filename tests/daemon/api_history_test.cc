@@ -78,7 +78,7 @@ class ApiHistoryTest : public ::testing::Test {
 TEST_F(ApiHistoryTest, ImportsAllAndTellsTheHook) {
   HttpResponse r = Post(Line("r1", "a", 1) + "\r\n" + Line("r1", "b", 2) + Line("r2", "a", 3));
   EXPECT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(json::parse(r.body), json::parse(R"({"imported":3,"first_seq":1,"last_seq":3})"));
+  EXPECT_EQ(json::parse(r.body), json::parse(R"({"imported":3,"skipped":0,"first_seq":1,"last_seq":3})"));
   EXPECT_EQ(Count(), 3u);
   ASSERT_EQ(hook_calls_.size(), 1u);
   ASSERT_EQ(hook_calls_[0].size(), 3u);
@@ -88,8 +88,28 @@ TEST_F(ApiHistoryTest, ImportsAllAndTellsTheHook) {
 
   r = Post(Line("r3", "a", 4), nullptr);
   EXPECT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(json::parse(r.body), json::parse(R"({"imported":1,"first_seq":4,"last_seq":4})"));
+  EXPECT_EQ(json::parse(r.body), json::parse(R"({"imported":1,"skipped":0,"first_seq":4,"last_seq":4})"));
   EXPECT_EQ(hook_calls_.size(), 2u);
+}
+
+TEST_F(ApiHistoryTest, ImportingAgainStoresNothingTwice) {
+  const std::string body = Line("r1", "a", 1) + Line("r1", "b", 2) + Line("r2", "a", 3);
+  ASSERT_EQ(Post(body).status, 200);
+  HttpResponse r = Post(body);  // an import run again, e.g. after a kill
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body), json::parse(R"({"imported":0,"skipped":3})"));
+  EXPECT_EQ(Count(), 3u);
+  EXPECT_EQ(hook_calls_.size(), 1u);  // the model is not fed the same records again
+
+  // One stored, one new, the new one twice in the body: only the new one, once.
+  r = Post(Line("r2", "a", 3) + Line("r2", "b", 4) + Line("r2", "b", 4));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body),
+            json::parse(R"({"imported":1,"skipped":2,"first_seq":4,"last_seq":4})"));
+  ASSERT_EQ(hook_calls_.size(), 2u);
+  ASSERT_EQ(hook_calls_[1].size(), 1u);
+  EXPECT_EQ(hook_calls_[1][0].task_id, "b");
+  EXPECT_EQ(Count(), 4u);
 }
 
 TEST_F(ApiHistoryTest, ABadLineImportsNothing) {
@@ -120,7 +140,7 @@ TEST_F(ApiHistoryTest, ListsAtMostTwentyBadLines) {
 TEST_F(ApiHistoryTest, EmptyBodyImportsNothing) {
   HttpResponse r = Post("\n  \n");
   EXPECT_EQ(r.status, 200);
-  EXPECT_EQ(json::parse(r.body), json::parse(R"({"imported":0})"));
+  EXPECT_EQ(json::parse(r.body), json::parse(R"({"imported":0,"skipped":0})"));
   EXPECT_TRUE(hook_calls_.empty());
 }
 

@@ -124,6 +124,49 @@ TEST_F(HistoryTest, AppendNowSetsTheSeqs) {
   EXPECT_EQ(Find({}), (std::vector<HistoryRecord>{Find({})[0], records[0], records[1]}));
 }
 
+TEST_F(HistoryTest, ImportSkipsRecordsStoredAlreadyOrRepeated) {
+  HistoryRecord a = testing::SucceededRecord("r", "c", "a", 1);
+  Append({a});
+  // Another attempt, instance or start is another record; the same key is the same record.
+  HistoryRecord retry = a, instance = a, later = a, other_run = a;
+  retry.attempt = 2;
+  instance.instance_id = "job-7";
+  later.start_unix_ms += 1;
+  later.end_unix_ms += 1;
+  other_run.run_id = "r2";
+  std::vector<HistoryRecord> records = {a, retry, instance, retry, later, other_run, a};
+  size_t skipped = 99;
+  std::string err;
+  ASSERT_TRUE(history_->Import(&records, &skipped, &err)) << err;
+  EXPECT_EQ(skipped, 3u);
+  ASSERT_EQ(records.size(), 4u);
+  EXPECT_EQ(records[0].attempt, 2);
+  EXPECT_EQ(records[1].instance_id, "job-7");
+  EXPECT_EQ(records[2].start_unix_ms, a.start_unix_ms + 1);
+  EXPECT_EQ(records[3].run_id, "r2");
+  EXPECT_EQ(Seqs({}), (std::vector<uint64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(records[3].seq, 5u);
+
+  // Imported again: nothing new.
+  std::vector<HistoryRecord> again = {a, retry, instance, later, other_run};
+  ASSERT_TRUE(history_->Import(&again, &skipped, &err)) << err;
+  EXPECT_TRUE(again.empty());
+  EXPECT_EQ(skipped, 5u);
+  EXPECT_EQ(Seqs({}).size(), 5u);
+}
+
+TEST_F(HistoryTest, ImportOfAnInvalidRecordStoresNothingAndKeepsTheRecords) {
+  HistoryRecord bad = testing::SucceededRecord("r", "c", "a", 1);
+  bad.task_id = "";
+  std::vector<HistoryRecord> records = {testing::SucceededRecord("r", "c", "b", 2), bad};
+  size_t skipped = 0;
+  std::string err;
+  EXPECT_FALSE(history_->Import(&records, &skipped, &err));
+  EXPECT_NE(err.find("history record 2 of 2"), std::string::npos) << err;
+  EXPECT_EQ(records.size(), 2u);
+  EXPECT_TRUE(Seqs({}).empty());
+}
+
 TEST_F(HistoryTest, StoresEveryField) {
   HistoryRecord r = testing::FullHistoryRecord();
   Append({r});

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end: importing history JSONL v1 into a real chaind, with `chainctl history import`
 # (.jsonl.gz, stdin, batches) and with POST /history directly: records read back unchanged,
-# all or nothing on a bad line, 415 and 413. Needs CHAINCTL, CHAIND (set by ctest).
+# all or nothing on a bad line, 415 and 413; an import run again stores nothing twice. Needs CHAINCTL, CHAIND (set by ctest).
 set -uo pipefail
 : "${CHAINCTL:?}" "${CHAIND:?}"
 
@@ -73,7 +73,8 @@ check "history import - -o json: two batches" bash -c \
 check "the JSON summary" py "
 import json
 b = json.load(open('$tmp/big.json'))
-assert b == {'file': '-', 'imported': 25000, 'batches': 2, 'first_seq': 13, 'last_seq': 25012}, b"
+assert b == {'file': '-', 'imported': 25000, 'skipped': 0, 'batches': 2, 'first_seq': 13,
+            'last_seq': 25012}, b"
 check "it says how many" grep -qx "imported 25000 records from -" "$tmp/big.err"
 check "all stored" stored_is 25012
 
@@ -115,11 +116,39 @@ check "a body over --max-body: 413" status_is 413 POST /history \
   -H 'Content-Type: application/x-ndjson' --data-binary "@$tmp/huge.jsonl"
 check "empty body without a content type: 200" status_is 200 POST /history -H 'Content-Type:' \
   --data-binary ''
-check "imported 0" json_has "b == {'imported': 0}"
+check "imported 0" json_has "b == {'imported': 0, 'skipped': 0}"
 check "application/jsonl: 200" status_is 200 POST /history \
   -H 'Content-Type: application/jsonl' --data-binary "$one"
-check "first_seq and last_seq" json_has "b == {'imported': 1, 'first_seq': 25013, 'last_seq': 25013}"
+check "first_seq and last_seq" json_has \
+  "b == {'imported': 1, 'skipped': 0, 'first_seq': 25013, 'last_seq': 25013}"
 check "PUT /history: 405" status_is 405 PUT /history
 check "one more stored" stored_is 25013
+check "the same line again: skipped" status_is 200 POST /history \
+  -H 'Content-Type: application/jsonl' --data-binary "$one"
+check "imported 0, skipped 1" json_has "b == {'imported': 0, 'skipped': 1}"
+
+# --- Idempotent import: one killed mid-way and run again stores each record once. ---
+py "
+import json
+for i in range(5000):
+    print(json.dumps({'run_id': f'again-run{i // 50}', 'chain_id': 'again', 'task_id': f't{i % 50}',
+                      'start': 1713000000 + i, 'end': 1713000000.5 + i, 'status': 'succeeded'}))
+" > "$tmp/again.jsonl"
+check "the first 3,000 records stored (as by the batches before a kill)" bash -c \
+  "head -n 3000 '$tmp/again.jsonl' | '$CHAINCTL' history import - 2> /dev/null"
+check "the import run again" bash -c \
+  "'$CHAINCTL' history import '$tmp/again.jsonl' -o json > '$tmp/again.json' 2> '$tmp/again.err'"
+check "stores the other 2,000 and skips the 3,000" py "
+import json
+b = json.load(open('$tmp/again.json'))
+assert b['imported'] == 2000 and b['skipped'] == 3000, b"
+check "and says so" grep -qx "imported 2000 records from $tmp/again.jsonl (3000 stored already, skipped)" \
+  "$tmp/again.err"
+check "each record once" stored_is 30013
+check "the small trace again: nothing new" bash -c \
+  "'$CHAINCTL' history import '$tmp/small.jsonl.gz' 2> '$tmp/small2.err'"
+check "12 skipped" grep -qx "imported 0 records from $tmp/small.jsonl.gz (12 stored already, skipped)" \
+  "$tmp/small2.err"
+check "still each record once" stored_is 30013
 
 finish
