@@ -11,6 +11,8 @@
 //   - Local files are hard-linked (the task shares the inode: it sees later in-place changes of
 //     the source, and what it writes to the file reaches the source), else reflinked (FICLONE),
 //     else copied; a copy gets the source's mtime. Then posix_fadvise(WILLNEED) reads ahead.
+//     A copy reads at most the size the file says it has: one that gives more (the files under
+//     /proc and /sys say 0; /proc/kmsg never ends) is refused, never read for ever.
 //   - URLs go through the HttpCache (http_cache.h): downloaded or revalidated, then linked from
 //     the cache into `dest`.
 // A staged file is fresh while its source has the (size, mtime, inode, device) recorded at

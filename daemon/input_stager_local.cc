@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -48,20 +49,35 @@ bool WriteAllOr(int fd, const char* data, size_t size, std::string* err) {
   return false;
 }
 
-// Byte copy of `in` into `out`: copy_file_range, else read/write.
-bool CopyBytes(int in, int out, uint64_t* copied, std::string* err) {
+// Whether `in`, read up to its size, has more to give (the files under /proc and /sys say size
+// 0 and produce data, some never end, like /proc/kmsg). `in` is non-blocking.
+bool HasMore(int in) {
+  char byte = 0;
+  ssize_t n = 0;
+  do {
+    n = read(in, &byte, 1);
+  } while (n < 0 && errno == EINTR);
+  return n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+}
+
+// Byte copy of the first `size` bytes of `in` into `out`: copy_file_range, else read/write. A
+// source that has more than `size` bytes is refused, so that an endless one cannot hold a
+// thread (and the run waiting for it) for ever.
+bool CopyBytes(int in, int out, uint64_t size, uint64_t* copied, std::string* err) {
   bool plain = false;
-  for (;;) {
+  uint64_t done = 0;
+  while (done < size) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(kCopyChunk, size - done));
     ssize_t n = 0;
     if (!plain) {
-      n = copy_file_range(in, nullptr, out, nullptr, kCopyChunk, 0);
+      n = copy_file_range(in, nullptr, out, nullptr, want, 0);
       if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
         plain = true;
         continue;
       }
     } else {
       static thread_local char buffer[64 * 1024];
-      n = read(in, buffer, sizeof buffer);
+      n = read(in, buffer, std::min(want, sizeof buffer));
       if (n > 0 && !WriteAllOr(out, buffer, static_cast<size_t>(n), err)) return false;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -69,9 +85,16 @@ bool CopyBytes(int in, int out, uint64_t* copied, std::string* err) {
       *err = Errno("copying");
       return false;
     }
-    if (n == 0) return true;
+    if (n == 0) break;  // shorter than it was: the identity check after the copy says so
+    done += static_cast<uint64_t>(n);
     *copied += static_cast<uint64_t>(n);
   }
+  if (done == size && HasMore(in)) {
+    *err = "not staged: it has no fixed size (it gives more than the " + std::to_string(size) +
+           " bytes it says it has, like the files under /proc); stage a copy of it";
+    return false;
+  }
+  return true;
 }
 
 // Reflink, else byte copy, of `in` (described by `st`) to a new file `dest`, with the source's
@@ -83,7 +106,8 @@ bool CopyFile(int in, const struct stat& st, const std::string& dest, uint64_t* 
     *err = Errno("creating " + dest);
     return false;
   }
-  bool ok = ioctl(out, FICLONE, in) == 0 || CopyBytes(in, out, copied, err);
+  bool ok = ioctl(out, FICLONE, in) == 0 ||
+            CopyBytes(in, out, static_cast<uint64_t>(st.st_size), copied, err);
   struct timespec times[2] = {{0, UTIME_OMIT}, st.st_mtim};
   if (ok && futimens(out, times) != 0) {
     *err = Errno("setting the mtime of " + dest);
@@ -99,7 +123,8 @@ bool CopyFile(int in, const struct stat& st, const std::string& dest, uint64_t* 
 
 bool Copy(const std::string& source, const std::string& dest, StagedFile* file, uint64_t* copied,
           std::string* err) {
-  int in = open(source.c_str(), O_RDONLY | O_CLOEXEC);
+  // Non-blocking: a source that would block a read (a pseudo-file) is refused, not waited on.
+  int in = open(source.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   struct stat before {
   }, after{};
   if (in < 0 || fstat(in, &before) != 0) {
@@ -109,10 +134,13 @@ bool Copy(const std::string& source, const std::string& dest, StagedFile* file, 
   }
   uint64_t bytes = 0;
   bool ok = CopyFile(in, before, dest, &bytes, err);
-  if (ok && (fstat(in, &after) != 0 || !SameFile(before, after))) {
+  const bool same = fstat(in, &after) == 0 && SameFile(before, after);
+  if (!same) {
     *err = source + " changed while it was copied";
-    unlink(dest.c_str());
+    if (ok) unlink(dest.c_str());
     ok = false;
+  } else if (!ok) {
+    *err = source + ": " + *err;
   }
   close(in);
   if (!ok) return false;

@@ -216,6 +216,22 @@ TEST_F(InputStagerTest, ErrorsNameTheInput) {
   EXPECT_FALSE(stager.Stage({"ftp://host/x"}, dest_).ok);
 }
 
+// Files under /proc say size 0 and give data; some (/proc/kmsg) never end or block. A copy reads
+// at most the size a file says it has, so none can hold a thread-pool thread for ever.
+TEST_F(InputStagerTest, APseudoFileWithoutAFixedSizeIsRefused) {
+  InputStager stager(Options());
+  StageResult result = stager.Stage({"/proc/cpuinfo"}, dest_);
+  EXPECT_FALSE(result.ok);
+  EXPECT_EQ(result.error,
+            "/proc/cpuinfo: not staged: it has no fixed size (it gives more than the 0 bytes it "
+            "says it has, like the files under /proc); stage a copy of it");
+  // An empty regular file is fine.
+  std::string empty = tmp_.WriteFile("data/empty.txt", "");
+  result = stager.Stage({empty}, dest_);
+  ASSERT_TRUE(result.ok) << result.error;
+  EXPECT_EQ(ReadFileOrDie(Dest("empty.txt")), "");
+}
+
 TEST_F(InputStagerTest, StagesAndRevalidatesAUrl) {
   HttpOrigin origin;
   origin.Set("/x.tar", HttpOrigin::Ok("tarball", "\"t1\""));

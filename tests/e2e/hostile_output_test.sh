@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end, issue 15 items 1 and 2: what a task prints, a worker replies, a client sends or a
-# file is named are bytes until checked (DESIGN.md §3). Bytes that are not UTF-8 and JSON
+# End-to-end, issue 15 items 1, 2 and 9: what a task prints, a worker replies, a client sends, a
+# file is named or an input file gives are bytes until checked (DESIGN.md §3). Bytes that are not UTF-8 and JSON
 # nested 100,000 deep used to kill chaind (type_error.316, SIGSEGV); now the task fails with
 # the cause (or the request is refused), and chaind goes on, with everything stored readable.
 # Needs CHAINCTL, CHAIND (set by ctest).
@@ -44,6 +44,7 @@ tasks:
   - {task_id: deep_objects, command: "python3 $tmp/deep_objects.py"}
   - {task_id: worker, mode: worker, command: "python3 $tmp/bad_worker.py"}
   - {task_id: named, command: "cat > /dev/null; echo '{}'", inputs: {files: ["$tmp/files/*"]}}
+  - {task_id: pseudo, command: "cat > /dev/null; echo '{}'", inputs: {files: [/proc/cpuinfo]}}
   - {task_id: stderr_only, command: "printf '\\\\377' >&2; echo '{\"fine\": true}'"}
 YAML
 check "apply" bash -c "'$CHAINCTL' apply -f '$tmp/hostile.yaml' > /dev/null"
@@ -70,6 +71,8 @@ worker_error_ok() {
 check "a worker's reply with 0xff: a protocol error" worker_error_ok
 check "a folder named with 0xff: refused, the name escaped" \
   expect_error named "inputs.files: $tmp/files/d\\xff: is a directory (stage its files with a glob)"
+check "a file of /proc (size 0, data without end for some): refused, not read for ever" \
+  expect_error pseudo "inputs.files: /proc/cpuinfo: not staged: it has no fixed size (it gives more than the 0 bytes it says it has, like the files under /proc); stage a copy of it"
 check "0xff on stderr is fine: the task succeeded" test "$("$CHAINCTL" get run "$run" -o json |
   python3 -c "import json,sys; print([t['state'] for t in json.load(sys.stdin)['tasks'] if t['task_id'] == 'stderr_only'])")" = "['succeeded']"
 check "the events stream reads as JSON" bash -c \
