@@ -80,8 +80,9 @@ class History {
   // attempt of the same task in the same run — is stored already or comes earlier in
   // `records`, so a file imported again, or an import killed mid-way and run again, stores
   // nothing twice. On true, `records` holds the records stored, in order, with their seq, and
-  // `*skipped` how many were left out; on false nothing is stored and `records` is as given. Cost: one walk of the run
-  // index per distinct run_id in `records`, decoding the run's stored records.
+  // `*skipped` how many were left out; on false nothing is stored and `records` is as given.
+  // Cost: one walk of the run index per distinct run_id in `records`, decoding the run's
+  // stored records.
   bool Import(std::vector<HistoryRecord>* records, size_t* skipped, std::string* err);
 
   // The records matching `query`, in seq order, from one read snapshot. Cost: Find walks the
