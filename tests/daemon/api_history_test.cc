@@ -78,7 +78,8 @@ class ApiHistoryTest : public ::testing::Test {
 TEST_F(ApiHistoryTest, ImportsAllAndTellsTheHook) {
   HttpResponse r = Post(Line("r1", "a", 1) + "\r\n" + Line("r1", "b", 2) + Line("r2", "a", 3));
   EXPECT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(json::parse(r.body), json::parse(R"({"imported":3,"skipped":0,"first_seq":1,"last_seq":3})"));
+  EXPECT_EQ(json::parse(r.body),
+            json::parse(R"({"imported":3,"skipped":0,"first_seq":1,"last_seq":3})"));
   EXPECT_EQ(Count(), 3u);
   ASSERT_EQ(hook_calls_.size(), 1u);
   ASSERT_EQ(hook_calls_[0].size(), 3u);
@@ -88,7 +89,8 @@ TEST_F(ApiHistoryTest, ImportsAllAndTellsTheHook) {
 
   r = Post(Line("r3", "a", 4), nullptr);
   EXPECT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(json::parse(r.body), json::parse(R"({"imported":1,"skipped":0,"first_seq":4,"last_seq":4})"));
+  EXPECT_EQ(json::parse(r.body),
+            json::parse(R"({"imported":1,"skipped":0,"first_seq":4,"last_seq":4})"));
   EXPECT_EQ(hook_calls_.size(), 2u);
 }
 
