@@ -20,6 +20,15 @@ stored_is() {  # stored_is N
   n=$(stored)
   [[ "$n" == "$1" ]] || { echo "  stored: $n records, expected $1" >&2; return 1; }
 }
+# records CHAIN COUNT START: COUNT JSONL v1 lines of chain CHAIN, 50 tasks a run, a second apart
+# from Unix time START.
+records() {
+  py "
+import json
+for i in range($2):
+    print(json.dumps({'run_id': f'$1-run{i // 50}', 'chain_id': '$1', 'task_id': f't{i % 50}',
+                      'start': $3 + i, 'end': $3 + 0.5 + i, 'status': 'succeeded'}))"
+}
 
 # A 6 MiB body limit: the CLI's batches (at most 4 MiB) fit, a 7 MiB body does not.
 start_chaind --max-body 6Mi || exit 1
@@ -62,12 +71,7 @@ b = [json.loads(l) for l in open('$tmp/back.jsonl')]
 assert a == b, (a[:2], b[:2])\""
 
 # --- Stdin, -o json, and an import in several batches (at most 20,000 records each). ---
-py "
-import json
-for i in range(25000):
-    print(json.dumps({'run_id': f'big-run{i // 50}', 'chain_id': 'big', 'task_id': f't{i % 50}',
-                      'start': 1712000000 + i, 'end': 1712000000.5 + i, 'status': 'succeeded'}))
-" > "$tmp/big.jsonl"
+records big 25000 1712000000 > "$tmp/big.jsonl"
 check "history import - -o json: two batches" bash -c \
   "'$CHAINCTL' history import - -o json < '$tmp/big.jsonl' > '$tmp/big.json' 2> '$tmp/big.err'"
 check "the JSON summary" py "
@@ -128,12 +132,7 @@ check "the same line again: skipped" status_is 200 POST /history \
 check "imported 0, skipped 1" json_has "b == {'imported': 0, 'skipped': 1}"
 
 # --- Idempotent import: one killed mid-way and run again stores each record once. ---
-py "
-import json
-for i in range(5000):
-    print(json.dumps({'run_id': f'again-run{i // 50}', 'chain_id': 'again', 'task_id': f't{i % 50}',
-                      'start': 1713000000 + i, 'end': 1713000000.5 + i, 'status': 'succeeded'}))
-" > "$tmp/again.jsonl"
+records again 5000 1713000000 > "$tmp/again.jsonl"
 check "the first 3,000 records stored (as by the batches before a kill)" bash -c \
   "head -n 3000 '$tmp/again.jsonl' | '$CHAINCTL' history import - 2> /dev/null"
 check "the import run again" bash -c \
