@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <regex>
 
+#include "common/json_text.h"
+
 namespace chainctl {
 namespace {
 
@@ -27,7 +29,7 @@ bool Compare(ConditionOp op, const json& a, const json& b) {
 }
 
 std::string Short(const json& value) {
-  std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string text = DumpJson(value);
   return text.size() > 60 ? text.substr(0, 57) + "..." : text;
 }
 

@@ -6,16 +6,11 @@
 
 #include "common/json_pointer.h"
 #include "common/json_schema_internal.h"
+#include "common/json_text.h"
 #include "common/source_doc.h"
 
 namespace chainctl::internal {
 namespace {
-
-// JSON text of a value; invalid UTF-8 (which a YAML escape can produce) is
-// replaced rather than thrown about.
-std::string Dump(const nlohmann::json& value) {
-  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
 
 // The first `max_bytes` of `s`, not cutting a UTF-8 sequence in two.
 std::string_view CutUtf8(std::string_view s, size_t max_bytes) {
@@ -39,12 +34,12 @@ std::string Quoted(const nlohmann::json& value) {
   if (value.is_string()) {
     const std::string& s = value.get_ref<const std::string&>();
     if (s.size() > 60) {
-      std::string cut = Dump(std::string(CutUtf8(s, 57)));
+      std::string cut = DumpJson(std::string(CutUtf8(s, 57)));
       return cut.insert(cut.size() - 1, "...") + " (" + std::to_string(CountChars(s)) +
              " characters)";
     }
   }
-  std::string text = Dump(value);
+  std::string text = DumpJson(value);
   return text.size() > 60 ? std::string(CutUtf8(text, 57)) + "..." : text;
 }
 
@@ -53,7 +48,7 @@ std::string JoinValues(const nlohmann::json& values) {
   std::string out;
   for (const auto& v : values) {
     if (!out.empty()) out += ", ";
-    out += v.is_string() ? v.get<std::string>() : Dump(v);
+    out += v.is_string() ? v.get<std::string>() : DumpJson(v);
   }
   return out;
 }
@@ -145,11 +140,11 @@ std::string Explain(const std::string& raw, const nlohmann::json* fragment,
   if (raw.starts_with("Expected number")) {
     bool has_min = f.contains("minimum"), has_max = f.contains("maximum");
     if (has_min && has_max) {
-      return "must be between " + Dump(f["minimum"]) + " and " + Dump(f["maximum"]) + ", got " +
-             Quoted(*value);
+      return "must be between " + DumpJson(f["minimum"]) + " and " + DumpJson(f["maximum"]) +
+             ", got " + Quoted(*value);
     }
-    if (has_min) return "must be at least " + Dump(f["minimum"]) + ", got " + Quoted(*value);
-    if (has_max) return "must be at most " + Dump(f["maximum"]) + ", got " + Quoted(*value);
+    if (has_min) return "must be at least " + DumpJson(f["minimum"]) + ", got " + Quoted(*value);
+    if (has_max) return "must be at most " + DumpJson(f["maximum"]) + ", got " + Quoted(*value);
   }
   if ((raw.starts_with("Array should contain no fewer") ||
        raw.starts_with("String should be no fewer")) &&

@@ -112,6 +112,10 @@ size_t JsonNestingDepth(std::string_view text) {
   return deepest;
 }
 
+std::string DumpJson(const nlohmann::json& value) {
+  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::string PrintableBytes(std::string_view bytes, size_t max_bytes) {
   std::string out;
   size_t i = 0;

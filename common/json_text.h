@@ -31,6 +31,10 @@ std::optional<size_t> FindInvalidUtf8(std::string_view text);
 // nlohmann's parser reaches before it finds the error.
 size_t JsonNestingDepth(std::string_view text);
 
+// JSON text of `value`, compact, never throwing: a string that is not UTF-8 (a value not
+// made by DecodeJsonText) has its bad bytes replaced by U+FFFD.
+std::string DumpJson(const nlohmann::json& value);
+
 // `bytes` made printable for a message, always valid UTF-8: well-formed UTF-8 is kept, any
 // other byte is written \xHH, and newlines, tabs and other control characters are \n, \t,
 // \xHH. At most `max_bytes` of `bytes` are shown (cut on a character boundary, then "...").

@@ -7,6 +7,7 @@
 
 #include "common/chain_load.h"
 #include "common/json_pointer.h"
+#include "common/json_text.h"
 #include "common/version.h"
 #include "common/yaml_util.h"
 #include "daemon/api_internal.h"
@@ -111,7 +112,7 @@ namespace internal {
 HttpResponse Json(int status, const json& body) {
   HttpResponse r;
   r.status = status;
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  r.body = DumpJson(body);
   return r;
 }
 

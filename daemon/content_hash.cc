@@ -2,11 +2,11 @@
 
 #include <openssl/evp.h>
 
+#include "common/json_text.h"
+
 namespace chainctl::daemon {
 
-std::string CanonicalJson(const nlohmann::json& value) {
-  return value.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
+std::string CanonicalJson(const nlohmann::json& value) { return DumpJson(value); }
 
 bool Sha256Hex(std::string_view data, std::string* hex, std::string* err) {
   unsigned char digest[EVP_MAX_MD_SIZE];

@@ -2,6 +2,8 @@
 
 #include <http_parser.h>
 
+#include "common/json_text.h"
+
 namespace chainctl::daemon {
 
 const std::string* HttpRequest::Header(std::string_view lower_name) const {
@@ -17,8 +19,7 @@ HttpResponse JsonError(int status, std::string code, std::string message, nlohma
   HttpResponse response;
   response.status = status;
   // A message may quote client bytes that are not UTF-8: replace them rather than throw.
-  response.body = nlohmann::json{{"error", std::move(error)}}.dump(
-      -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  response.body = DumpJson(nlohmann::json{{"error", std::move(error)}});
   return response;
 }
 

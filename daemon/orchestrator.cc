@@ -14,6 +14,7 @@
 
 #include "common/chain_load.h"
 #include "common/condition.h"
+#include "common/json_text.h"
 #include "common/units.h"
 #include "daemon/content_hash.h"
 #include "daemon/log.h"
@@ -580,7 +581,7 @@ void Orchestrator::WriteContext(const Run& run, int i, int attempt, const std::s
                   {"input_file", dir + "/input.json"},
                   {"output_file", dir + "/output.json"}};
   std::string err;
-  if (!WriteFile(path, context.dump(-1, ' ', false, json::error_handler_t::replace) + "\n", &err)) {
+  if (!WriteFile(path, DumpJson(context) + "\n", &err)) {
     Log(LogLevel::kWarning, "cannot write the context file: " + err);
   }
 }
@@ -639,8 +640,7 @@ bool Orchestrator::PrepareInput(Run& run, int i, std::string* err) {
   }
   const std::string dir = run.dir + "/" + spec.task_id;
   if (!MakeDir(dir, err) || !MakeDir(dir + "/work", err) || !MakeDir(dir + "/out", err) ||
-      !WriteFile(dir + "/input.json", input.dump(-1, ' ', false, json::error_handler_t::replace),
-                 err)) {
+      !WriteFile(dir + "/input.json", DumpJson(input), err)) {
     return false;
   }
   for (const std::string& dep : spec.dependencies) {
@@ -883,7 +883,7 @@ void Orchestrator::MaybeFinishRun(Run& run) {
 void Orchestrator::Emit(Run& run, json event) {
   json line = {{"seq", run.events.size() + 1}, {"time_unix_ms", clock_()}, {"run_id", run.id}};
   line.update(event);
-  std::string text = line.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string text = DumpJson(line);
   writer_->Put(Db::kRuns, RunEventKey(run.n, static_cast<uint32_t>(run.events.size() + 1)),
                EncodeValue(1, text));
   run.events.push_back(std::move(text));
@@ -935,22 +935,19 @@ void Orchestrator::SaveRun(Run& run) {
   writer_->PutLater(Db::kRuns, RunKey(n), [this, n]() -> std::optional<std::string> {
     auto it = runs_.find(n);
     if (it == runs_.end()) return std::nullopt;
-    return EncodeValue(
-        1, RunSummary(*it->second).dump(-1, ' ', false, json::error_handler_t::replace));
+    return EncodeValue(1, DumpJson(RunSummary(*it->second)));
   });
 }
 
 void Orchestrator::SaveTask(Run& run, int task) {
   uint64_t n = run.n;
-  writer_->PutLater(
-      Db::kRuns, RunTaskKey(n, run.spec(task).task_id),
-      [this, n, task]() -> std::optional<std::string> {
-        auto it = runs_.find(n);
-        if (it == runs_.end()) return std::nullopt;
-        // error: may quote what a task printed.
-        return EncodeValue(
-            1, TaskRecord(*it->second, task).dump(-1, ' ', false, json::error_handler_t::replace));
-      });
+  writer_->PutLater(Db::kRuns, RunTaskKey(n, run.spec(task).task_id),
+                    [this, n, task]() -> std::optional<std::string> {
+                      auto it = runs_.find(n);
+                      if (it == runs_.end()) return std::nullopt;
+                      // error: may quote what a task printed.
+                      return EncodeValue(1, DumpJson(TaskRecord(*it->second, task)));
+                    });
 }
 
 json Orchestrator::TaskRecord(const Run& run, int i) const {

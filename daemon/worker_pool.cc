@@ -43,11 +43,6 @@ double SecondsOf(const timeval& t) {
 uv_stream_t* Stream(uv_pipe_t* pipe) { return reinterpret_cast<uv_stream_t*>(pipe); }
 uv_handle_t* AsHandle(void* handle) { return static_cast<uv_handle_t*>(handle); }
 
-// JSON text that never throws on invalid UTF-8 in strings.
-std::string Dump(const Json& value) {
-  return value.dump(-1, ' ', false, Json::error_handler_t::replace);
-}
-
 // Resident set size of `pid` in KiB, 0 if unknown.
 uint64_t RssKb(pid_t pid) {
   if (pid <= 0) return 0;
@@ -347,7 +342,7 @@ void WorkerPool::Worker::Answer(const std::string& line, bool more) {
   } else if (!response.is_object()) {
     problem = "the response is not a JSON object: " + PrintableBytes(line, 200);
   } else if (!response.contains("id") || response["id"] != Json(request->handle)) {
-    problem = "the response's id is " + Dump(response.value("id", Json())) + ", not " +
+    problem = "the response's id is " + DumpJson(response.value("id", Json())) + ", not " +
               std::to_string(request->handle);
   } else if (!response.contains("output") && !response.contains("error")) {
     problem = "the response has neither \"output\" nor \"error\"";
@@ -360,10 +355,11 @@ void WorkerPool::Worker::Answer(const std::string& line, bool more) {
   if (response.contains("error")) {
     const Json& error = response["error"];
     result.exit_code = 1;
-    result.error = "worker error: " + (error.is_string() ? error.get<std::string>() : Dump(error));
+    result.error =
+        "worker error: " + (error.is_string() ? error.get<std::string>() : DumpJson(error));
   } else {
     result.exit_code = 0;
-    result.output = Dump(response["output"]);
+    result.output = DumpJson(response["output"]);
     result.bytes_out = result.output.size();
   }
   bool keep = !more && (result.exit_code == 0 || pool->options_.reuse_after_error);
@@ -578,7 +574,7 @@ WorkerPool::Handle WorkerPool::Run(const std::string& key, const TaskLaunch& lau
   next->kill_grace_ms = launch.kill_grace_ms;
   next->result = std::move(result);
   busy_.emplace(handle, worker);
-  worker->Send(std::move(next), Dump(request) + "\n");
+  worker->Send(std::move(next), DumpJson(request) + "\n");
   return handle;
 }
 
