@@ -151,8 +151,11 @@ void Prefetcher::TaskStarted(const std::string& run_id, const std::string& chain
       const Predictor& model = predictions_->model();
       bool current = run->context && run->context->model() == &model &&
                      model_seen_.second == predictions_->model_version();
-      if (current) model.Advance(&*run->context, view.spec(task).task_id);
-      if (!current) run->context.reset();
+      if (current) {
+        model.Advance(&*run->context, view.spec(task).task_id);
+      } else {
+        run->context.reset();
+      }
       run->last_start_ms = now;
       run->stale = true;
     }

@@ -26,15 +26,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# poll SECONDS COMMAND...: runs the command every 50 ms until it succeeds (false after SECONDS)
-poll() {
-  local until=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    ((SECONDS < until)) || return 1
-    sleep 0.05
-  done
-}
 health() { curl -s --max-time 10 --unix-socket "$sock" http://localhost/health; }
 degraded() { health | python3 -c "import json,sys; b=json.load(sys.stdin); sys.exit(0 if b['status'] == 'degraded' and not b['store']['ok'] else 1)"; }
 healthy() { health | python3 -c "import json,sys; b=json.load(sys.stdin); sys.exit(0 if b['status'] == 'ok' and b['store']['ok'] else 1)"; }

@@ -18,6 +18,16 @@ finish() {
   [[ $failed -eq 0 ]]
 }
 
+# poll SECONDS COMMAND...: runs the command every 50 ms until it succeeds (false after SECONDS)
+poll() {
+  local until=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    ((SECONDS < until)) || return 1
+    sleep 0.05
+  done
+}
+
 # For the scripts that drive a real chaind: a fresh folder $tmp (named after PREFIX) with the
 # daemon's socket ($sock) and state in it, exported for chainctl; on exit the daemon is stopped
 # (killed if it does not stop) and the folder removed.

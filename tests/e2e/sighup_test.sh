@@ -8,15 +8,6 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 daemon_setup chainctl-sighup
 
-# poll SECONDS COMMAND...: runs the command every 50 ms until it succeeds (false after SECONDS)
-poll() {
-  local until=$((SECONDS + $1))
-  shift
-  until "$@"; do
-    ((SECONDS < until)) || return 1
-    sleep 0.05
-  done
-}
 alive() { kill -0 "$1" 2> /dev/null && [[ "$(daemon_pid)" == "$1" ]]; }
 task_running() {
   curl -s --unix-socket "$sock" http://localhost/runs/run-1 |
