@@ -19,7 +19,9 @@ namespace {
 // The fields of /proc/PID/stat this file needs.
 struct ProcStat {
   char state = '?';  // 'Z': a zombie
+  pid_t ppid = 0;
   pid_t pgrp = 0;
+  pid_t session = 0;
   uint64_t start_ticks = 0;
 };
 
@@ -34,9 +36,8 @@ std::optional<ProcStat> ReadStat(pid_t pid) {
   std::istringstream fields(line.substr(close + 1));
   ProcStat stat;
   std::string skip;
-  pid_t ppid = 0;
-  fields >> stat.state >> ppid >> stat.pgrp;
-  for (int field = 6; field < 22 && fields; ++field) fields >> skip;  // fields 6..21
+  fields >> stat.state >> stat.ppid >> stat.pgrp >> stat.session;
+  for (int field = 7; field < 22 && fields; ++field) fields >> skip;  // fields 7..21
   fields >> stat.start_ticks;
   if (!fields) return std::nullopt;
   return stat;
@@ -56,18 +57,44 @@ std::vector<pid_t> AllPids() {
   return pids;
 }
 
-// Whether the environment of `pid` holds CHAIN_WORKDIR=PREFIX... .
-bool HasWorkdirUnder(pid_t pid, const std::string& prefix) {
+// Whether the environment of `pid` holds CHAIN_WORKDIR=PREFIX... (`exact`: CHAIN_WORKDIR=PREFIX).
+bool HasWorkdirUnder(pid_t pid, const std::string& prefix, bool exact = false) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
   std::string environ((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const std::string wanted = "CHAIN_WORKDIR=" + prefix;
   for (size_t at = 0; at < environ.size();) {
     size_t end = environ.find('\0', at);
     if (end == std::string::npos) end = environ.size();
-    if (std::string_view(environ).substr(at, end - at).rfind(wanted, 0) == 0) return true;
+    std::string_view entry = std::string_view(environ).substr(at, end - at);
+    if (exact ? entry == wanted : entry.starts_with(wanted)) return true;
     at = end + 1;
   }
   return false;
+}
+
+// A number from a one-line /proc file (0 if it cannot be read).
+long ReadNumber(const char* path) {
+  std::ifstream in(path);
+  long value = 0;
+  in >> value;
+  return in ? value : 0;
+}
+
+// The pids that may have been created after `after`, oldest first: those up to the last one
+// handed out (/proc/sys/kernel/ns_last_pid), wrapping at pid_max. More than 256 (or
+// `scan_all`, or an unreadable counter): every pid of /proc instead.
+std::vector<pid_t> PidsCreatedAfter(pid_t after, bool scan_all) {
+  static const long pid_max = ReadNumber("/proc/sys/kernel/pid_max");
+  long last = ReadNumber("/proc/sys/kernel/ns_last_pid");
+  if (scan_all || pid_max <= 0 || last <= 0) return AllPids();
+  long span = (last - after + pid_max) % pid_max;
+  if (span > 256) return AllPids();
+  std::vector<pid_t> pids;
+  for (long i = 1; i <= span; ++i) {
+    long pid = (after + i) % pid_max;
+    if (pid > 1) pids.push_back(static_cast<pid_t>(pid));
+  }
+  return pids;
 }
 
 bool Alive(pid_t pid) {
@@ -112,6 +139,28 @@ std::vector<pid_t> KillTaskProcesses(const std::string& runs_dir) {
           Alive(pid) && HasWorkdirUnder(pid, runs_dir + "/") && kill(pid, SIGKILL) == 0) {
         killed.push_back(pid);
       }
+    }
+    if (killed.size() == before) break;
+  }
+  return killed;
+}
+
+std::vector<pid_t> KillEscapees(pid_t leader, const std::string& workdir, bool scan_all) {
+  std::vector<pid_t> killed;
+  if (leader <= 1 || workdir.empty()) return killed;
+  const pid_t self = getpid();
+  const pid_t self_session = getsid(0);
+  // Passes until one finds nothing more: an escapee may fork while a pass runs.
+  for (int pass = 0; pass < 3; ++pass) {
+    size_t before = killed.size();
+    for (pid_t pid : PidsCreatedAfter(leader, scan_all)) {
+      if (pid == self || std::find(killed.begin(), killed.end(), pid) != killed.end()) continue;
+      std::optional<ProcStat> stat = ReadStat(pid);
+      if (!stat || stat->state == 'Z') continue;
+      bool owned = stat->ppid == self && stat->pgrp == pid && stat->session == self_session;
+      if (owned || !HasWorkdirUnder(pid, workdir, /*exact=*/true)) continue;
+      if (stat->pgrp == pid) kill(-pid, SIGKILL);  // it leads a group of its own: all of it
+      if (kill(pid, SIGKILL) == 0) killed.push_back(pid);
     }
     if (killed.size() == before) break;
   }

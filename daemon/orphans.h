@@ -1,4 +1,5 @@
-// Finding the task processes a previous chaind left behind (DESIGN.md §4 "Durability"): after a
+// Finding the task processes a previous chaind left behind (DESIGN.md §4 "Durability"), and
+// those a task left behind (KillEscapees, below). After a
 // crash or `kill -9` of chaind, its tasks' processes keep running with nobody to watch them.
 // A restarted chaind kills them before it serves, so nothing runs unsupervised and a resumed
 // run never races a leftover of itself. Two ways, because neither alone is enough:
@@ -40,6 +41,19 @@ std::vector<pid_t> KillStampedGroup(const ProcessStamp& stamp);
 // SIGKILLs every process whose environment has CHAIN_WORKDIR inside `runs_dir`. Returns the
 // pids signalled. Must only be called while no task of this daemon runs.
 std::vector<pid_t> KillTaskProcesses(const std::string& runs_dir);
+
+// A task's descendants that left its process group (setsid(2), setpgid(2)) escape the
+// group's SIGKILL and would outlive the task, reparented to PID 1 (issue 15 item 6). This
+// finds them by what they inherited, CHAIN_WORKDIR=`workdir` exactly, among the processes
+// created after `leader` (pids are handed out in order, wrapping at pid_max), and SIGKILLs
+// each with the group it leads. Call once the task's leader has exited, after its group was
+// killed, and before it is reaped (until then its pid cannot be reused). Cheap for a short
+// task: one file read, plus one per process the whole machine created meanwhile; beyond 256
+// of them, or with `scan_all` (a task that ran long enough for pids to wrap), one pass over
+// /proc. Never touches a process this daemon owns (its child leading its own group in the
+// daemon's session). A descendant that clears its environment is not found. Returns the
+// pids killed.
+std::vector<pid_t> KillEscapees(pid_t leader, const std::string& workdir, bool scan_all);
 
 // Waits until none of `pids` is alive (gone, or a zombie waiting for its new parent), at
 // most `timeout_ms`, polling. False if one is still alive then.

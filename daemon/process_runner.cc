@@ -142,6 +142,7 @@ struct ProcessRunner::Attempt {
   void Arm(Timer use, uint64_t ms);
   void Disarm();
   void SignalGroup(int sig) const;
+  void KillGroup();
   void Append(const char* data, size_t size);
   void Reap();
   void MaybeFinish();
@@ -156,7 +157,7 @@ struct ProcessRunner::Attempt {
   bool warm = false;
   WarmEnded warm_ended;
   std::function<void(double)> warm_ready;
-  std::chrono::steady_clock::time_point spawned;
+  std::chrono::steady_clock::time_point spawned;  // when the process was started
   std::optional<double> ready_ms;  // from the spawn until blocked reading stdin (prewarms)
   uint64_t rss_kb = 0;             // when it was seen ready
   TaskResult result;
@@ -278,7 +279,7 @@ void ProcessRunner::Attempt::PollReady() {
 
 // Kills a prewarmed process now and reaps it, for what it cost.
 TaskResult ProcessRunner::Attempt::KillWarm() {
-  SignalGroup(SIGKILL);
+  KillGroup();
   rusage usage{};
   int status = 0;
   Wait4(pid, 0, &status, &usage);
@@ -325,6 +326,7 @@ void ProcessRunner::Attempt::Stop(Kind reason) {
 
 // The runner is going away: kill and reap the process, close everything, no `done`.
 void ProcessRunner::Attempt::Abandon() {
+  if (pid > 0) KillGroup();
   if (pid > 0) KillGroupAndReap(pid);
   pid = -1;
   runner = nullptr;
@@ -485,9 +487,18 @@ void ProcessRunner::Attempt::Append(const char* data, size_t size) {
   MaybeFinish();
 }
 
-// The leader has exited: SIGKILL what is left of its group, then reap it.
-void ProcessRunner::Attempt::Reap() {
+// SIGKILLs the group and the descendants that left it (KillEscapees). Only while the leader
+// is unreaped.
+void ProcessRunner::Attempt::KillGroup() {
   SignalGroup(SIGKILL);
+  // Beyond 10 s, pids may have wrapped since the spawn: look at every process.
+  bool ran_long = std::chrono::steady_clock::now() - spawned > std::chrono::seconds(10);
+  KillEscapees(pid, launch.workdir, ran_long);
+}
+
+// The leader has exited: SIGKILL what is left of its group and its escapees, then reap it.
+void ProcessRunner::Attempt::Reap() {
+  KillGroup();
   rusage usage{};
   int status = 0;
   pid_t reaped = Wait4(pid, WNOHANG, &status, &usage);
@@ -563,6 +574,7 @@ TaskRunner::Handle ProcessRunner::Start(TaskLaunch launch, Done done) {
   auto* attempt = new Attempt(this, handle, std::move(launch), std::move(done));
   attempts_.emplace(handle, attempt);
   attempt->result.start_unix_ms = clock_();
+  attempt->spawned = started;
   SpawnedProcess process;
   std::string err;
   if (!SpawnProcess(attempt->launch, attributes_, exec_helper_, &process, &err)) {

@@ -15,6 +15,7 @@
 
 #include "common/json_text.h"
 #include "common/units.h"
+#include "daemon/orphans.h"
 
 namespace chainctl::daemon {
 namespace {
@@ -119,9 +120,11 @@ struct WorkerPool::Worker {
   void Arm(Timer use, uint64_t ms);
   void Disarm();
   void Signal(int sig) const;
+  void KillAll();
 
   WorkerPool* pool;  // null once ended
   std::string key;
+  std::string workdir;  // its CHAIN_WORKDIR, which its descendants inherit (KillEscapees)
   State state = State::kIdle;
   pid_t pid = -1;      // the group leader until reaped
   int pidfd = -1;      // closed by ~Worker
@@ -228,6 +231,7 @@ void WorkerPool::Worker::Terminate(uint64_t grace_ms) {
 
 // The pool is going away: kill and reap, close everything, no `done`.
 void WorkerPool::Worker::Abandon() {
+  if (pid > 0) KillAll();
   if (pid > 0) KillGroupAndReap(pid);
   pid = -1;
   pool = nullptr;
@@ -395,8 +399,15 @@ void WorkerPool::Worker::StdoutEnded() {
 }
 
 // The leader has exited: SIGKILL what is left of its group, then reap it.
-void WorkerPool::Worker::Reap() {
+// SIGKILLs the group and the descendants that left it. Only while the leader is unreaped. A
+// worker lives long: pids may have wrapped since its spawn, so every process is looked at.
+void WorkerPool::Worker::KillAll() {
   Signal(SIGKILL);
+  KillEscapees(pid, workdir, /*scan_all=*/true);
+}
+
+void WorkerPool::Worker::Reap() {
+  KillAll();
   int status = 0;
   pid_t reaped_pid;
   do {
@@ -630,6 +641,7 @@ WorkerPool::Worker* WorkerPool::Spawn(const std::string& key, const TaskLaunch& 
     return nullptr;
   }
   auto* worker = new Worker(this, key);
+  worker->workdir = worker_launch.workdir;
   int rc = worker->Watch(process);
   if (rc < 0) {
     worker->Abandon();
