@@ -92,6 +92,7 @@ nlohmann::json TaskToJson(const TaskSpec& t) {
   }
   if (t.trigger_rule != defaults.trigger_rule) j["trigger_rule"] = ToString(t.trigger_rule);
   if (!t.input_files.empty()) j["inputs"] = {{"files", t.input_files}};
+  if (t.link_inputs) j["inputs"]["link"] = true;
   if (!t.input_map.empty()) j["input_map"] = t.input_map;
   return j;
 }

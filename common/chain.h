@@ -72,7 +72,8 @@ struct TaskSpec {
   RetryPolicy retry;
   std::vector<Condition> when;  // all must hold
   TriggerRule trigger_rule = TriggerRule::kAllSuccess;
-  std::vector<std::string> input_files;          // inputs.files: globs or http(s) URLs
+  std::vector<std::string> input_files;  // inputs.files: globs or http(s) URLs
+  bool link_inputs = false;  // inputs.link: it never writes them, so they may be hard links
   std::map<std::string, std::string> input_map;  // input field -> JSON Pointer
 };
 

@@ -140,6 +140,9 @@ TaskSpec Decoder::DecodeTask(const json& j, const std::string& at) {
   Enum(j, "trigger_rule", ParseTriggerRule, &t.trigger_rule);
   if (const json* in = Field(j, "inputs"); in && in->is_object()) {
     Strings(*in, "files", &t.input_files);
+    if (const json* link = Field(*in, "link"); link && link->is_boolean()) {
+      t.link_inputs = link->get<bool>();
+    }
   }
   StringMap(j, "input_map", &t.input_map);
   return t;

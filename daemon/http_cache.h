@@ -45,8 +45,8 @@ struct InputCacheOptions {
   std::string dir;                  // the cache folder (made 0700 if missing)
   uint64_t max_bytes = 1ull << 30;  // LRU size budget of the cache
   int64_t ttl_ms = 3'600'000;       // entries unused longer than this are removed by Trim
-  // Local inputs: false forbids hard links (reflink, else copy). For tests of the copy path,
-  // and for sources a task must not be able to write through its link.
+  // Local inputs: false forbids hard links (reflink, else copy) even for a task that declares
+  // `inputs.link`. For tests of the copy path.
   bool hardlink_local = true;
 };
 

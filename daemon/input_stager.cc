@@ -181,19 +181,39 @@ std::string SetChange(const std::vector<std::string>& inputs, const std::vector<
   return staged.size() == now.size() ? "" : "the inputs changed since they were staged";
 }
 
+// Makes `path`, a hard link to a cache entry, a file of its own (a reflink, else a copy, with
+// the entry's mtime), so that what a task writes to it cannot reach the cache.
+// Adds the bytes copied to *copied.
+bool Unshare(const std::string& path, FetchedFile* fetched, uint64_t* copied, std::string* err) {
+  const std::string copy = path + ".~unshared";
+  StagedFile placed;
+  if (!PlaceLocalFile(path, copy, /*allow_hardlink=*/false, &placed, copied, err)) return false;
+  struct stat st {};
+  if (rename(copy.c_str(), path.c_str()) != 0 || stat(path.c_str(), &st) != 0) {
+    *err = path + ": " + std::strerror(errno);
+    unlink(copy.c_str());
+    return false;
+  }
+  fetched->linked = false;
+  fetched->inode = static_cast<uint64_t>(st.st_ino);
+  fetched->device = static_cast<uint64_t>(st.st_dev);
+  return true;
+}
+
 }  // namespace
 
 InputStager::InputStager(InputCacheOptions options, CacheClock clock)
     : hardlink_local_(options.hardlink_local), cache_(std::move(options), std::move(clock)) {}
 
-StageResult InputStager::Stage(const std::vector<std::string>& inputs, const std::string& dest) {
-  StageResult result = StageFiles(inputs, dest);
+StageResult InputStager::Stage(const std::vector<std::string>& inputs, const std::string& dest,
+                               bool link) {
+  StageResult result = StageFiles(inputs, dest, link && hardlink_local_);
   result.error = PrintableBytes(result.error, SIZE_MAX);
   return result;
 }
 
-StageResult InputStager::StageFiles(const std::vector<std::string>& inputs,
-                                    const std::string& dest) {
+StageResult InputStager::StageFiles(const std::vector<std::string>& inputs, const std::string& dest,
+                                    bool link) {
   StageResult result;
   std::vector<Source> sources;
   if (!Resolve(inputs, &sources, &result.error)) return result;
@@ -210,13 +230,17 @@ StageResult InputStager::StageFiles(const std::vector<std::string>& inputs,
     if (source.url) {
       FetchedFile fetched;
       if (!cache_.Fetch(source.path, target, &fetched, &result.error)) return result;
+      if (fetched.linked && !link &&
+          !Unshare(target, &fetched, &result.bytes_copied, &result.error)) {
+        return result;
+      }
       file = StagedFile{
           source.input,  source.path,    target,         fetched.size, 0,
           fetched.inode, fetched.device, fetched.linked, fetched.etag, fetched.last_modified};
       struct stat st {};
       if (stat(target.c_str(), &st) == 0) file.mtime_ns = MtimeNs(st);
       if (fetched.downloaded) result.bytes_copied += fetched.size;
-    } else if (!PlaceLocalFile(source.path, target, hardlink_local_, &file, &result.bytes_copied,
+    } else if (!PlaceLocalFile(source.path, target, link, &file, &result.bytes_copied,
                                &result.error)) {
       return result;
     } else {

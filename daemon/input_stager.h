@@ -8,13 +8,17 @@
 // URLs. A directory is refused: stage its files with a glob. Every input lands in `dest` under
 // its base name (for a URL, the last segment of its path); two inputs with the same name are an
 // error naming both.
-//   - Local files are hard-linked (the task shares the inode: it sees later in-place changes of
-//     the source, and what it writes to the file reaches the source), else reflinked (FICLONE),
-//     else copied; a copy gets the source's mtime. Then posix_fadvise(WILLNEED) reads ahead.
+//   - Local files are reflinked (FICLONE), else copied; a copy gets the source's mtime. A task
+//     that declares `inputs.link: true` (it does not write its inputs) gets hard links instead,
+//     sharing the inode: no copy, but it sees later in-place changes of the source, and what
+//     it wrote to the file would reach the source (issue 15 item 10: without the declaration a
+//     task appending to a staged file changed the user's). Then posix_fadvise(WILLNEED) reads
+//     ahead.
 //     A copy reads at most the size the file says it has: one that gives more (the files under
 //     /proc and /sys say 0; /proc/kmsg never ends) is refused, never read for ever.
 //   - URLs go through the HttpCache (http_cache.h): downloaded or revalidated, then linked from
-//     the cache into `dest`.
+//     the cache into `dest`, and, without `link`, made a file of their own (reflink or copy),
+//     so that a task cannot change the cache.
 // A staged file is fresh while its source has the (size, mtime, inode, device) recorded at
 // staging, a copy in `dest` still has the source's size and mtime, a linked file in `dest`
 // still is that inode, and, for a URL, its file in `dest` is unchanged and the server answers
@@ -64,8 +68,9 @@ class InputStager {
   // Resolves `inputs` and makes `dest` (created) hold each one under its base name; other
   // files already in `dest` (from an earlier staging) are removed. Blocking. The error names
   // files, whose names are bytes: bytes that are not UTF-8 in it are written \xHH
-  // (PrintableBytes), so that it can be a task's cause in JSON.
-  StageResult Stage(const std::vector<std::string>& inputs, const std::string& dest);
+  // (PrintableBytes), so that it can be a task's cause in JSON. `link`: the task declared that
+  // it does not write its inputs (`inputs.link`), so hard links may be used.
+  StageResult Stage(const std::vector<std::string>& inputs, const std::string& dest, bool link);
 
   // Re-checks, at use, files staged earlier by Stage(inputs, ...): true if every one is fresh
   // (see the header comment); else false with *why naming the first stale input ("/d/a.csv
@@ -81,7 +86,8 @@ class InputStager {
   void Trim();
 
  private:
-  StageResult StageFiles(const std::vector<std::string>& inputs, const std::string& dest);
+  StageResult StageFiles(const std::vector<std::string>& inputs, const std::string& dest,
+                         bool link);
   std::string Staleness(const std::vector<std::string>& inputs, const StageResult& staged);
   std::string UrlStaleness(const StagedFile& file);
 

@@ -137,7 +137,10 @@ void WarmPool::StartStaging(Entry& e, const TaskSpec& task) {
   std::weak_ptr<bool> alive = alive_;
   uint64_t id = e.id;
   QueueWork(
-      loop_, [stager, inputs = e.inputs, dest, result] { *result = stager->Stage(inputs, dest); },
+      loop_,
+      [stager, inputs = e.inputs, dest, result, link = task.link_inputs] {
+        *result = stager->Stage(inputs, dest, link);
+      },
       [this, alive, id, result] {
         if (alive.expired()) return;
         auto it = entries_.find(id);
@@ -351,8 +354,8 @@ void WarmPool::StageInputs(const std::string& key, const std::string& chain_id,
   auto outcome = std::make_shared<Outcome>();
   QueueWork(
       loop_,
-      [stager = stager_, inputs = task.input_files, dest, from, staged = std::move(staged),
-       outcome] {
+      [stager = stager_, inputs = task.input_files, link = task.link_inputs, dest, from,
+       staged = std::move(staged), outcome] {
         std::string why;
         std::error_code ec;
         if (!from.empty() && stager->StillFresh(inputs, staged, &why)) {
@@ -367,7 +370,7 @@ void WarmPool::StageInputs(const std::string& key, const std::string& chain_id,
         if (!from.empty()) fs::remove_all(from, ec);
         if (outcome->hit) return;
         auto start = std::chrono::steady_clock::now();
-        outcome->result = stager->Stage(inputs, dest);
+        outcome->result = stager->Stage(inputs, dest, link);
         outcome->ms =
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
                 .count();

@@ -34,7 +34,7 @@ tasks:
     prewarm: spawn
     mode: worker
     retry: {max_attempts: 3, initial_backoff: 1s, max_backoff: 30s, multiplier: 2.5}
-    inputs: {files: ["data/*.csv", "https://example.org/x.tar"]}
+    inputs: {files: ["data/*.csv", "https://example.org/x.tar"], link: true}
   - task_id: load
     command: "cat > /dev/null"
     dependencies: [extract]
@@ -70,6 +70,8 @@ tasks:
   EXPECT_EQ(e.retry.max_backoff, std::chrono::seconds(30));
   EXPECT_DOUBLE_EQ(e.retry.multiplier, 2.5);
   EXPECT_EQ(e.input_files.size(), 2u);
+  EXPECT_TRUE(e.link_inputs);
+  EXPECT_FALSE(chain->tasks[1].link_inputs);  // by default, staged files are the task's own
 
   const TaskSpec& l = chain->tasks[1];
   EXPECT_EQ(l.command, "cat > /dev/null");

@@ -60,7 +60,7 @@ class InputStagerTest : public ::testing::Test {
 
 TEST_F(InputStagerTest, StagesAGlobSortedByHardLinks) {
   InputStager stager(Options());
-  StageResult result = stager.Stage({Glob()}, dest_);
+  StageResult result = stager.Stage({Glob()}, dest_, /*link=*/true);
   ASSERT_TRUE(result.ok) << result.error;
   ASSERT_EQ(result.files.size(), 2u);
   EXPECT_EQ(result.files[0].source, a_);
@@ -79,7 +79,7 @@ TEST_F(InputStagerTest, StagesAGlobSortedByHardLinks) {
 
 TEST_F(InputStagerTest, CopiesWhenHardLinksAreNotAllowed) {
   InputStager stager(Options(/*hardlink=*/false));
-  StageResult result = stager.Stage({a_}, dest_);
+  StageResult result = stager.Stage({a_}, dest_, /*link=*/true);
   ASSERT_TRUE(result.ok) << result.error;
   ASSERT_EQ(result.files.size(), 1u);
   EXPECT_FALSE(result.files[0].linked);
@@ -88,6 +88,34 @@ TEST_F(InputStagerTest, CopiesWhenHardLinksAreNotAllowed) {
   EXPECT_EQ(ReadFileOrDie(Dest("a.csv")), "1,2\n");
   std::string why;
   EXPECT_TRUE(stager.StillFresh({a_}, result, &why)) << why;
+}
+
+// Issue 15 item 10: without `inputs.link` a task gets files of its own; what it writes to them
+// reaches neither the user's file nor the cache.
+TEST_F(InputStagerTest, WithoutLinkWritingAStagedFileChangesNeitherSourceNorCache) {
+  HttpOrigin origin;
+  origin.Set("/x.tar", HttpOrigin::Ok("tarball", "\"t1\""));
+  InputStager stager(Options());
+  std::string url = origin.Url("/x.tar");
+  StageResult result = stager.Stage({a_, url}, dest_, /*link=*/false);
+  ASSERT_TRUE(result.ok) << result.error;
+  ASSERT_EQ(result.files.size(), 2u);
+  EXPECT_FALSE(result.files[0].linked);
+  EXPECT_FALSE(result.files[1].linked);
+  EXPECT_NE(InodeOf(Dest("a.csv")), InodeOf(a_));
+  std::string why;
+  EXPECT_TRUE(stager.StillFresh({a_, url}, result, &why)) << why;
+  {
+    std::ofstream(Dest("a.csv"), std::ios::app) << "appended by the task\n";
+    std::ofstream(Dest("x.tar"), std::ios::app) << "appended by the task\n";
+  }
+  EXPECT_EQ(ReadFileOrDie(a_), "1,2\n");
+  EXPECT_FALSE(stager.StillFresh({a_, url}, result, &why));  // what was staged was changed
+  StageResult again = stager.Stage({a_, url}, dest_, /*link=*/false);
+  ASSERT_TRUE(again.ok) << again.error;
+  EXPECT_EQ(ReadFileOrDie(Dest("a.csv")), "1,2\n");
+  EXPECT_EQ(ReadFileOrDie(Dest("x.tar")), "tarball");  // the cache's entry is intact
+  EXPECT_LE(again.bytes_copied, 4u + 7u);  // copies (none if reflinked); no download: a 304
 }
 
 TEST_F(InputStagerTest, PlaceLocalFileCopiesWithTheSourcesMtime) {
@@ -113,13 +141,13 @@ TEST_F(InputStagerTest, PlaceLocalFileCopiesWithTheSourcesMtime) {
 
 TEST_F(InputStagerTest, ModifiedInPlaceIsStaleWhenLinked) {
   InputStager stager(Options());
-  StageResult result = stager.Stage({a_}, dest_);
+  StageResult result = stager.Stage({a_}, dest_, /*link=*/true);
   ASSERT_TRUE(result.ok) << result.error;
   Append(a_, "5,6\n");
   std::string why;
   EXPECT_FALSE(stager.StillFresh({a_}, result, &why));
   EXPECT_EQ(why, a_ + " changed since it was staged (size)");
-  result = stager.Stage({a_}, dest_);
+  result = stager.Stage({a_}, dest_, /*link=*/true);
   ASSERT_TRUE(result.ok) << result.error;
   RewriteSameSize(a_, "9,9\n5,6\n");
   EXPECT_FALSE(stager.StillFresh({a_}, result, &why));
@@ -128,7 +156,7 @@ TEST_F(InputStagerTest, ModifiedInPlaceIsStaleWhenLinked) {
 
 TEST_F(InputStagerTest, ModifiedInPlaceIsStaleWhenCopied) {
   InputStager stager(Options(/*hardlink=*/false));
-  StageResult result = stager.Stage({a_}, dest_);
+  StageResult result = stager.Stage({a_}, dest_, /*link=*/true);
   ASSERT_TRUE(result.ok) << result.error;
   RewriteSameSize(a_, "7,7\n");
   EXPECT_EQ(ReadFileOrDie(Dest("a.csv")), "1,2\n");  // the copy still has the old content
@@ -139,7 +167,7 @@ TEST_F(InputStagerTest, ModifiedInPlaceIsStaleWhenCopied) {
 
 TEST_F(InputStagerTest, AChangedCopyInDestIsStale) {
   InputStager stager(Options(/*hardlink=*/false));
-  StageResult result = stager.Stage({a_}, dest_);
+  StageResult result = stager.Stage({a_}, dest_, /*link=*/true);
   ASSERT_TRUE(result.ok) << result.error;
   ASSERT_EQ(chmod(Dest("a.csv").c_str(), 0644), 0);
   Append(Dest("a.csv"), "junk");
@@ -151,7 +179,7 @@ TEST_F(InputStagerTest, AChangedCopyInDestIsStale) {
 TEST_F(InputStagerTest, ReplacedByRenameIsStale) {
   for (bool hardlink : {true, false}) {
     InputStager stager(Options(hardlink));
-    StageResult result = stager.Stage({a_}, dest_);
+    StageResult result = stager.Stage({a_}, dest_, /*link=*/true);
     ASSERT_TRUE(result.ok) << result.error;
     std::string next = tmp_.WriteFile("data/a.csv.new", "1,2\n");  // same size
     ASSERT_EQ(std::rename(next.c_str(), a_.c_str()), 0);
@@ -163,17 +191,17 @@ TEST_F(InputStagerTest, ReplacedByRenameIsStale) {
 
 TEST_F(InputStagerTest, DeletedIsStale) {
   InputStager stager(Options());
-  StageResult result = stager.Stage({a_, b_}, dest_);
+  StageResult result = stager.Stage({a_, b_}, dest_, /*link=*/true);
   ASSERT_TRUE(result.ok) << result.error;
   ASSERT_EQ(unlink(b_.c_str()), 0);
   std::string why;
   EXPECT_FALSE(stager.StillFresh({a_, b_}, result, &why));
   EXPECT_EQ(why, b_ + ": no such file");
 
-  result = stager.Stage({Glob()}, dest_);
+  result = stager.Stage({Glob()}, dest_, /*link=*/true);
   ASSERT_TRUE(result.ok) << result.error;
   tmp_.WriteFile("data/b.csv", "3,4\n");
-  result = stager.Stage({Glob()}, dest_);
+  result = stager.Stage({Glob()}, dest_, /*link=*/true);
   ASSERT_TRUE(result.ok) << result.error;
   ASSERT_EQ(unlink(b_.c_str()), 0);
   EXPECT_FALSE(stager.StillFresh({Glob()}, result, &why));
@@ -182,7 +210,7 @@ TEST_F(InputStagerTest, DeletedIsStale) {
 
 TEST_F(InputStagerTest, AGlobMatchingANewFileIsStale) {
   InputStager stager(Options());
-  StageResult result = stager.Stage({Glob()}, dest_);
+  StageResult result = stager.Stage({Glob()}, dest_, /*link=*/true);
   ASSERT_TRUE(result.ok) << result.error;
   std::string c = tmp_.WriteFile("data/c.csv", "x\n");
   std::string why;
@@ -192,8 +220,8 @@ TEST_F(InputStagerTest, AGlobMatchingANewFileIsStale) {
 
 TEST_F(InputStagerTest, RestagingRemovesWhatNoLongerBelongs) {
   InputStager stager(Options());
-  ASSERT_TRUE(stager.Stage({Glob()}, dest_).ok);
-  StageResult result = stager.Stage({a_}, dest_);
+  ASSERT_TRUE(stager.Stage({Glob()}, dest_, /*link=*/true).ok);
+  StageResult result = stager.Stage({a_}, dest_, /*link=*/true);
   ASSERT_TRUE(result.ok) << result.error;
   EXPECT_TRUE(fs::exists(Dest("a.csv")));
   EXPECT_FALSE(fs::exists(Dest("b.csv")));
@@ -202,32 +230,32 @@ TEST_F(InputStagerTest, RestagingRemovesWhatNoLongerBelongs) {
 TEST_F(InputStagerTest, ErrorsNameTheInput) {
   InputStager stager(Options());
   std::string none = tmp_.path() + "/data/*.bin";
-  EXPECT_EQ(stager.Stage({none}, dest_).error, none + " matches no file");
+  EXPECT_EQ(stager.Stage({none}, dest_, /*link=*/true).error, none + " matches no file");
   std::string missing = tmp_.path() + "/data/z.csv";
-  EXPECT_EQ(stager.Stage({missing}, dest_).error, missing + ": no such file");
-  EXPECT_EQ(stager.Stage({"data/*.csv"}, dest_).error,
+  EXPECT_EQ(stager.Stage({missing}, dest_, /*link=*/true).error, missing + ": no such file");
+  EXPECT_EQ(stager.Stage({"data/*.csv"}, dest_, /*link=*/true).error,
             "data/*.csv: not an absolute path or an http(s) URL");
   std::string dir = tmp_.path() + "/data";
-  EXPECT_EQ(stager.Stage({dir}, dest_).error,
+  EXPECT_EQ(stager.Stage({dir}, dest_, /*link=*/true).error,
             dir + ": is a directory (stage its files with a glob)");
   std::string other = tmp_.WriteFile("other/a.csv", "x");
-  EXPECT_EQ(stager.Stage({Glob(), other}, dest_).error,
+  EXPECT_EQ(stager.Stage({Glob(), other}, dest_, /*link=*/true).error,
             "name clash: " + a_ + " and " + other + " are both staged as a.csv");
-  EXPECT_FALSE(stager.Stage({"ftp://host/x"}, dest_).ok);
+  EXPECT_FALSE(stager.Stage({"ftp://host/x"}, dest_, /*link=*/true).ok);
 }
 
 // Files under /proc say size 0 and give data; some (/proc/kmsg) never end or block. A copy reads
 // at most the size a file says it has, so none can hold a thread-pool thread for ever.
 TEST_F(InputStagerTest, APseudoFileWithoutAFixedSizeIsRefused) {
   InputStager stager(Options());
-  StageResult result = stager.Stage({"/proc/cpuinfo"}, dest_);
+  StageResult result = stager.Stage({"/proc/cpuinfo"}, dest_, /*link=*/true);
   EXPECT_FALSE(result.ok);
   EXPECT_EQ(result.error,
             "/proc/cpuinfo: not staged: it has no fixed size (it gives more than the 0 bytes it "
             "says it has, like the files under /proc); stage a copy of it");
   // An empty regular file is fine.
   std::string empty = tmp_.WriteFile("data/empty.txt", "");
-  result = stager.Stage({empty}, dest_);
+  result = stager.Stage({empty}, dest_, /*link=*/true);
   ASSERT_TRUE(result.ok) << result.error;
   EXPECT_EQ(ReadFileOrDie(Dest("empty.txt")), "");
 }
@@ -238,7 +266,7 @@ TEST_F(InputStagerTest, StagesAndRevalidatesAUrl) {
   InputStager stager(Options());
   std::string url = origin.Url("/x.tar?token=1");
   origin.Set("/x.tar?token=1", HttpOrigin::Ok("tarball", "\"t1\""));
-  StageResult result = stager.Stage({a_, url}, dest_);
+  StageResult result = stager.Stage({a_, url}, dest_, /*link=*/true);
   ASSERT_TRUE(result.ok) << result.error;
   ASSERT_EQ(result.files.size(), 2u);
   const StagedFile& file = result.files[1];
@@ -252,14 +280,14 @@ TEST_F(InputStagerTest, StagesAndRevalidatesAUrl) {
   std::string why;
   EXPECT_TRUE(stager.StillFresh({a_, url}, result, &why)) << why;
 
-  StageResult again = stager.Stage({a_, url}, dest_);  // a 304: nothing downloaded
+  StageResult again = stager.Stage({a_, url}, dest_, /*link=*/true);  // a 304: nothing downloaded
   ASSERT_TRUE(again.ok) << again.error;
   EXPECT_EQ(again.bytes_copied, 0u);
 
   origin.Set("/x.tar?token=1", HttpOrigin::Ok("tarball v2", "\"t2\""));
   EXPECT_FALSE(stager.StillFresh({a_, url}, again, &why));
   EXPECT_EQ(why, url + " changed since it was staged (GET: 200 OK)");
-  again = stager.Stage({a_, url}, dest_);
+  again = stager.Stage({a_, url}, dest_, /*link=*/true);
   ASSERT_TRUE(again.ok) << again.error;
   EXPECT_EQ(ReadFileOrDie(Dest("x.tar")), "tarball v2");
   nlohmann::json stats = stager.Stats();
@@ -271,7 +299,7 @@ TEST_F(InputStagerTest, AStagedUrlChangedInDestIsStale) {
   HttpOrigin origin;
   origin.Set("/x.bin", HttpOrigin::Ok("bytes", "\"b\""));
   InputStager stager(Options());
-  StageResult result = stager.Stage({origin.Url("/x.bin")}, dest_);
+  StageResult result = stager.Stage({origin.Url("/x.bin")}, dest_, /*link=*/true);
   ASSERT_TRUE(result.ok) << result.error;
   struct stat st {};
   ASSERT_EQ(stat(Dest("x.bin").c_str(), &st), 0);
@@ -291,8 +319,9 @@ TEST_F(InputStagerTest, ConcurrentStagesOfOneUrl) {
   std::vector<StageResult> results(6);
   std::vector<std::thread> threads;
   for (size_t i = 0; i < results.size(); ++i) {
-    threads.emplace_back(
-        [&, i] { results[i] = stager.Stage({origin.Url("/q.bin")}, dest_ + std::to_string(i)); });
+    threads.emplace_back([&, i] {
+      results[i] = stager.Stage({origin.Url("/q.bin")}, dest_ + std::to_string(i), /*link=*/true);
+    });
   }
   for (std::thread& thread : threads) thread.join();
   for (size_t i = 0; i < results.size(); ++i) {
@@ -307,7 +336,7 @@ TEST_F(InputStagerTest, ConcurrentStagesOfOneUrl) {
 TEST_F(InputStagerTest, AFailedDownloadSaysWhich) {
   HttpOrigin origin;
   InputStager stager(Options());
-  StageResult result = stager.Stage({origin.Url("/nope.bin")}, dest_);
+  StageResult result = stager.Stage({origin.Url("/nope.bin")}, dest_, /*link=*/true);
   EXPECT_FALSE(result.ok);
   EXPECT_EQ(result.error, "GET " + origin.Url("/nope.bin") + ": 404 Not Found");
 }

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# End-to-end, issue 15 item 10: staged inputs used to be hard links, so a task appending to
+# inputs/files/data.txt changed the user's data.txt. Now a staged file is the task's own (a
+# reflink or a copy) unless the task declares `inputs.link: true` (it never writes them), which
+# gives hard links. Needs CHAINCTL, CHAIND (set by ctest).
+set -uo pipefail
+: "${CHAINCTL:?}" "${CHAIND:?}"
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+daemon_setup chainctl-staged
+
+mkdir "$tmp/data"
+printf 'original\n' > "$tmp/data/data.txt"
+# Each task appends to its staged copy, then says which inode it got.
+task='cat > /dev/null; echo appended >> inputs/files/data.txt; echo \"{\\\"inode\\\": $(stat -c %i inputs/files/data.txt)}\"'
+cat > "$tmp/own.yaml" <<YAML
+chain_id: own
+tasks:
+  - {task_id: append, command: "$task", inputs: {files: ["$tmp/data/data.txt"]}}
+YAML
+cat > "$tmp/linked.yaml" <<YAML
+chain_id: linked
+tasks:
+  - {task_id: append, command: "$task", inputs: {files: ["$tmp/data/data.txt"], link: true}}
+YAML
+inode() { python3 -c "import json,sys; print(json.load(sys.stdin)['inode'])" < "$1"; }
+
+check "apply own" bash -c "'$CHAINCTL' apply -f '$tmp/own.yaml' > /dev/null"
+check "apply linked" bash -c "'$CHAINCTL' apply -f '$tmp/linked.yaml' > /dev/null"
+for n in 1 2; do
+  check "own, run $n: succeeds" bash -c "'$CHAINCTL' trigger own --wait > '$tmp/own$n.json'"
+  check "own, run $n: the user's file is unchanged" \
+    test "$(cat "$tmp/data/data.txt")" = original
+done
+check "own: the task got a file of its own" test "$(inode "$tmp/own1.json")" != "$(stat -c %i "$tmp/data/data.txt")"
+check "linked: succeeds" bash -c "'$CHAINCTL' trigger linked --wait > '$tmp/linked.json'"
+check "linked: the task got a hard link to the user's file" \
+  test "$(inode "$tmp/linked.json")" = "$(stat -c %i "$tmp/data/data.txt")"
+check "(so what it wrote is there: it declared it would not)" \
+  test "$(cat "$tmp/data/data.txt")" = "$(printf 'original\nappended')"
+
+finish
