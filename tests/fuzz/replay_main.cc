@@ -6,6 +6,8 @@
 // Fails if a PATH is missing or a folder holds no file. Each input is handed over in a heap
 // buffer of exactly its size, as libFuzzer does, so that ASan sees a read past its end. If
 // an input crashes the target, its path is printed.
+#include <unistd.h>
+
 #include <algorithm>
 #include <csignal>
 #include <cstddef>
@@ -18,7 +20,6 @@
 #include <memory>
 #include <string>
 #include <system_error>
-#include <unistd.h>
 #include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
