@@ -233,6 +233,22 @@ void FitConnections(uint64_t descriptors, HttpLimits* limits) {
   limits->max_connections = quarter;
 }
 
+// Caps --jobs so that the tasks running at once cannot take the descriptors left once the
+// connections and chaind's own (store, loop, log, prewarms, staging) are counted: a running
+// task holds about kDescriptorsPerTask (its pidfd and pipes; spawns, which briefly need more,
+// happen one at a time). Shortages that remain are retried (RetryShortOfResources). Logged.
+size_t FitJobs(uint64_t descriptors, size_t connections, size_t jobs) {
+  constexpr uint64_t kReserved = 32;
+  constexpr uint64_t kDescriptorsPerTask = 4;
+  uint64_t left = descriptors > connections + kReserved ? descriptors - connections - kReserved : 0;
+  auto fit = static_cast<size_t>(std::max<uint64_t>(1, left / kDescriptorsPerTask));
+  if (jobs <= fit) return jobs;
+  Log(LogLevel::kWarning, "file descriptors: " + std::to_string(descriptors) +
+                              " allowed (ulimit -n): running at most " + std::to_string(fit) +
+                              " tasks at once, not " + std::to_string(jobs));
+  return fit;
+}
+
 }  // namespace
 
 int RunDaemon(const DaemonConfig& config) {
@@ -269,7 +285,11 @@ int RunDaemon(const DaemonConfig& config) {
   ProcessRunner runner(&loop, {}, FindExecHelper());
   OrchestratorOptions run_options;
   run_options.runs_dir = config.state_dir + "/runs";
-  run_options.jobs = config.jobs ? config.jobs : std::max(1u, std::thread::hardware_concurrency());
+  HttpLimits limits = config.limits;
+  FitConnections(descriptors, &limits);
+  run_options.jobs = FitJobs(
+      descriptors, limits.max_connections,
+      config.jobs ? config.jobs : size_t{std::max(1u, std::thread::hardware_concurrency())});
   run_options.kill_grace_ms = config.kill_grace_ms;
   run_options.keep_run_dirs = config.keep_run_files;
   run_options.capacity = CapacityOf(config);
@@ -362,8 +382,6 @@ int RunDaemon(const DaemonConfig& config) {
   Api api(context);
   int status = 0;
   {
-    HttpLimits limits = config.limits;
-    FitConnections(descriptors, &limits);
     HttpServer server(&loop, limits, [&api](HttpRequest request, Responder respond) {
       api.Handle(std::move(request), std::move(respond));
     });

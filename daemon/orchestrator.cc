@@ -20,6 +20,7 @@
 #include "daemon/log.h"
 #include "daemon/orchestrator_internal.h"
 #include "daemon/prefetch/prefetcher.h"
+#include "daemon/process_spawn.h"
 #include "daemon/run_keys.h"
 #include "daemon/task_io.h"
 #include "daemon/work_queue.h"
@@ -53,8 +54,9 @@ namespace {
 
 size_t Index(int i) { return static_cast<size_t>(i); }
 
-// Spawns short of resources (TaskResult::retryable) retried per task, beyond retry.max_attempts:
-// with the default 1 s backoff, about 10 s of shortage.
+// Attempts short of resources retried per task while no other task of chaind runs (while one
+// does, its end frees descriptors, processes and memory): with the default 1 s backoff, about
+// 10 s of a shortage nothing of chaind's will end.
 constexpr int kMaxShortRetries = 10;
 
 std::string PlanKey(const std::string& chain_id, int version) {
@@ -62,8 +64,10 @@ std::string PlanKey(const std::string& chain_id, int version) {
 }
 
 // Writes `data` as the whole content of `path`. Not with O_TRUNC (see OpenLog in
-// process_spawn.cc): only a file that holds more than `data` is cut.
-bool WriteFile(const std::string& path, const std::string& data, std::string* err) {
+// process_spawn.cc): only a file that holds more than `data` is cut. On failure, the errno is
+// put in `*error_number` when given.
+bool WriteFile(const std::string& path, const std::string& data, std::string* err,
+               int* error_number = nullptr) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   bool ok = fd >= 0;
   struct stat st {};
@@ -76,8 +80,13 @@ bool WriteFile(const std::string& path, const std::string& data, std::string* er
     ok = n > 0;
     if (ok) done += static_cast<size_t>(n);
   }
-  if (fd >= 0 && close(fd) != 0) ok = false;
-  if (!ok) *err = "cannot write " + path + ": " + std::strerror(errno);
+  int error = ok ? 0 : errno;
+  if (fd >= 0 && close(fd) != 0 && ok) {
+    ok = false;
+    error = errno;
+  }
+  if (!ok) *err = "cannot write " + path + ": " + std::strerror(error);
+  if (!ok && error_number) *error_number = error;
   return ok;
 }
 
@@ -472,12 +481,22 @@ void Orchestrator::Launch(Run& run, int i) {
     t.first_attempt = attempt;
     t.started_ms = clock_();
     t.error.clear();
+    t.input_ready = false;
     if (run.spec(i).executable_code_location.rfind("cas:", 0) == 0) {
       return FinishTask(run, i, TaskState::kFailed,
                         "cas: executables are not supported by this chaind yet");
     }
-    // The input is the same for every attempt: made once, the task's stdin read from its file.
-    if (!PrepareInput(run, i, &err)) return FinishTask(run, i, TaskState::kFailed, err);
+  }
+  // The input is the same for every attempt: made once per go, the task's stdin read from its
+  // file. Short of descriptors, it is made again at the retry.
+  bool prepare = !t.input_ready;
+  if (prepare) {
+    int error_number = 0;
+    if (!PrepareInput(run, i, &err, &error_number)) {
+      if (IsResourceShortage(error_number) && RetryShortOfResources(run, i, err)) return;
+      return FinishTask(run, i, TaskState::kFailed, err);
+    }
+    t.input_ready = true;
   }
   TaskLaunch launch = MakeLaunch(run, i, attempt);
   if (attempt > 1) unlink(launch.output_file.c_str());
@@ -489,7 +508,7 @@ void Orchestrator::Launch(Run& run, int i) {
   // backoff holding nothing).
   Grant grant = resources_.Acquire(run.spec(i).resource_requirements);
   if (!options_.capacity.gpus.empty()) SetGpuEnv(grant, &launch.env);
-  if (first && !run.spec(i).input_files.empty() && prefetcher_) {
+  if (prepare && !run.spec(i).input_files.empty() && prefetcher_) {
     StageInputs(run, i, attempt, grant, std::move(launch));
   } else {
     StartAttempt(run, i, attempt, grant, std::move(launch));
@@ -623,7 +642,7 @@ TaskLaunch Orchestrator::WarmLaunch(const TaskSpec& spec, const std::string& dir
   return launch;
 }
 
-bool Orchestrator::PrepareInput(Run& run, int i, std::string* err) {
+bool Orchestrator::PrepareInput(Run& run, int i, std::string* err, int* error_number) {
   const TaskSpec& spec = run.spec(i);
   std::vector<std::optional<json>> dep_outputs;
   for (const std::string& dep : spec.dependencies) {
@@ -640,13 +659,13 @@ bool Orchestrator::PrepareInput(Run& run, int i, std::string* err) {
   }
   const std::string dir = run.dir + "/" + spec.task_id;
   if (!MakeDir(dir, err) || !MakeDir(dir + "/work", err) || !MakeDir(dir + "/out", err) ||
-      !WriteFile(dir + "/input.json", DumpJson(input), err)) {
+      !WriteFile(dir + "/input.json", DumpJson(input), err, error_number)) {
     return false;
   }
   for (const std::string& dep : spec.dependencies) {
     if (!run.task(run.plan->chain.FindTask(dep)).has_files) continue;
     if (!MakeDir(dir + "/work/inputs", err) ||
-        !LinkTree(run.dir + "/" + dep + "/out", dir + "/work/inputs/" + dep, err)) {
+        !LinkTree(run.dir + "/" + dep + "/out", dir + "/work/inputs/" + dep, err, error_number)) {
       return false;
     }
   }
@@ -742,13 +761,9 @@ void Orchestrator::OnResult(uint64_t n, int i, int attempt, TaskResult result) {
     writer_->Put(Db::kRuns, RunOutputKey(run.n, spec.task_id), EncodeValue(1, output.dump()));
     t.output = std::move(output);
     FinishTask(run, i, TaskState::kSucceeded, "");
-  } else if (result.retryable && !cancelled && !run.cancelled && !run.timed_out &&
-             t.short_retries < kMaxShortRetries) {
-    // The spawn found no descriptor, process or memory free (EMFILE, EAGAIN, ...): retried
-    // after the backoff without counting against retry.max_attempts; its record stays.
-    ++t.short_retries;
-    ++t.first_attempt;
-    Retry(run, i, error + " (retried: chaind was short of resources)");
+  } else if (result.retryable && !cancelled && RetryShortOfResources(run, i, error)) {
+    // The spawn found no descriptor, process or memory free (EMFILE, EAGAIN, ...): its record
+    // stays.
   } else if (cancelled || run.cancelled || run.timed_out ||
              attempt - t.first_attempt + 1 >= spec.retry.max_attempts) {
     FinishTask(run, i, cancelled ? TaskState::kCancelled : TaskState::kFailed, error);
@@ -756,6 +771,15 @@ void Orchestrator::OnResult(uint64_t n, int i, int attempt, TaskResult result) {
     Retry(run, i, error);
   }
   Dispatch();
+}
+
+bool Orchestrator::RetryShortOfResources(Run& run, int i, const std::string& error) {
+  Run::Task& t = run.task(i);
+  if (run.cancelled || run.timed_out) return false;
+  if (running_ == 0 && ++t.short_retries > kMaxShortRetries) return false;
+  ++t.first_attempt;  // the next attempt starts the count of retry.max_attempts again
+  Retry(run, i, error + " (retried: chaind was short of resources)");
+  return true;
 }
 
 void Orchestrator::Retry(Run& run, int i, const std::string& error) {

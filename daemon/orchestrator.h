@@ -218,11 +218,16 @@ class Orchestrator {
   void StageInputs(Run& run, int task, int attempt, Grant grant, TaskLaunch launch);
   void WriteContext(const Run& run, int task, int attempt, const std::string& path) const;
   // Before the first attempt: the input built and checked, the folders made, the input file
-  // written, the dependencies' files linked in. False with *err: the task fails.
-  bool PrepareInput(Run& run, int task, std::string* err);
+  // written, the dependencies' files linked in. False with *err (and the errno of a failed
+  // system call in *error_number, else 0).
+  bool PrepareInput(Run& run, int task, std::string* err, int* error_number);
   TaskLaunch MakeLaunch(const Run& run, int task, int attempt) const;
   void OnResult(uint64_t n, int task, int attempt, TaskResult result);
   void Retry(Run& run, int task, const std::string& error);
+  // An attempt that found chaind short of descriptors, processes or memory (IsResourceShortage)
+  // retried without counting against retry.max_attempts. False: not retried (the run ends, or
+  // kMaxShortRetries such retries happened while no other task ran to free what it holds).
+  bool RetryShortOfResources(Run& run, int task, const std::string& error);
   void FinishTask(Run& run, int task, TaskState state, const std::string& error);
   void MaybeFinishRun(Run& run);
   void Emit(Run& run, nlohmann::json event);

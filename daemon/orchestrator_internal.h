@@ -38,9 +38,10 @@ struct Orchestrator::Plan {
 // A run being run (created by Trigger or Resume), until its end is stored.
 struct Orchestrator::Run {
   struct Task {
-    int attempts = 0;       // every attempt of every go: the next one is attempts + 1
-    int first_attempt = 1;  // the first attempt of this go (a resume starts a new go)
-    int short_retries = 0;  // attempts retried because a spawn was short of resources
+    int attempts = 0;          // every attempt of every go: the next one is attempts + 1
+    int first_attempt = 1;     // the first attempt of this go (a resume starts a new go)
+    int short_retries = 0;     // retries short of resources while no other task ran
+    bool input_ready = false;  // PrepareInput done for this go
     int64_t started_ms = 0;
     int64_t ended_ms = 0;
     std::string error;

@@ -79,13 +79,15 @@ bool AcceptsAnything(const json& schema) {
   return (schema.is_boolean() && schema.get<bool>()) || (schema.is_object() && schema.empty());
 }
 
-bool LinkTree(const std::string& from, const std::string& to, std::string* err) {
+bool LinkTree(const std::string& from, const std::string& to, std::string* err, int* error_number) {
+  auto fail = [err, error_number](const std::string& what, const std::error_code& ec) {
+    *err = what + ": " + ec.message();
+    if (error_number) *error_number = ec.value();
+    return false;
+  };
   std::error_code ec;
   fs::create_directories(to, ec);
-  if (ec) {
-    *err = "cannot create " + to + ": " + ec.message();
-    return false;
-  }
+  if (ec) return fail("cannot create " + to, ec);
   for (auto it = fs::recursive_directory_iterator(from, ec); !ec && it != fs::end(it);
        it.increment(ec)) {
     fs::path target = fs::path(to) / fs::relative(it->path(), from, ec);
@@ -103,15 +105,9 @@ bool LinkTree(const std::string& from, const std::string& to, std::string* err) 
         fs::copy_file(it->path(), target, ec);
       }
     }
-    if (ec) {
-      *err = "cannot hand over " + it->path().string() + ": " + ec.message();
-      return false;
-    }
+    if (ec) return fail("cannot hand over " + it->path().string(), ec);
   }
-  if (ec) {
-    *err = "cannot read " + from + ": " + ec.message();
-    return false;
-  }
+  if (ec) return fail("cannot read " + from, ec);
   return true;
 }
 

@@ -41,8 +41,10 @@ std::string DescribeViolations(const std::vector<JsonSchema::Violation>& violati
 bool AcceptsAnything(const nlohmann::json& schema);
 
 // Makes `to` (created) hold the files under `from`, recursively: hard links, or copies where
-// linking fails (another file system). Symlinks are recreated, not followed.
-bool LinkTree(const std::string& from, const std::string& to, std::string* err);
+// linking fails (another file system). Symlinks are recreated, not followed. On failure, the
+// errno is put in `*error_number` when given.
+bool LinkTree(const std::string& from, const std::string& to, std::string* err,
+              int* error_number = nullptr);
 
 // True if the folder exists and holds at least one entry.
 bool HasEntries(const std::string& dir);

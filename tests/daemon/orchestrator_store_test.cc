@@ -1,7 +1,11 @@
 // The orchestrator and what tasks hand back or the store refuses (issue 15): output that is not
 // UTF-8 or nests too deep fails the task, and a run's end reaches clients only once stored.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -49,6 +53,16 @@ class ManualRunner : public TaskRunner {
     done.swap(running_);
     for (Done& d : done) d(result);
   }
+  // Ends the attempt started last as a spawn short of descriptors.
+  void FailNewestSpawn() {
+    TaskResult r;
+    r.kind = TaskResult::Kind::kSpawnFailed;
+    r.error = "cannot make a pipe: Too many open files";
+    r.retryable = true;
+    Done done = std::move(running_.back());
+    running_.pop_back();
+    done(r);
+  }
 
  private:
   std::deque<Done> running_;
@@ -67,6 +81,7 @@ class OrchestratorStoreTest : public ::testing::Test {
     writer_ = std::make_unique<StoreWriter>(&loop_, store_.get());
     OrchestratorOptions options;
     options.runs_dir = tmp_.path() + "/runs";
+    options.jobs = 2;
     orchestrator_ = std::make_unique<Orchestrator>(&loop_, registry_.get(), history_.get(),
                                                    store_.get(), writer_.get(), &runner_, options);
     ASSERT_TRUE(orchestrator_->Open(&err)) << err;
@@ -245,6 +260,64 @@ tasks:
   json run = Record(id);
   EXPECT_EQ(run["status"], "failed");
   EXPECT_EQ(run["tasks"][0]["error"], "cannot make a pipe: Too many open files");
+}
+
+// The CI failure of fd_limit_test: with many tasks running, a shortage outlasted 10 retries.
+// While another task runs (its end frees what it holds), retries are not counted.
+TEST_F(OrchestratorStoreTest, Issue15ShortageRetriesAreNotCountedWhileAnotherTaskRuns) {
+  Apply(R"(
+chain_id: short
+tasks:
+  - task_id: t
+    executable_code_location: /bin/cat
+    retry: {max_attempts: 1, initial_backoff: 1ms, max_backoff: 1ms}
+)");
+  std::string busy = Trigger("one");
+  std::string id = Trigger("short");
+  ASSERT_EQ(runner_.running(), 2u);
+  for (int i = 0; i < 30; ++i) {  // three times the count allowed while nothing else runs
+    runner_.FailNewestSpawn();
+    RunUntil([&] { return runner_.running() == 2 || Record(id)["status"] == "failed"; });
+    ASSERT_EQ(runner_.running(), 2u) << "gave up after " << i + 1 << " shortage(s)";
+  }
+  runner_.Finish("{\"ok\": true}");
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  EXPECT_EQ(Record(busy)["status"], "succeeded");
+  json run = Record(id);
+  EXPECT_EQ(run["status"], "succeeded");
+  EXPECT_EQ(run["tasks"][0]["attempts"], 31);
+}
+
+// The same failure, earlier: the input file could not be written ("cannot write
+// .../input.json: Too many open files") and the run failed. Short of descriptors there, the task
+// is retried and its input written again.
+TEST_F(OrchestratorStoreTest, Issue15InputShortOfDescriptorsIsRetried) {
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = std::min<rlim_t>(saved.rlim_cur, 4096);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::vector<int> taken;  // every descriptor left, so that input.json cannot be opened
+  for (int fd; (fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0;) taken.push_back(fd);
+  ASSERT_EQ(errno, EMFILE);
+  std::optional<RunError> error;
+  std::string id;
+  orchestrator_->Trigger("one", 0, json{{"n", 1}}, [&](std::optional<RunError> e, std::string r) {
+    error = e;
+    id = std::move(r);
+  });
+  for (int fd : taken) close(fd);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  RunUntil([&] { return error || !id.empty(); });
+  ASSERT_FALSE(error) << error->message;
+  RunUntil([&] { return runner_.running() == 1; });  // retried after the backoff
+  runner_.Finish("{\"ok\": true}");
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  json run = Record(id);
+  EXPECT_EQ(run["status"], "succeeded");
+  EXPECT_EQ(run["tasks"][0]["attempts"], 2);
+  std::string input = testing::ReadFileOrDie(tmp_.path() + "/runs/" + id + "/t/input.json");
+  EXPECT_EQ(json::parse(input), json({{"n", 1}}));
 }
 
 }  // namespace

@@ -2,8 +2,9 @@
 # End-to-end, issue 15 item 7: file descriptors run out. With `ulimit -n 64` and 100 concurrent
 # `trigger --wait`, chaind used to reset 53 connections and store 48 runs failed with "Too many
 # open files". Now it raises its soft limit to the hard one, serves at most a quarter of it in
-# connections (the others are answered 503 with Retry-After, which chainctl retries), retries
-# spawns that are short of descriptors, and answers 503 when accept itself has none.
+# connections (the others are answered 503 with Retry-After, which chainctl retries), fits --jobs
+# to the descriptors left, retries tasks short of descriptors (at their spawn or while their input
+# is written), and answers 503 when accept itself has none.
 # Needs CHAINCTL, CHAIND (set by ctest).
 set -uo pipefail
 : "${CHAINCTL:?}" "${CHAIND:?}"
@@ -39,10 +40,14 @@ else
 fi
 
 # --- ulimit -n 64, 100 concurrent trigger --wait: every run stored and told. ---
+# --jobs 16, as one per core would be on a 16-core machine: 16 tasks spawning at once used to
+# take the descriptors left and fail their runs ("cannot write input.json: Too many open files").
 limited -n 64
-check "chaind starts under ulimit -n 64" start_chaind
+check "chaind starts under ulimit -n 64 with --jobs 16" start_chaind --jobs 16
 check "it serves at most 16 connections at once, and says so" \
   grep -q "64 allowed (ulimit -n): serving at most 16 connections at once" "$tmp/chaind.log"
+check "it runs at most 4 tasks at once, and says so" \
+  grep -q "64 allowed (ulimit -n): running at most 4 tasks at once, not 16" "$tmp/chaind.log"
 cat > "$tmp/two.yaml" <<'YAML'
 chain_id: two
 tasks:
