@@ -104,7 +104,6 @@ int FollowLog(const RunsOptions& options, std::ostream& out, std::ostream& err) 
     std::string why;
     std::string target = "/runs/" + options.run_id + "/tasks/" + options.task +
                          "/log?offset=" + std::to_string(offset);
-    if (offset == 0) target += "&tail=1000000";  // from the start, also when it is long
     if (CallDaemon(ResolveDaemonOptions(options.daemon), {"GET", target, "", ""}, &response,
                    &why) &&
         response.status == 200) {

@@ -29,28 +29,67 @@ HttpResponse ErrorResponse(const RunError& e) {
   return JsonError(e.status, e.code, e.message, e.details);
 }
 
-// A log file from byte `offset` on, or with offset 0 its end: at most `max_bytes`, `*cut`
-// telling whether the start was left out, `*end` the offset after what was read. On failure,
-// *error_no is errno.
-bool ReadLog(const std::string& path, size_t offset, size_t max_bytes, std::string* out, bool* cut,
-             size_t* end, int* error_no) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    *error_no = errno;
-    return false;
-  }
-  struct stat st {};
-  fstat(fd, &st);
-  size_t size = static_cast<size_t>(st.st_size);
-  size_t from = offset > 0 ? std::min(offset, size) : size > max_bytes ? size - max_bytes : 0;
-  *cut = offset == 0 && from > 0;
-  out->resize(std::min(size - from, max_bytes));
-  ssize_t got = pread(fd, out->data(), out->size(), static_cast<off_t>(from));
-  close(fd);
-  out->resize(got > 0 ? static_cast<size_t>(got) : 0);
-  *end = from + out->size();
-  return true;
+// A log response: at most kMaxLog bytes, held in chaind's memory kLogPiece at a time (a
+// `tail` is looked for in the last kTailWindow bytes read).
+constexpr size_t kMaxLog = 16 << 20;
+constexpr size_t kLogPiece = 64 << 10;
+constexpr size_t kTailWindow = 1 << 20;
+
+// The part of a log of `size` bytes to send: from byte `offset` on, or with offset 0 its
+// end; at most `max_bytes`. `cut`: the start was left out.
+struct LogRange {
+  size_t from = 0;
+  size_t end = 0;
+  bool cut = false;
+};
+LogRange RangeOf(size_t size, size_t offset, size_t max_bytes) {
+  LogRange r;
+  r.from = offset > 0 ? std::min(offset, size) : size > max_bytes ? size - max_bytes : 0;
+  r.end = r.from + std::min(size - r.from, max_bytes);
+  r.cut = offset == 0 && r.from > 0;
+  return r;
 }
+
+// Bytes [from, from + max) of `fd` (fewer at its end or on a read error).
+std::string ReadAt(int fd, size_t from, size_t max) {
+  std::string out(max, '\0');
+  size_t got = 0;
+  while (got < max) {
+    ssize_t n = pread(fd, out.data() + got, max - got, static_cast<off_t>(from + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  out.resize(got);
+  return out;
+}
+
+// Sends bytes [next, end) of a file through `stream`, a piece each time the client has taken
+// the last one. Owns the descriptor; lives as long as the stream's drain callback.
+class LogSender {
+ public:
+  LogSender(int fd, size_t next, size_t end) : fd_(fd), next_(next), end_(end) {}
+  ~LogSender() { close(fd_); }
+  LogSender(const LogSender&) = delete;
+  LogSender& operator=(const LogSender&) = delete;
+
+  // The next piece; "" once all is read (or the file was cut short under us).
+  std::string Next() {
+    std::string piece = ReadAt(fd_, next_, std::min(kLogPiece, end_ - next_));
+    next_ = piece.empty() ? end_ : next_ + piece.size();
+    return piece;
+  }
+  // On the loop, each time `stream` has sent what it was given.
+  void SendNext(HttpBodyStream* stream) {
+    std::string piece = Next();
+    if (piece.empty() || !stream->Write(std::move(piece)) || next_ >= end_) stream->End();
+  }
+
+ private:
+  int fd_;
+  size_t next_;
+  size_t end_;
+};
 
 // The last `lines` lines of `text`.
 std::string LastLines(const std::string& text, size_t lines) {
@@ -168,12 +207,11 @@ void Api::TaskLog(const std::string& id, const std::string& task, const std::str
           context_.orchestrator->LogPath(id, task, static_cast<int>(*attempt), &path)) {
     return respond(ErrorResponse(*error));
   }
-  constexpr size_t kMaxLog = 16 << 20;
-  std::string text;
-  bool cut = false;
-  int error_no = 0;
-  size_t end = 0;
-  if (!ReadLog(path, *offset, kMaxLog, &text, &cut, &end, &error_no)) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  struct stat st {};
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    int error_no = errno;
+    if (fd >= 0) close(fd);
     std::string why = path + ": " + std::strerror(error_no);
     if (error_no == ENOENT) {
       return respond(JsonError(404, "no_log",
@@ -183,11 +221,24 @@ void Api::TaskLog(const std::string& id, const std::string& task, const std::str
     }
     return respond(JsonError(500, "io_error", "cannot read the log: " + why));
   }
+  LogRange range = RangeOf(static_cast<size_t>(st.st_size), *offset, *tail ? kTailWindow : kMaxLog);
   HttpResponse r;
   r.content_type = "text/plain; charset=utf-8";
-  r.body = *tail ? LastLines(text, *tail) : std::move(text);
-  if (cut) r.headers.emplace_back("X-Chainctl-Log-Truncated", "1");
-  r.headers.emplace_back("X-Chainctl-Log-End", std::to_string(end));  // the next offset
+  if (range.cut) r.headers.emplace_back("X-Chainctl-Log-Truncated", "1");
+  r.headers.emplace_back("X-Chainctl-Log-End", std::to_string(range.end));  // the next offset
+  if (*tail) {
+    r.body = LastLines(ReadAt(fd, range.from, range.end - range.from), *tail);
+    close(fd);
+    return respond(std::move(r));
+  }
+  auto sender = std::make_shared<LogSender>(fd, range.from, range.end);
+  r.body = sender->Next();
+  if (r.body.size() < range.end - range.from) {  // the rest as the client takes it
+    r.stream = std::make_shared<HttpBodyStream>();
+    r.stream->SetOnDrained([sender, stream = std::weak_ptr<HttpBodyStream>(r.stream)] {
+      if (std::shared_ptr<HttpBodyStream> locked = stream.lock()) sender->SendNext(locked.get());
+    });
+  }
   respond(std::move(r));
 }
 

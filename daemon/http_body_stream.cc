@@ -26,6 +26,7 @@ void HttpBodyStream::End() {
   closed_ = true;
   ended_ = true;
   on_abort_ = nullptr;
+  on_drained_ = nullptr;
   if (!attached_) return;  // Attach ends it after sending what waits
   if (std::shared_ptr<HttpConnection> connection = connection_.lock()) {
     connection->EndStream(request_seq_);
@@ -44,6 +45,16 @@ size_t HttpBodyStream::unsent_bytes() const {
 
 void HttpBodyStream::SetOnAbort(std::function<void()> on_abort) {
   if (!closed_) on_abort_ = std::move(on_abort);
+}
+
+void HttpBodyStream::SetOnDrained(std::function<void()> on_drained) {
+  if (!closed_) on_drained_ = std::move(on_drained);
+}
+
+void HttpBodyStream::Drained() {
+  if (closed_ || !on_drained_) return;
+  std::function<void()> on_drained = on_drained_;  // alive while it runs, even if it ends us
+  on_drained();
 }
 
 void HttpBodyStream::Attach(std::weak_ptr<HttpConnection> connection, uint64_t request_seq) {
@@ -66,6 +77,7 @@ void HttpBodyStream::Abort() {
   if (closed_) return;
   closed_ = true;
   waiting_.clear();
+  on_drained_ = nullptr;
   std::function<void()> on_abort = std::move(on_abort_);
   on_abort_ = nullptr;
   if (on_abort) on_abort();

@@ -43,6 +43,11 @@ class HttpBodyStream {
   // End() closes it); it may call Write (which returns false) but must not destroy the
   // connection's server. Dropped after it runs or after End().
   void SetOnAbort(std::function<void()> on_abort);
+  // `on_drained` is called on the loop thread each time the socket has taken everything written
+  // so far, while the stream is open: a producer that writes one piece at a time (a file, say)
+  // writes the next there, so that a client that does not read holds one piece of chaind's
+  // memory, not the whole body. It may call Write and End. Dropped once the stream is closed.
+  void SetOnDrained(std::function<void()> on_drained);
 
  private:
   friend class HttpConnection;
@@ -50,6 +55,8 @@ class HttpBodyStream {
   void Attach(std::weak_ptr<HttpConnection> connection, uint64_t request_seq);
   // Called by the connection when it can send no more of this stream.
   void Abort();
+  // Called by the connection once its writes are all done.
+  void Drained();
 
   std::weak_ptr<HttpConnection> connection_;
   uint64_t request_seq_ = 0;
@@ -58,6 +65,7 @@ class HttpBodyStream {
   bool closed_ = false;               // ended or aborted
   std::vector<std::string> waiting_;  // written before Attach
   std::function<void()> on_abort_;
+  std::function<void()> on_drained_;
 };
 
 }  // namespace chainctl::daemon

@@ -164,6 +164,9 @@ void HttpConnection::WriteDone(int status) {
     Close();
   } else if (close_after_writes_ && writes_pending_ == 0) {
     Close();
+  } else if (writes_pending_ == 0 && state_ == State::kStreaming && stream_) {
+    std::shared_ptr<HttpBodyStream> stream = stream_;  // EndStream, from the producer, resets it
+    stream->Drained();
   }
 }
 

@@ -410,5 +410,45 @@ TEST_F(HttpServerStreamTest, ShutdownCutsTheStream) {
   stream_.reset();
 }
 
+// Issue 15, item 5: 40 clients asking for a 200 MB log and not reading pushed chaind's RSS to
+// 801 MB. A producer that writes on drain holds at most what the socket has not taken.
+TEST_F(HttpServerStreamTest, ProducerWritesOnDrainAsTheClientReads) {
+  constexpr int kPieces = 64;
+  constexpr size_t kPiece = 64 << 10;
+  int produced = 0;  // loop thread
+  StartServer({}, [&](HttpRequest request, Responder respond) {
+    if (request.path != "/log") return Handle(std::move(request), std::move(respond));
+    auto stream = std::make_shared<HttpBodyStream>();
+    auto piece = [&produced] {
+      std::string p = "piece " + std::to_string(produced++) + "\n";
+      return p + std::string(kPiece - p.size(), '.');
+    };
+    stream->SetOnDrained([&produced, piece, weak = std::weak_ptr<HttpBodyStream>(stream)] {
+      std::shared_ptr<HttpBodyStream> s = weak.lock();
+      if (s && s->Write(piece()) && produced == kPieces) s->End();
+    });
+    HttpResponse response;
+    response.content_type = "text/plain";
+    response.body = piece();
+    response.stream = stream;
+    respond(std::move(response));
+  });
+  Client client(socket_path_);
+  ASSERT_TRUE(client.Send("GET /log HTTP/1.1\r\n\r\n"));
+  ASSERT_TRUE(client.ReadHead());
+  for (int read = 0; read < kPieces; ++read) {
+    ASSERT_TRUE(client.ReadUntil("piece " + std::to_string(read) + "\n"));
+    int ahead = 0;
+    RunOnLoop([&] { ahead = produced - read - 1; });
+    // What the socket holds (its buffers, ~208 KiB each way by default) and one piece more.
+    EXPECT_LE(ahead, 8) << "produced without the client reading, after piece " << read;
+  }
+  ASSERT_TRUE(client.ReadUntil("0\r\n\r\n"));
+  RunOnLoop([&] { EXPECT_EQ(produced, kPieces); });
+  std::optional<Response> next = client.Get("/next");  // the connection goes on
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->status, 200);
+}
+
 }  // namespace
 }  // namespace chainctl::daemon::http_test
