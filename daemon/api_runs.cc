@@ -169,7 +169,7 @@ void Api::GetRun(const std::string& id, Responder respond) {
   if (!context_.orchestrator->GetRun(id, &run, &err)) {
     return respond(StoreError(err));
   }
-  if (!run) return respond(JsonError(404, "not_found", "no run " + id));
+  if (!run) return respond(ErrorResponse(context_.orchestrator->NoRun(id)));
   respond(Json(200, *run));
 }
 

@@ -88,6 +88,11 @@ int main(int argc, char** argv) {
          "--keep-run-files", config.keep_run_files,
          "Keep the folders (logs, workdirs) of this many ended runs; older ones are removed")
       ->capture_default_str();
+  app.add_option("--keep-runs", config.keep_runs,
+                 "Keep the records (tasks, outputs, events) of this many ended runs in the "
+                 "store; older ones are deleted (their history stays)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_flag("--resume-interrupted", config.resume_interrupted,
                "Resume at start the runs that a crashed or killed chaind left running");
   std::string cpus, memory, gpus;

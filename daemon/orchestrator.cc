@@ -413,26 +413,6 @@ void Orchestrator::PrepareDirs(const Run& run) {
       [] {});
 }
 
-void Orchestrator::RunDirEnded(uint64_t n) {
-  ended_dirs_.push_back(n);
-  std::vector<std::string> old;
-  while (ended_dirs_.size() > options_.keep_run_dirs) {
-    old.push_back(options_.runs_dir + "/" + RunId(ended_dirs_.front()));
-    ended_dirs_.pop_front();
-  }
-  if (old.empty()) return;
-  QueueWork(
-      loop_,
-      [old = std::move(old)] {
-        for (const std::string& dir : old) {
-          std::error_code ec;
-          std::filesystem::remove_all(dir, ec);
-          if (ec) Log(LogLevel::kWarning, "cannot remove " + dir + ": " + ec.message());
-        }
-      },
-      [] {});
-}
-
 void Orchestrator::Pump(Run& run) {
   for (int task : run.scheduler->TakeReady()) {
     const TaskSpec& spec = run.spec(task);
@@ -896,6 +876,7 @@ void Orchestrator::MaybeFinishRun(Run& run) {
     for (auto& [id, follower] : followers) follower.end();
     runs_.erase(n);
     RunDirEnded(n);
+    RunRecordEnded(n);
     if (stopping_ && runs_.empty() && stopped_) {
       auto done = std::move(stopped_);
       stopped_ = nullptr;
@@ -1141,7 +1122,7 @@ std::optional<RunError> Orchestrator::Follow(std::string_view run_id, bool follo
                      },
                      &err);
   if (n && !ok) return StoreFailure(err);
-  if (!exists) return RunError{404, "not_found", "no run " + std::string(run_id), nullptr};
+  if (!exists) return NoRun(run_id);
   std::string text;
   for (const std::string& line : lines) text += line + "\n";
   if (!text.empty()) follower.events(text);
@@ -1165,7 +1146,7 @@ std::optional<RunError> Orchestrator::Cancel(std::string_view run_id) {
     if (!GetRun(run_id, &record, &err)) {
       return StoreFailure(err);
     }
-    if (!record) return RunError{404, "not_found", "no run " + std::string(run_id), nullptr};
+    if (!record) return NoRun(run_id);
     return RunError{
         409, "run_ended",
         std::string(run_id) + " has already ended: " + (*record)["status"].get<std::string>(),
@@ -1201,7 +1182,7 @@ std::optional<RunError> Orchestrator::LogPath(std::string_view run_id, std::stri
   if (!GetRun(run_id, &record, &err)) {
     return StoreFailure(err);
   }
-  if (!record) return RunError{404, "not_found", "no run " + std::string(run_id), nullptr};
+  if (!record) return NoRun(run_id);
   for (const json& task : (*record)["tasks"]) {
     if (task.value("task_id", "") != task_id) continue;
     int attempts = task.value("attempts", 0);

@@ -70,6 +70,7 @@ struct OrchestratorOptions {
   std::vector<std::string> base_env;  // "NAME=value": the environment every task starts from
   uint64_t kill_grace_ms = 5000;      // SIGTERM to SIGKILL on timeout or cancel
   size_t keep_run_dirs = 1000;        // folders of the newest ended runs kept; older go
+  size_t keep_runs = 10000;           // store records of the newest ended runs kept; older go
   // What tasks' resource_requirements are admitted against (daemon/resources.h). With GPUs,
   // every task gets CUDA_VISIBLE_DEVICES: the ids it was granted, "" if it asked for none.
   Capacity capacity;
@@ -168,6 +169,9 @@ class Orchestrator {
   // process groups signalled). 409 if the run has already ended.
   std::optional<RunError> Cancel(std::string_view run_id);
 
+  // The 404 for a run that is not stored: saying so when it was removed (keep_runs).
+  RunError NoRun(std::string_view run_id) const;
+
   // The stderr log of a task's attempt (0: the last attempt).
   std::optional<RunError> LogPath(std::string_view run_id, std::string_view task_id, int attempt,
                                   std::string* path);
@@ -204,6 +208,7 @@ class Orchestrator {
   std::vector<double> Weights(const Plan& plan) const;  // the Scheduler's, by history
   void PrepareDirs(const Run& run);  // make the tasks' folders ahead, off the loop
   void RunDirEnded(uint64_t n);      // keep_run_dirs: remove the oldest folders, off the loop
+  void RunRecordEnded(uint64_t n);   // keep_runs: delete the oldest records, in the next commit
   void ArmDeadline(Run& run);        // the chain's `timeout`: StopRun when it passes
   // Cancels what has not started and stops what runs (Cancel, the chain's timeout, Shutdown).
   void StopRun(Run& run);
@@ -264,6 +269,8 @@ class Orchestrator {
   size_t running_ = 0;
   uint64_t last_run_ = 0;
   std::deque<uint64_t> ended_dirs_;       // run folders of ended runs, oldest first
+  std::deque<uint64_t> ended_records_;    // stored records of ended runs, oldest first
+  std::set<uint64_t> removing_;           // runs whose records are being deleted
   std::vector<std::string> interrupted_;  // by Open, for ResumeInterrupted
   uint64_t next_follower_ = 1;
   std::set<uint64_t> unsent_;    // runs with events their followers have not had

@@ -137,6 +137,7 @@ bool Orchestrator::Open(std::string* err) {
   for (uint64_t n : dirs) RunDirEnded(n);
 
   std::vector<StoredRun> left;  // runs a previous chaind left running
+  std::vector<uint64_t> ended;  // the others (and those that do not decode), oldest first
   bool ok = store_->Read(
       [&](ReadTxn& txn, std::string* e) {
         std::vector<uint64_t> running;
@@ -146,10 +147,9 @@ bool Orchestrator::Open(std::string* err) {
               last_run_ = std::max(last_run_, RunNumberOfKey(key));
               json record;
               std::string decode_err;
-              if (DecodeRecord(value, "run record", &record, &decode_err) &&
-                  record.value("status", "") == "running") {
-                running.push_back(RunNumberOfKey(key));
-              }
+              bool is_running = DecodeRecord(value, "run record", &record, &decode_err) &&
+                                record.value("status", "") == "running";
+              (is_running ? running : ended).push_back(RunNumberOfKey(key));
               return true;
             },
             e);
@@ -161,7 +161,11 @@ bool Orchestrator::Open(std::string* err) {
         return scanned;
       },
       err);
-  if (!ok || left.empty()) return ok;
+  if (!ok) return false;
+  // The runs marked interrupted below end now, after those that ended before.
+  for (uint64_t n : ended) RunRecordEnded(n);
+  for (const StoredRun& run : left) RunRecordEnded(run.n);
+  if (left.empty()) return true;
   Log(LogLevel::kWarning, std::to_string(left.size()) +
                               " run(s) were running when chaind last stopped: marked interrupted");
   for (const StoredRun& run : left) {
@@ -251,7 +255,7 @@ void Orchestrator::Resume(std::string_view run_id, Accepted accepted) {
                          &err)) {
     return accepted(StoreFailure(err), "");
   }
-  if (!stored) return refuse(404, "not_found", "no run " + id);
+  if (!stored || removing_.contains(*n)) return accepted(NoRun(id), "");
   std::string status = stored->record.value("status", "");
   if (status == "succeeded") {
     return refuse(409, "nothing_to_resume", id + " succeeded: there is nothing to resume");
@@ -349,6 +353,7 @@ Orchestrator::Run& Orchestrator::Restart(orchestrator_detail::StoredRun stored,
     }
   }
   std::erase(ended_dirs_, run->n);  // its folder is in use again
+  std::erase(ended_records_, run->n);
   Run& r = *run;
   runs_[r.n] = std::move(run);
   return r;

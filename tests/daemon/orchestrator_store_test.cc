@@ -15,6 +15,7 @@
 
 #include "common/chain_load.h"
 #include "daemon/orchestrator.h"
+#include "daemon/run_keys.h"
 #include "tests/test_util.h"
 
 namespace chainctl::daemon {
@@ -59,9 +60,18 @@ class ManualRunner : public TaskRunner {
     r.kind = TaskResult::Kind::kSpawnFailed;
     r.error = "cannot make a pipe: Too many open files";
     r.retryable = true;
+    EndNewest(r);
+  }
+  // Ends the attempt started last with exit 0 and `output` on stdout.
+  void FinishNewest(const std::string& output) {
+    TaskResult r;
+    r.output = output;
+    EndNewest(r);
+  }
+  void EndNewest(const TaskResult& result) {
     Done done = std::move(running_.back());
     running_.pop_back();
-    done(r);
+    done(result);
   }
 
  private:
@@ -79,11 +89,10 @@ class OrchestratorStoreTest : public ::testing::Test {
     registry_ = std::make_unique<Registry>(store_.get());
     history_ = std::make_unique<History>(store_.get());
     writer_ = std::make_unique<StoreWriter>(&loop_, store_.get());
-    OrchestratorOptions options;
-    options.runs_dir = tmp_.path() + "/runs";
-    options.jobs = 2;
+    options_.runs_dir = tmp_.path() + "/runs";
+    options_.jobs = 2;
     orchestrator_ = std::make_unique<Orchestrator>(&loop_, registry_.get(), history_.get(),
-                                                   store_.get(), writer_.get(), &runner_, options);
+                                                   store_.get(), writer_.get(), &runner_, options_);
     ASSERT_TRUE(orchestrator_->Open(&err)) << err;
     Apply("chain_id: one\ntasks:\n  - {task_id: t, executable_code_location: /bin/cat}\n");
   }
@@ -102,6 +111,40 @@ class OrchestratorStoreTest : public ::testing::Test {
     orchestrator_.reset();
     uv_run(&loop_, UV_RUN_DEFAULT);
     EXPECT_EQ(uv_loop_close(&loop_), 0);
+  }
+
+  // A new orchestrator on the same store (a restart) that keeps the records of `keep_runs`
+  // ended runs; what it deletes at Open is committed.
+  void Reopen(size_t keep_runs) {
+    orchestrator_.reset();
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    options_.keep_runs = keep_runs;
+    orchestrator_ = std::make_unique<Orchestrator>(&loop_, registry_.get(), history_.get(),
+                                                   store_.get(), writer_.get(), &runner_, options_);
+    std::string err;
+    ASSERT_TRUE(orchestrator_->Open(&err)) << err;
+    uv_run(&loop_, UV_RUN_DEFAULT);
+  }
+
+  // Keys of the runs database that belong to run n (its record, tasks, outputs, events).
+  size_t KeysOfRun(uint64_t n) {
+    size_t keys = 0;
+    std::string err;
+    EXPECT_TRUE(store_->Read(
+        [&](ReadTxn& txn, std::string* e) {
+          for (const std::string& prefix :
+               {RunKey(n), RunTaskPrefix(n), RunOutputKey(n, ""), RunEventPrefix(n)}) {
+            if (!txn.Scan(
+                    Db::kRuns, prefix, false,
+                    [&](std::string_view, std::string_view) { return ++keys > 0; }, e)) {
+              return false;
+            }
+          }
+          return true;
+        },
+        &err))
+        << err;
+    return keys;
   }
 
   // Triggers a run of `chain`; its id, or the refusal's status as "refused <status>".
@@ -131,6 +174,7 @@ class OrchestratorStoreTest : public ::testing::Test {
   }
 
   testing::ScopedTempDir tmp_;
+  OrchestratorOptions options_;
   uv_loop_t loop_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Registry> registry_;
@@ -318,6 +362,43 @@ TEST_F(OrchestratorStoreTest, Issue15InputShortOfDescriptorsIsRetried) {
   EXPECT_EQ(run["tasks"][0]["attempts"], 2);
   std::string input = testing::ReadFileOrDie(tmp_.path() + "/runs/" + id + "/t/input.json");
   EXPECT_EQ(json::parse(input), json({{"n", 1}}));
+}
+
+// Issue 15, item 4: ~4 MB of LMDB per 1,000 small runs, never removed. The records of the
+// newest keep_runs ended runs are kept, in the order they ended; a running run is never removed.
+TEST_F(OrchestratorStoreTest, Issue15OnlyTheNewestEndedRunsAreKept) {
+  Reopen(2);
+  std::string held = Trigger();  // run-1 runs while three newer runs end
+  for (int i = 0; i < 3; ++i) {
+    std::string id = Trigger();
+    runner_.FinishNewest("{\"i\": " + std::to_string(i) + "}");
+    RunUntil([&] { return orchestrator_->active_runs() == 1; });
+  }
+  RunUntil([&] { return KeysOfRun(2) == 0; });  // run-2 ended first: deleted
+  EXPECT_EQ(Record("run-2"), json());
+  EXPECT_EQ(Record("run-3")["status"], "succeeded");
+  EXPECT_EQ(Record("run-4")["status"], "succeeded");
+  EXPECT_GT(KeysOfRun(3), 3u);  // record, task, output, events
+  EXPECT_EQ(Record(held)["status"], "running");
+  RunError gone = orchestrator_->NoRun("run-2");
+  EXPECT_EQ(gone.status, 404);
+  EXPECT_NE(gone.message.find("removed (chaind keeps the newest 2 ended runs: --keep-runs)"),
+            std::string::npos)
+      << gone.message;
+  EXPECT_EQ(orchestrator_->NoRun("run-99").message, "no run run-99");
+  std::vector<HistoryRecord> records;
+  std::string err;
+  ASSERT_TRUE(history_->Find({.run_id = "run-2"}, &records, &err)) << err;
+  EXPECT_EQ(records.size(), 1u) << "its history stays";
+
+  runner_.Finish("{}");  // run-1 ends: the newest ended now, so run-3 goes
+  RunUntil([&] { return KeysOfRun(3) == 0; });
+  EXPECT_EQ(Record(held)["status"], "succeeded");
+  EXPECT_EQ(Record("run-4")["status"], "succeeded");
+
+  Reopen(1);  // a restart with a lower limit deletes at once, by run number
+  EXPECT_EQ(KeysOfRun(1), 0u);
+  EXPECT_EQ(Record("run-4")["status"], "succeeded");
 }
 
 }  // namespace
