@@ -14,6 +14,7 @@
 #include "daemon/api.h"
 #include "daemon/api_internal.h"
 #include "daemon/http_body_stream.h"
+#include "daemon/log_bound.h"
 
 namespace chainctl::daemon {
 namespace {
@@ -35,18 +36,24 @@ constexpr size_t kMaxLog = 16 << 20;
 constexpr size_t kLogPiece = 64 << 10;
 constexpr size_t kTailWindow = 1 << 20;
 
-// The part of a log of `size` bytes to send: from byte `offset` on, or with offset 0 its
-// end; at most `max_bytes`. `cut`: the start was left out.
+// The part of a log of `size` bytes to send: from byte `offset` on, at most `max_bytes`; or
+// with offset 0 its end, the last `max_bytes` of its data (what BoundLog dropped not counted).
+// `cut`: the start was left out.
 struct LogRange {
   size_t from = 0;
   size_t end = 0;
   bool cut = false;
 };
-LogRange RangeOf(size_t size, size_t offset, size_t max_bytes) {
+LogRange RangeOf(int fd, size_t size, size_t offset, size_t max_bytes) {
   LogRange r;
-  r.from = offset > 0 ? std::min(offset, size) : size > max_bytes ? size - max_bytes : 0;
-  r.end = r.from + std::min(size - r.from, max_bytes);
-  r.cut = offset == 0 && r.from > 0;
+  if (offset > 0) {
+    r.from = std::min(offset, size);
+    r.end = r.from + std::min(size - r.from, max_bytes);
+  } else {
+    r.from = static_cast<size_t>(StartOfLastData(fd, size, max_bytes));
+    r.end = size;
+    r.cut = r.from > 0;
+  }
   return r;
 }
 
@@ -73,12 +80,21 @@ class LogSender {
   LogSender(const LogSender&) = delete;
   LogSender& operator=(const LogSender&) = delete;
 
-  // The next piece; "" once all is read (or the file was cut short under us).
+  // The next piece: bytes of the log, or the marker of bytes dropped there (log_bound.h); ""
+  // once all is read (or the file was cut short under us).
   std::string Next() {
-    std::string piece = ReadAt(fd_, next_, std::min(kLogPiece, end_ - next_));
+    uint64_t from = 0, to = 0;
+    LogData(fd_, next_, end_, &from, &to);
+    if (from > next_) {
+      std::string marker = DroppedMarker(from - next_);
+      next_ = static_cast<size_t>(from);
+      return marker;
+    }
+    std::string piece = ReadAt(fd_, next_, std::min<size_t>(kLogPiece, to - next_));
     next_ = piece.empty() ? end_ : next_ + piece.size();
     return piece;
   }
+  bool done() const { return next_ >= end_; }
   // On the loop, each time `stream` has sent what it was given.
   void SendNext(HttpBodyStream* stream) {
     std::string piece = Next();
@@ -221,19 +237,21 @@ void Api::TaskLog(const std::string& id, const std::string& task, const std::str
     }
     return respond(JsonError(500, "io_error", "cannot read the log: " + why));
   }
-  LogRange range = RangeOf(static_cast<size_t>(st.st_size), *offset, *tail ? kTailWindow : kMaxLog);
+  LogRange range =
+      RangeOf(fd, static_cast<size_t>(st.st_size), *offset, *tail ? kTailWindow : kMaxLog);
   HttpResponse r;
   r.content_type = "text/plain; charset=utf-8";
   if (range.cut) r.headers.emplace_back("X-Chainctl-Log-Truncated", "1");
   r.headers.emplace_back("X-Chainctl-Log-End", std::to_string(range.end));  // the next offset
+  auto sender = std::make_shared<LogSender>(fd, range.from, range.end);
   if (*tail) {
-    r.body = LastLines(ReadAt(fd, range.from, range.end - range.from), *tail);
-    close(fd);
+    std::string text;
+    for (std::string piece; !(piece = sender->Next()).empty();) text += piece;
+    r.body = LastLines(text, *tail);
     return respond(std::move(r));
   }
-  auto sender = std::make_shared<LogSender>(fd, range.from, range.end);
   r.body = sender->Next();
-  if (r.body.size() < range.end - range.from) {  // the rest as the client takes it
+  if (!sender->done()) {  // the rest as the client takes it
     r.stream = std::make_shared<HttpBodyStream>();
     r.stream->SetOnDrained([sender, stream = std::weak_ptr<HttpBodyStream>(r.stream)] {
       if (std::shared_ptr<HttpBodyStream> locked = stream.lock()) sender->SendNext(locked.get());

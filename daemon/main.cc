@@ -118,6 +118,11 @@ int main(int argc, char** argv) {
                  "default 1000)")
       ->check(CLI::NonNegativeNumber);
   bool no_prefetch = false;
+  std::string max_log = "64Mi";
+  app.add_option("--max-log", max_log,
+                 "A task's stderr log kept within this on disk: its first and last halves; "
+                 "0: no bound")
+      ->capture_default_str();
   std::string prefetch_memory, prefetch_staged = "1Gi", prefetch_ttl = "10m";
   app.add_flag("--no-prefetch", no_prefetch,
                "Prewarm and stage nothing ahead (for comparison); inputs are staged at start");
@@ -185,7 +190,8 @@ int main(int argc, char** argv) {
   config.prefetch = !no_prefetch;
   for (auto [flag, text, out] :
        {std::tuple{"--prefetch-memory", &prefetch_memory, &config.prefetch_memory},
-        std::tuple{"--prefetch-staged", &prefetch_staged, &config.prefetch_staged}}) {
+        std::tuple{"--prefetch-staged", &prefetch_staged, &config.prefetch_staged},
+        std::tuple{"--max-log", &max_log, &config.max_log_bytes}}) {
     if (text->empty()) continue;
     std::optional<uint64_t> size = ParseSize(*text, &err);
     if (!size) {

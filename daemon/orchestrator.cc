@@ -617,6 +617,7 @@ TaskLaunch Orchestrator::WarmLaunch(const TaskSpec& spec, const std::string& dir
     launch.env.push_back(name + value);
   }
   launch.max_output_bytes = spec.resource_requirements.max_output_bytes;
+  launch.max_log_bytes = options_.max_log_bytes;
   launch.kill_grace_ms = options_.kill_grace_ms;
   SetLimits(spec.resource_requirements, &launch);
   return launch;
@@ -677,6 +678,7 @@ TaskLaunch Orchestrator::MakeLaunch(const Run& run, int i, int attempt) const {
     launch.env.push_back("CHAIN_CONTEXT_FILE=" + dir + "/context.json");
   }
   launch.max_output_bytes = spec.resource_requirements.max_output_bytes;
+  launch.max_log_bytes = options_.max_log_bytes;
   if (spec.resource_requirements.timeout) {
     launch.timeout_ms = static_cast<uint64_t>(spec.resource_requirements.timeout->count());
   }

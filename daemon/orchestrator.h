@@ -65,12 +65,13 @@ struct StoredRun;
 }
 
 struct OrchestratorOptions {
-  std::string runs_dir;               // made if missing
-  size_t jobs = 1;                    // tasks running at once, across runs
-  std::vector<std::string> base_env;  // "NAME=value": the environment every task starts from
-  uint64_t kill_grace_ms = 5000;      // SIGTERM to SIGKILL on timeout or cancel
-  size_t keep_run_dirs = 1000;        // folders of the newest ended runs kept; older go
-  size_t keep_runs = 10000;           // store records of the newest ended runs kept; older go
+  std::string runs_dir;                  // made if missing
+  size_t jobs = 1;                       // tasks running at once, across runs
+  std::vector<std::string> base_env;     // "NAME=value": the environment every task starts from
+  uint64_t kill_grace_ms = 5000;         // SIGTERM to SIGKILL on timeout or cancel
+  size_t keep_run_dirs = 1000;           // folders of the newest ended runs kept; older go
+  size_t keep_runs = 10000;              // store records of the newest ended runs kept; older go
+  uint64_t max_log_bytes = 64ull << 20;  // a task's stderr log on disk (log_bound.h); 0: no bound
   // What tasks' resource_requirements are admitted against (daemon/resources.h). With GPUs,
   // every task gets CUDA_VISIBLE_DEVICES: the ids it was granted, "" if it asked for none.
   Capacity capacity;

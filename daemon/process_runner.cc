@@ -16,6 +16,7 @@
 #include <string>
 #include <utility>
 
+#include "daemon/log_bound.h"
 #include "daemon/orphans.h"
 #include "daemon/process_result.h"
 
@@ -241,6 +242,7 @@ void ProcessRunner::Attempt::Take(TaskLaunch claim, Done on_done) {
   launch.log_path = std::move(claim.log_path);
   launch.output_file = std::move(claim.output_file);
   launch.max_output_bytes = claim.max_output_bytes;
+  launch.max_log_bytes = claim.max_log_bytes;
   launch.timeout_ms = claim.timeout_ms;
   launch.kill_grace_ms = claim.kill_grace_ms;
   result.start_unix_ms = runner->clock_();
@@ -534,6 +536,7 @@ void ProcessRunner::Attempt::Finish() {
   } else if (result.kind != Kind::kSpawnFailed) {
     ConcludeResult(launch, wait_status, stop_reason, &result);
   }
+  BoundLog(launch.log_path, launch.max_log_bytes);  // what it wrote since the last check
   finished = true;
   runner->attempts_.erase(id);
   if (!warm) --runner->running_;
@@ -555,6 +558,33 @@ ProcessRunner::ProcessRunner(uv_loop_t* loop, UnixMsClock clock, std::string exe
 
 ProcessRunner::~ProcessRunner() {
   for (auto& [handle, attempt] : attempts_) attempt->Abandon();
+  if (log_check_) {
+    uv_close(AsHandle(log_check_),
+             [](uv_handle_t* handle) { delete reinterpret_cast<uv_timer_t*>(handle); });
+  }
+}
+
+void ProcessRunner::WatchLogs() {
+  if (!log_check_) {
+    log_check_ = new uv_timer_t;
+    uv_timer_init(loop_, log_check_);  // cannot fail
+    log_check_->data = this;
+    uv_unref(AsHandle(log_check_));  // it never keeps the loop alive by itself
+  }
+  if (uv_is_active(AsHandle(log_check_))) return;
+  uv_timer_start(
+      log_check_, [](uv_timer_t* timer) { static_cast<ProcessRunner*>(timer->data)->CheckLogs(); },
+      kLogCheckMs, kLogCheckMs);
+}
+
+void ProcessRunner::CheckLogs() {
+  if (attempts_.empty()) {
+    uv_timer_stop(log_check_);
+    return;
+  }
+  for (auto& [handle, attempt] : attempts_) {
+    if (!attempt->exited) BoundLog(attempt->launch.log_path, attempt->launch.max_log_bytes);
+  }
 }
 
 TaskRunner::Handle ProcessRunner::Start(TaskLaunch launch, Done done) {
@@ -573,6 +603,7 @@ TaskRunner::Handle ProcessRunner::Start(TaskLaunch launch, Done done) {
   Handle handle = next_handle_++;
   auto* attempt = new Attempt(this, handle, std::move(launch), std::move(done));
   attempts_.emplace(handle, attempt);
+  WatchLogs();
   attempt->result.start_unix_ms = clock_();
   attempt->spawned = started;
   SpawnedProcess process;
@@ -611,6 +642,7 @@ TaskRunner::Handle ProcessRunner::Prewarm(TaskLaunch launch, WarmEvents events, 
     setpriority(PRIO_PGRP, static_cast<id_t>(process.pid), kPrewarmNice);
   }
   attempts_.emplace(handle, attempt);
+  WatchLogs();
   int rc = attempt->Watch(process);
   if (rc < 0) {
     *err = std::string("cannot watch the prewarmed process: ") + uv_strerror(rc);

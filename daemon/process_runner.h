@@ -33,6 +33,8 @@
 //           processes it left cannot outlive the task nor hold its stdout open. A process
 //           that left the group (setsid) and keeps stdout open is waited for at most
 //           kill_grace_ms after the exit; then the output is what was read by then.
+//   log     launch.max_log_bytes (if not 0) bounds the stderr log on disk: BoundLog
+//           (daemon/log_bound.h) every kLogCheckMs while the process runs, and at its end.
 //   output  if the task exited 0 and wrote output_file (a regular file), the file's content
 //           is the output instead of stdout; it is read on the loop thread, bounded by
 //           max_output_bytes. bytes_out is the output's size.
@@ -116,6 +118,9 @@ class ProcessRunner : public TaskRunner {
  private:
   struct Attempt;  // one started attempt: its process, handles and result so far
 
+  void WatchLogs();  // after an attempt is added: the log check runs while there are any
+  void CheckLogs();  // every kLogCheckMs: BoundLog of each live attempt's log
+
   uv_loop_t* loop_;
   UnixMsClock clock_;
   std::string exec_helper_;
@@ -125,6 +130,7 @@ class ProcessRunner : public TaskRunner {
   // Owned: attempts whose `done` is still due, and prewarmed processes not yet taken.
   std::unordered_map<Handle, Attempt*> attempts_;
   std::unique_ptr<char[]> read_buffer_;  // every stdout read, one at a time on the loop
+  uv_timer_t* log_check_ = nullptr;      // unreferenced; closed (and freed) by the destructor
 };
 
 }  // namespace chainctl::daemon

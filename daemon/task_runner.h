@@ -36,8 +36,9 @@ struct TaskLaunch {
   std::string log_path;     // the task's stderr goes here (created, truncated)
   std::string output_file;  // $CHAIN_OUTPUT_FILE: if the task wrote it, it is the output
   uint64_t max_output_bytes = 16ull << 20;  // stdout (or output_file) above this fails the task
-  uint64_t timeout_ms = 0;                  // 0: none. Then SIGTERM to the group, SIGKILL later
-  uint64_t kill_grace_ms = 5000;            // between SIGTERM and SIGKILL
+  uint64_t max_log_bytes = 0;  // the stderr log kept within this on disk (log_bound.h); 0: no bound
+  uint64_t timeout_ms = 0;     // 0: none. Then SIGTERM to the group, SIGKILL later
+  uint64_t kill_grace_ms = 5000;  // between SIGTERM and SIGKILL
   // Limits of the task's processes (0: none), in force before its program runs (the local
   // runner: setrlimit, see process_runner.h). Each process of the task has them on its own.
   uint64_t memory_limit_bytes = 0;  // resource_requirements.memory: allocations beyond fail

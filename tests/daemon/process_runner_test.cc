@@ -179,6 +179,32 @@ TEST_F(ProcessRunnerTest, ExitZeroCapturesStdout) {
   EXPECT_GE(result.cpu_s, 0);
 }
 
+// Issue 15, item 5: a task wrote 200 MB of stderr as is. While it runs, its log is kept within
+// max_log_bytes on disk (log_bound.h), and once more at its end.
+TEST_F(ProcessRunnerTest, StderrLogIsBoundedWhileTheTaskRunsAndAtItsEnd) {
+  TaskLaunch launch = Shell("head -c 8000000 /dev/zero | tr '\\0' x >&2; touch written; sleep 30");
+  launch.max_log_bytes = 1 << 20;
+  std::string log = launch.log_path;
+  auto on_disk = [&log] {
+    struct stat st {};
+    return stat(log.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_blocks) * 512 : 0;
+  };
+  std::optional<TaskResult> result;
+  TaskRunner::Handle handle =
+      runner_->Start(std::move(launch), [&](TaskResult r) { result = std::move(r); });
+  RunUntil([&] { return std::filesystem::exists(dir_.path() + "/written"); }, /*poll=*/true);
+  RunUntil([&] { return on_disk() <= (1 << 20) + 8192; }, /*poll=*/true);  // still running
+  EXPECT_FALSE(result.has_value());
+  runner_->Cancel(handle);
+  RunUntil([&] { return result.has_value(); });
+
+  TaskLaunch quick = Shell("head -c 8000000 /dev/zero | tr '\\0' y >&2");
+  quick.max_log_bytes = 1 << 20;
+  log = quick.log_path = dir_.path() + "/quick.log";
+  EXPECT_TRUE(Run(std::move(quick)).ok());
+  EXPECT_LE(on_disk(), (1u << 20) + 8192) << "bounded at its end, before any check";
+}
+
 TEST_F(ProcessRunnerTest, StdinFromAFile) {
   TaskLaunch launch = Launch({"/bin/cat"});
   launch.stdin_file = dir_.WriteFile("input.json", R"({"from": "a file"})");

@@ -72,4 +72,24 @@ exec 7>&-
 wait "$readers"
 check "and after they leave" status_is 200 GET /health
 
+# --- chaind --max-log 2Mi: the 20 MB log keeps its first and last MiB on disk. ---
+stop_chaind() {
+  kill "$chaind_pid" && for _ in $(seq 1 500); do kill -0 "$chaind_pid" 2> /dev/null || return 0; sleep 0.02; done
+  return 1
+}
+check "chaind stops" stop_chaind
+check "chaind starts with --max-log 2Mi" start_chaind --max-log 2Mi
+check "a run of the loud chain succeeds" bash -c "'$CHAINCTL' trigger loud --wait > /dev/null"
+run=$(curl -s --unix-socket "$sock" 'http://localhost/runs?limit=1' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["run_id"])')
+log="$CHAINCTL_STATE_DIR/runs/$run/loud/attempt-1.log"
+check "its log takes at most 2 MiB of disk: $(du -k "$log" | cut -f1) KB" \
+  test "$(du -k "$log" | cut -f1)" -le $((2048 + 8))
+"$CHAINCTL" logs "$run" loud > "$tmp/bounded" 2> /dev/null
+check "chainctl logs shows its first line" test "$(head -n 1 "$tmp/bounded")" = "line 00000001 of a loud task"
+check "its last line" test "$(tail -n 1 "$tmp/bounded")" = "line 00700000 of a loud task"
+check "and where bytes were dropped, how many" \
+  grep -q "^\[chaind: [0-9]* bytes of this log were dropped here, to keep it within chaind --max-log\]$" "$tmp/bounded"
+check "and no zeros" bash -c "! tr -d '\n' < '$tmp/bounded' | grep -qaP '\x00'"
+
 finish
