@@ -879,6 +879,7 @@ void Orchestrator::MaybeFinishRun(Run& run) {
     runs_.erase(n);
     RunDirEnded(n);
     RunRecordEnded(n);
+    if (runs_.empty() && idle_) idle_();
     if (stopping_ && runs_.empty() && stopped_) {
       auto done = std::move(stopped_);
       stopped_ = nullptr;

@@ -108,6 +108,8 @@ class Orchestrator {
   void OnAttemptRecorded(std::function<void(const HistoryRecord&)> observer) {
     attempt_recorded_ = std::move(observer);
   }
+  // `observer` is called on the loop once no run is active: the last one's end is stored.
+  void OnIdle(std::function<void()> observer) { idle_ = std::move(observer); }
 
   // Expected task durations (ms) from history, for the critical path: the Scheduler's weights
   // (without it, or for a task history has not seen, all tasks weigh the same). Set before runs
@@ -253,6 +255,7 @@ class Orchestrator {
   Registry* registry_;
   History* history_;
   std::function<void(const HistoryRecord&)> attempt_recorded_;
+  std::function<void()> idle_;
   Store* store_;
   StoreWriter* writer_;
   TaskRunner* runner_;
