@@ -206,14 +206,14 @@ InputStager::InputStager(InputCacheOptions options, CacheClock clock)
     : hardlink_local_(options.hardlink_local), cache_(std::move(options), std::move(clock)) {}
 
 StageResult InputStager::Stage(const std::vector<std::string>& inputs, const std::string& dest,
-                               bool link) {
-  StageResult result = StageFiles(inputs, dest, link && hardlink_local_);
+                               bool link, const StageCancelled& cancelled) {
+  StageResult result = StageFiles(inputs, dest, link && hardlink_local_, cancelled);
   result.error = PrintableBytes(result.error, SIZE_MAX);
   return result;
 }
 
 StageResult InputStager::StageFiles(const std::vector<std::string>& inputs, const std::string& dest,
-                                    bool link) {
+                                    bool link, const StageCancelled& cancelled) {
   StageResult result;
   std::vector<Source> sources;
   if (!Resolve(inputs, &sources, &result.error)) return result;
@@ -225,6 +225,10 @@ StageResult InputStager::StageFiles(const std::vector<std::string>& inputs, cons
   }
   RemoveOthers(dest, sources);
   for (const Source& source : sources) {
+    if (cancelled && cancelled()) {
+      result.error = "cancelled";
+      return result;
+    }
     StagedFile file;
     std::string target = dest + "/" + source.name;
     if (source.url) {
@@ -241,7 +245,7 @@ StageResult InputStager::StageFiles(const std::vector<std::string>& inputs, cons
       if (stat(target.c_str(), &st) == 0) file.mtime_ns = MtimeNs(st);
       if (fetched.downloaded) result.bytes_copied += fetched.size;
     } else if (!PlaceLocalFile(source.path, target, link, &file, &result.bytes_copied,
-                               &result.error)) {
+                               &result.error, cancelled)) {
       return result;
     } else {
       file.input = source.input;

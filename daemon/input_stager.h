@@ -32,6 +32,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -52,6 +53,11 @@ struct StagedFile {
   std::string etag, last_modified;  // URLs only
 };
 
+// Asked on the staging thread before each input and between the 1 MiB chunks of a copy: true
+// stops the staging, which then fails with "cancelled" (issue 15 item 9: a run staging a huge
+// file could be neither cancelled nor shut down). Must be thread-safe; empty: never.
+using StageCancelled = std::function<bool()>;
+
 struct StageResult {
   bool ok = false;
   std::string error;  // one line: which input and why ("/d/*.csv matches no file", ...)
@@ -70,7 +76,8 @@ class InputStager {
   // files, whose names are bytes: bytes that are not UTF-8 in it are written \xHH
   // (PrintableBytes), so that it can be a task's cause in JSON. `link`: the task declared that
   // it does not write its inputs (`inputs.link`), so hard links may be used.
-  StageResult Stage(const std::vector<std::string>& inputs, const std::string& dest, bool link);
+  StageResult Stage(const std::vector<std::string>& inputs, const std::string& dest, bool link,
+                    const StageCancelled& cancelled = {});
 
   // Re-checks, at use, files staged earlier by Stage(inputs, ...): true if every one is fresh
   // (see the header comment); else false with *why naming the first stale input ("/d/a.csv
@@ -86,8 +93,8 @@ class InputStager {
   void Trim();
 
  private:
-  StageResult StageFiles(const std::vector<std::string>& inputs, const std::string& dest,
-                         bool link);
+  StageResult StageFiles(const std::vector<std::string>& inputs, const std::string& dest, bool link,
+                         const StageCancelled& cancelled);
   std::string Staleness(const std::vector<std::string>& inputs, const StageResult& staged);
   std::string UrlStaleness(const StagedFile& file);
 
@@ -98,8 +105,10 @@ class InputStager {
 // Places the local regular file `source` at `dest` (replacing it): a hard link if
 // `allow_hardlink` and the file system allows it, else a reflink, else a copy with the
 // source's mode and mtime. Fills *file (identity of the source) and adds the bytes copied to
-// *bytes_copied. Fails if the source changed while it was copied.
+// *bytes_copied. Fails if the source changed while it was copied, or "cancelled" if
+// `cancelled` says so between chunks (the partial copy is removed).
 bool PlaceLocalFile(const std::string& source, const std::string& dest, bool allow_hardlink,
-                    StagedFile* file, uint64_t* bytes_copied, std::string* err);
+                    StagedFile* file, uint64_t* bytes_copied, std::string* err,
+                    const StageCancelled& cancelled = {});
 
 }  // namespace chainctl::daemon

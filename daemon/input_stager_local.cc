@@ -63,10 +63,15 @@ bool HasMore(int in) {
 // Byte copy of the first `size` bytes of `in` into `out`: copy_file_range, else read/write. A
 // source that has more than `size` bytes is refused, so that an endless one cannot hold a
 // thread (and the run waiting for it) for ever.
-bool CopyBytes(int in, int out, uint64_t size, uint64_t* copied, std::string* err) {
+bool CopyBytes(int in, int out, uint64_t size, uint64_t* copied, std::string* err,
+               const StageCancelled& cancelled) {
   bool plain = false;
   uint64_t done = 0;
   while (done < size) {
+    if (cancelled && cancelled()) {
+      *err = "cancelled";
+      return false;
+    }
     const size_t want = static_cast<size_t>(std::min<uint64_t>(kCopyChunk, size - done));
     ssize_t n = 0;
     if (!plain) {
@@ -100,14 +105,14 @@ bool CopyBytes(int in, int out, uint64_t size, uint64_t* copied, std::string* er
 // Reflink, else byte copy, of `in` (described by `st`) to a new file `dest`, with the source's
 // mode and mtime.
 bool CopyFile(int in, const struct stat& st, const std::string& dest, uint64_t* copied,
-              std::string* err) {
+              std::string* err, const StageCancelled& cancelled) {
   int out = open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 07777);
   if (out < 0) {
     *err = Errno("creating " + dest);
     return false;
   }
   bool ok = ioctl(out, FICLONE, in) == 0 ||
-            CopyBytes(in, out, static_cast<uint64_t>(st.st_size), copied, err);
+            CopyBytes(in, out, static_cast<uint64_t>(st.st_size), copied, err, cancelled);
   struct timespec times[2] = {{0, UTIME_OMIT}, st.st_mtim};
   if (ok && futimens(out, times) != 0) {
     *err = Errno("setting the mtime of " + dest);
@@ -122,7 +127,7 @@ bool CopyFile(int in, const struct stat& st, const std::string& dest, uint64_t* 
 }
 
 bool Copy(const std::string& source, const std::string& dest, StagedFile* file, uint64_t* copied,
-          std::string* err) {
+          std::string* err, const StageCancelled& cancelled) {
   // Non-blocking: a source that would block a read (a pseudo-file) is refused, not waited on.
   int in = open(source.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   struct stat before {
@@ -133,13 +138,13 @@ bool Copy(const std::string& source, const std::string& dest, StagedFile* file, 
     return false;
   }
   uint64_t bytes = 0;
-  bool ok = CopyFile(in, before, dest, &bytes, err);
+  bool ok = CopyFile(in, before, dest, &bytes, err, cancelled);
   const bool same = fstat(in, &after) == 0 && SameFile(before, after);
   if (!same) {
     *err = source + " changed while it was copied";
     if (ok) unlink(dest.c_str());
     ok = false;
-  } else if (!ok) {
+  } else if (!ok && *err != "cancelled") {
     *err = source + ": " + *err;
   }
   close(in);
@@ -152,7 +157,8 @@ bool Copy(const std::string& source, const std::string& dest, StagedFile* file, 
 }  // namespace
 
 bool PlaceLocalFile(const std::string& source, const std::string& dest, bool allow_hardlink,
-                    StagedFile* file, uint64_t* bytes_copied, std::string* err) {
+                    StagedFile* file, uint64_t* bytes_copied, std::string* err,
+                    const StageCancelled& cancelled) {
   if (unlink(dest.c_str()) != 0 && errno != ENOENT) {
     *err = Errno("removing " + dest);
     return false;
@@ -168,7 +174,7 @@ bool PlaceLocalFile(const std::string& source, const std::string& dest, bool all
     Describe(source, dest, st, /*linked=*/true, file);
     return true;
   }
-  return Copy(source, dest, file, bytes_copied, err);
+  return Copy(source, dest, file, bytes_copied, err, cancelled);
 }
 
 }  // namespace chainctl::daemon

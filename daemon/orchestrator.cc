@@ -546,22 +546,25 @@ void Orchestrator::StartAttempt(Run& run, int i, int attempt, Grant grant, TaskL
 void Orchestrator::StageInputs(Run& run, int i, int attempt, Grant grant, TaskLaunch launch) {
   Run::Task& t = run.task(i);
   t.staging = true;
+  t.stop_staging = std::make_shared<std::atomic<bool>>(false);
   uint64_t n = run.n;
   std::string dest = launch.workdir + "/inputs/files";
   prefetcher_->StageInputs(
       run.plan->version.chain_id, run.chain(), i, dest,
+      [stop = t.stop_staging] { return stop->load(); },
       [this, n, i, attempt, grant, launch = std::move(launch)](StageResult staged) mutable {
         auto it = runs_.find(n);
         Run* live = it == runs_.end() ? nullptr : it->second.get();
         if (live) live->task(i).staging = false;
-        if (live && staged.ok && !live->cancelled && !live->timed_out && !stopping_) {
+        bool stopped = !live || live->cancelled || live->timed_out || stopping_;
+        if (!stopped && staged.ok) {
           live->task(i).bytes_staged = staged.bytes;
           return StartAttempt(*live, i, attempt, grant, std::move(launch));
         }
         TaskResult result;
         result.start_unix_ms = result.end_unix_ms = clock_();
-        result.kind = staged.ok ? TaskResult::Kind::kCancelled : TaskResult::Kind::kSpawnFailed;
-        result.error = staged.ok ? "cancelled" : "inputs.files: " + staged.error;
+        result.kind = stopped ? TaskResult::Kind::kCancelled : TaskResult::Kind::kSpawnFailed;
+        result.error = stopped ? "cancelled" : "inputs.files: " + staged.error;
         resources_.Release(grant);
         OnResult(n, i, attempt, std::move(result));
       });
@@ -1171,6 +1174,7 @@ void Orchestrator::StopRun(Run& run) {
     Run::Task& t = run.tasks[i];
     if (t.handle) runner_->Cancel(t.handle);
     if (t.worker_request && workers_) workers_->Cancel(t.worker_request);
+    if (t.staging && t.stop_staging) t.stop_staging->store(true);  // its copy gives up
     if (t.retry) FinishTask(run, static_cast<int>(i), TaskState::kCancelled, "cancelled");
   }
   for (int task : cancelled) SaveTask(run, task);

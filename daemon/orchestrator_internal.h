@@ -1,9 +1,10 @@
-// What orchestrator.cc and orchestrator_recovery.cc share: a run's state in memory and the
-// helpers that read stored runs. Only those two files include this.
+// What orchestrator.cc, orchestrator_recovery.cc and orchestrator_retention.cc share: a run's
+// state in memory and the helpers that read stored runs. Only those files include this.
 #pragma once
 
 #include <uv.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -50,6 +51,7 @@ struct Orchestrator::Run {
     TaskRunner::Handle handle = 0;
     uint64_t worker_request = 0;  // mode: worker: the WorkerPool request while it runs
     bool staging = false;         // its inputs.files are being staged (before the spawn)
+    std::shared_ptr<std::atomic<bool>> stop_staging;  // set by StopRun while staging
     uint64_t bytes_staged = 0;
     nlohmann::json input;         // mode: worker: the input, sent in the request
     nlohmann::json process;       // runner_->Locate(handle) while it runs, for crash recovery

@@ -387,12 +387,12 @@ void Prefetcher::WorkerServed(const std::string& key, bool cold, double duration
 }
 
 void Prefetcher::StageInputs(const std::string& chain_id, const std::shared_ptr<const Chain>& chain,
-                             int task, const std::string& dest,
+                             int task, const std::string& dest, StageCancelled cancelled,
                              std::function<void(StageResult)> done) {
   std::shared_ptr<const ChainView> view = ViewOf(chain_id, chain);
   const ChainView::Task& t = view->task(task);
   pool_.StageInputs(StageKey(t.key), chain_id, view->spec(task), dest, options_.enabled && t.stages,
-                    std::move(done));
+                    std::move(cancelled), std::move(done));
 }
 
 // --- figures ---

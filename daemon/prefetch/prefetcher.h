@@ -129,9 +129,11 @@ class Prefetcher {
                         int task);
   void WorkerServed(const std::string& key, bool cold, double duration_ms);
   // Makes `dest` hold the task's inputs.files: moved from a staged entry that is still fresh
-  // (a hit), else staged now (a miss). On the thread pool; `done` on the loop.
+  // (a hit), else staged now (a miss) until `cancelled` (input_stager.h). On the thread pool;
+  // `done` on the loop.
   void StageInputs(const std::string& chain_id, const std::shared_ptr<const Chain>& chain, int task,
-                   const std::string& dest, std::function<void(StageResult)> done);
+                   const std::string& dest, StageCancelled cancelled,
+                   std::function<void(StageResult)> done);
 
   nlohmann::json Status() const;  // GET /prefetch
   nlohmann::json Stats() const;   // the figures of GET /stats

@@ -1,6 +1,7 @@
 #include "daemon/prefetch/warm_pool.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 
@@ -35,6 +36,9 @@ struct WarmPool::Entry {
   std::vector<std::string> inputs;  // kStage
   bool staging = false;
   StageResult staged;
+  // Set by Stop: a staging still copying gives up between chunks (it cannot hold chaind's
+  // shutdown, which waits for the thread pool).
+  std::shared_ptr<std::atomic<bool>> cancel = std::make_shared<std::atomic<bool>>(false);
 };
 
 WarmPool::WarmPool(uv_loop_t* loop, std::string dir, WarmPoolHooks hooks, TaskRunner* runner,
@@ -138,8 +142,8 @@ void WarmPool::StartStaging(Entry& e, const TaskSpec& task) {
   uint64_t id = e.id;
   QueueWork(
       loop_,
-      [stager, inputs = e.inputs, dest, result, link = task.link_inputs] {
-        *result = stager->Stage(inputs, dest, link);
+      [stager, inputs = e.inputs, dest, result, link = task.link_inputs, cancel = e.cancel] {
+        *result = stager->Stage(inputs, dest, link, [cancel] { return cancel->load(); });
       },
       [this, alive, id, result] {
         if (alive.expired()) return;
@@ -162,6 +166,7 @@ void WarmPool::Stop(uint64_t id, bool wasted) {
   if (it == entries_.end()) return;
   std::unique_ptr<Entry> entry = std::move(it->second);
   entries_.erase(it);
+  entry->cancel->store(true);
   TaskFigures& f = (*figures_)[entry->key];
   TaskResult cost;
   if (entry->level == WarmLevel::kSpawn && entry->handle) {
@@ -333,7 +338,7 @@ void WarmPool::WorkerServed(const std::string& key, bool cold, double duration_m
 
 void WarmPool::StageInputs(const std::string& key, const std::string& chain_id,
                            const TaskSpec& task, const std::string& dest, bool count_miss,
-                           std::function<void(StageResult)> done) {
+                           StageCancelled cancelled, std::function<void(StageResult)> done) {
   TaskFigures& f = figures_->Touch(key, chain_id, task.task_id, clock_());
   f.level = "stage";
   std::string from;
@@ -355,7 +360,7 @@ void WarmPool::StageInputs(const std::string& key, const std::string& chain_id,
   QueueWork(
       loop_,
       [stager = stager_, inputs = task.input_files, link = task.link_inputs, dest, from,
-       staged = std::move(staged), outcome] {
+       staged = std::move(staged), outcome, cancelled = std::move(cancelled)] {
         std::string why;
         std::error_code ec;
         if (!from.empty() && stager->StillFresh(inputs, staged, &why)) {
@@ -370,7 +375,7 @@ void WarmPool::StageInputs(const std::string& key, const std::string& chain_id,
         if (!from.empty()) fs::remove_all(from, ec);
         if (outcome->hit) return;
         auto start = std::chrono::steady_clock::now();
-        outcome->result = stager->Stage(inputs, dest, link);
+        outcome->result = stager->Stage(inputs, dest, link, cancelled);
         outcome->ms =
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
                 .count();

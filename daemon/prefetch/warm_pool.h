@@ -70,10 +70,11 @@ class WarmPool {
   // A mode: worker request served: a hit or a miss, and its time (see Prefetcher).
   void WorkerServed(const std::string& key, bool cold, double duration_ms);
   // Makes `dest` hold the task's inputs.files: moved from a fresh staged entry of `key` (a hit),
-  // else staged now (a miss, counted if `count_miss`: the task stages ahead). On the thread
-  // pool; `done` on the loop.
+  // else staged now (a miss, counted if `count_miss`: the task stages ahead), until `cancelled`.
+  // On the thread pool; `done` on the loop.
   void StageInputs(const std::string& key, const std::string& chain_id, const TaskSpec& task,
-                   const std::string& dest, bool count_miss, std::function<void(StageResult)> done);
+                   const std::string& dest, bool count_miss, StageCancelled cancelled,
+                   std::function<void(StageResult)> done);
 
   nlohmann::json Json() const;  // the pool, for GET /prefetch
 
