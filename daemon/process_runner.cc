@@ -294,7 +294,7 @@ TaskResult ProcessRunner::Attempt::KillWarm() {
   cost.cpu_s = SecondsOf(usage.ru_utime) + SecondsOf(usage.ru_stime);
   cost.max_rss_kb = usage.ru_maxrss;
   cost.cold = false;
-  runner->attempts_.erase(id);
+  runner->Forget(id);
   runner = nullptr;
   finished = true;
   CloseProcessHandles();
@@ -538,7 +538,7 @@ void ProcessRunner::Attempt::Finish() {
   }
   BoundLog(launch.log_path, launch.max_log_bytes);  // what it wrote since the last check
   finished = true;
-  runner->attempts_.erase(id);
+  runner->Forget(id);
   if (!warm) --runner->running_;
   runner = nullptr;
   if (warm) {  // ended before anything took it
@@ -577,11 +577,16 @@ void ProcessRunner::WatchLogs() {
       kLogCheckMs, kLogCheckMs);
 }
 
+void ProcessRunner::Forget(Handle handle) {
+  attempts_.erase(handle);
+  if (!attempts_.empty() || !log_check_) return;
+  // Closed while nothing runs, so that none is left open when chaind closes its loop.
+  uv_close(AsHandle(log_check_),
+           [](uv_handle_t* timer) { delete reinterpret_cast<uv_timer_t*>(timer); });
+  log_check_ = nullptr;
+}
+
 void ProcessRunner::CheckLogs() {
-  if (attempts_.empty()) {
-    uv_timer_stop(log_check_);
-    return;
-  }
   for (auto& [handle, attempt] : attempts_) {
     if (!attempt->exited) BoundLog(attempt->launch.log_path, attempt->launch.max_log_bytes);
   }
@@ -646,7 +651,7 @@ TaskRunner::Handle ProcessRunner::Prewarm(TaskLaunch launch, WarmEvents events, 
   int rc = attempt->Watch(process);
   if (rc < 0) {
     *err = std::string("cannot watch the prewarmed process: ") + uv_strerror(rc);
-    attempts_.erase(handle);
+    Forget(handle);
     attempt->Abandon();
     return 0;
   }

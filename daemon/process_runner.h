@@ -118,8 +118,9 @@ class ProcessRunner : public TaskRunner {
  private:
   struct Attempt;  // one started attempt: its process, handles and result so far
 
-  void WatchLogs();  // after an attempt is added: the log check runs while there are any
-  void CheckLogs();  // every kLogCheckMs: BoundLog of each live attempt's log
+  void WatchLogs();            // after an attempt is added: the log check runs while there are any
+  void Forget(Handle handle);  // the attempt leaves attempts_ (the log check closes with the last)
+  void CheckLogs();            // every kLogCheckMs: BoundLog of each live attempt's log
 
   uv_loop_t* loop_;
   UnixMsClock clock_;

@@ -336,6 +336,11 @@ tasks:
 // .../input.json: Too many open files") and the run failed. Short of descriptors there, the task
 // is retried and its input written again.
 TEST_F(OrchestratorStoreTest, Issue15InputShortOfDescriptorsIsRetried) {
+#ifdef __SANITIZE_ADDRESS__
+  // The sanitizers check memory with a pipe (IsAccessibleMemoryRange): with no descriptor
+  // left, UBSan's vptr check reports a false "invalid vptr". e2e fd_limit_test runs there.
+  GTEST_SKIP() << "the sanitizers need descriptors for their own checks";
+#endif
   rlimit saved{};
   ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
   rlimit low = saved;
