@@ -282,14 +282,17 @@ tasks:
   EXPECT_EQ(records[1].status, "succeeded");
 }
 
-TEST_F(OrchestratorStoreTest, Issue15OtherSpawnFailuresAndEndlessShortageFailTheTask) {
-  Apply(R"(
+// One task, one attempt, retried at once: what shortages of resources are tried with.
+constexpr const char* kShortChain = R"(
 chain_id: short
 tasks:
   - task_id: t
     executable_code_location: /bin/cat
     retry: {max_attempts: 1, initial_backoff: 1ms, max_backoff: 1ms}
-)");
+)";
+
+TEST_F(OrchestratorStoreTest, Issue15OtherSpawnFailuresAndEndlessShortageFailTheTask) {
+  Apply(kShortChain);
   std::string id = Trigger("short");
   runner_.FailSpawn(false);  // not a shortage: max_attempts 1 is the end
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -309,13 +312,7 @@ tasks:
 // The CI failure of fd_limit_test: with many tasks running, a shortage outlasted 10 retries.
 // While another task runs (its end frees what it holds), retries are not counted.
 TEST_F(OrchestratorStoreTest, Issue15ShortageRetriesAreNotCountedWhileAnotherTaskRuns) {
-  Apply(R"(
-chain_id: short
-tasks:
-  - task_id: t
-    executable_code_location: /bin/cat
-    retry: {max_attempts: 1, initial_backoff: 1ms, max_backoff: 1ms}
-)");
+  Apply(kShortChain);
   std::string busy = Trigger("one");
   std::string id = Trigger("short");
   ASSERT_EQ(runner_.running(), 2u);
