@@ -556,6 +556,7 @@ void Orchestrator::StageInputs(Run& run, int i, int attempt, Grant grant, TaskLa
         auto it = runs_.find(n);
         Run* live = it == runs_.end() ? nullptr : it->second.get();
         if (live) live->task(i).staging = false;
+        if (live && !staged.ok) live->task(i).input_ready = false;  // a retry stages again
         bool stopped = !live || live->cancelled || live->timed_out || stopping_;
         if (!stopped && staged.ok) {
           live->task(i).bytes_staged = staged.bytes;
@@ -648,6 +649,9 @@ bool Orchestrator::PrepareInput(Run& run, int i, std::string* err, int* error_nu
   }
   for (const std::string& dep : spec.dependencies) {
     if (!run.task(run.plan->chain.FindTask(dep)).has_files) continue;
+    // What an earlier try left (PrepareInput runs again after a shortage) is replaced.
+    std::error_code ec;
+    std::filesystem::remove_all(dir + "/work/inputs/" + dep, ec);
     if (!MakeDir(dir + "/work/inputs", err) ||
         !LinkTree(run.dir + "/" + dep + "/out", dir + "/work/inputs/" + dep, err, error_number)) {
       return false;

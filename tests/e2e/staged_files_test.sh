@@ -39,4 +39,30 @@ check "linked: the task got a hard link to the user's file" \
 check "(so what it wrote is there: it declared it would not)" \
   test "$(cat "$tmp/data/data.txt")" = "$(printf 'original\nappended')"
 
+# --- A retry after a failed staging stages again (it used to run the task without its inputs). ---
+cat > "$tmp/later.yaml" <<YAML
+chain_id: later
+tasks:
+  - task_id: read
+    command: 'cat > /dev/null; printf "{\"n\": %s}" "\$(cat inputs/files/later.txt)"'
+    inputs: {files: ["$tmp/data/later.txt"]}
+    retry: {max_attempts: 2, initial_backoff: 3s}
+YAML
+check "apply later" bash -c "'$CHAINCTL' apply -f '$tmp/later.yaml' > /dev/null"
+run=$("$CHAINCTL" trigger later)
+retrying() {  # the first attempt failed staging: later.txt did not exist
+  curl -s --unix-socket "$sock" "http://localhost/runs/$run/events" | grep -q '"task_retrying"'
+}
+check "the first try fails staging (no later.txt) and waits to retry" poll 20 retrying
+check "saying why" bash -c "curl -s --unix-socket '$sock' http://localhost/runs/$run/events |
+  grep -q 'later.txt'"
+echo 7 > "$tmp/data/later.txt"  # before the retry, 3 s after the failure
+ended() {
+  curl -s --unix-socket "$sock" "http://localhost/runs/$run" |
+    python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["status"] == "running")'
+}
+check "the run ends" poll 20 ended
+check "the retry staged later.txt and succeeded with it" bash -c \
+  "curl -s --unix-socket '$sock' http://localhost/runs/$run/tasks/read/output | grep -q '\"n\": *7'"
+
 finish
