@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "common/units.h"
+#include "daemon/process_spawn.h"
 
 namespace chainctl::daemon {
 namespace {
@@ -65,6 +66,7 @@ void UseOutputFile(const TaskLaunch& launch, TaskResult* result) {
   }
   result->kind = Kind::kOutputTooLarge;
   result->output.clear();
+  result->retryable = IsResourceShortage(error);  // EMFILE: chaind's shortage, not the task's
   if (error == EFBIG) {
     result->error = OverLimit("the output file", launch.max_output_bytes);
   } else {

@@ -231,9 +231,7 @@ void ProcessRunner::Attempt::Take(TaskLaunch claim, Done on_done) {
   if (!launch.log_path.empty() && !claim.log_path.empty()) {
     rename(launch.log_path.c_str(), claim.log_path.c_str());
   }
-  std::string input = std::move(claim.stdin_data);
-  std::string err;
-  if (!claim.stdin_file.empty()) ReadWholeFile(claim.stdin_file, &input, &err);
+  std::string input = std::move(claim.stdin_data);  // Start read claim.stdin_file into it
   launch.run_id = std::move(claim.run_id);
   launch.task_id = std::move(claim.task_id);
   launch.attempt = claim.attempt;
@@ -598,10 +596,18 @@ TaskRunner::Handle ProcessRunner::Start(TaskLaunch launch, Done done) {
     auto it = attempts_.find(launch.warm);
     if (it != attempts_.end() && it->second->warm && !it->second->exited &&
         !it->second->stop_reason) {
-      Handle handle = it->first;
-      it->second->Take(std::move(launch), std::move(done));
-      ++running_;
-      return handle;
+      // The input is read before the process is taken. One that cannot be read (a missing
+      // file, or no descriptor free) stops the prewarm, which was handed over to this launch,
+      // and goes to a cold spawn, which says why.
+      std::string err;
+      if (launch.stdin_file.empty() || ReadWholeFile(launch.stdin_file, &launch.stdin_data, &err)) {
+        launch.stdin_file.clear();
+        Handle handle = it->first;
+        it->second->Take(std::move(launch), std::move(done));
+        ++running_;
+        return handle;
+      }
+      StopWarm(launch.warm);
     }
   }
   ++running_;

@@ -39,6 +39,16 @@ else
   check "stopped" stop_chaind
 fi
 
+# A chaind built with UBSan (scripts/test --sanitize) cannot run out of descriptors: its vptr
+# check reads memory through a pipe, and with none left it reports a false "invalid vptr" and,
+# built with -fno-sanitize-recover, aborts (HttpServerLimitsTest says the same). The normal build
+# runs the rest.
+if ldd "$real_chaind" 2> /dev/null | grep -q libubsan; then
+  echo "SKIP the out-of-descriptors parts: this chaind is built with UBSan, whose vptr check aborts without a free descriptor"
+  finish
+  exit
+fi
+
 # --- ulimit -n 64, 100 concurrent trigger --wait: every run stored and told. ---
 # --jobs 16, as one per core would be on a 16-core machine: 16 tasks spawning at once used to
 # take the descriptors left and fail their runs ("cannot write input.json: Too many open files").
