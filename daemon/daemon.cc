@@ -254,6 +254,11 @@ size_t FitJobs(uint64_t descriptors, size_t connections, size_t jobs) {
 }  // namespace
 
 int RunDaemon(const DaemonConfig& config) {
+  // One malloc arena for every thread, set before any thread starts. With one per thread, the
+  // libuv pool's four arenas kept what they had freed: 34 MB of RssAnon after 8,000 runs (main
+  // heap 0.5 MB, live heap at most 6.2 MB by heaptrack); with one, 9.3 MB after 4,000 runs, where
+  // four arenas held 21.7 MB. The pool's threads allocate little, so they hardly contend.
+  mallopt(M_ARENA_MAX, 1);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN);  // until Serve handles it (tasks get SIG_DFL: process_spawn.h)
   std::string err;
