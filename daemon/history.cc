@@ -169,6 +169,17 @@ bool DropOldest(WriteTxn& txn, uint64_t n, uint64_t* removed, std::string* err) 
   return true;
 }
 
+// ValidateHistoryRecord of each record; the error says which ("history record 3 of 10: ...").
+bool ValidateAll(const std::vector<HistoryRecord>& records, std::string* err) {
+  for (size_t i = 0; i < records.size(); ++i) {
+    if (!ValidateHistoryRecord(records[i], err)) {
+      return Fail(err, "history record " + std::to_string(i + 1) + " of " +
+                           std::to_string(records.size()) + ": " + *err);
+    }
+  }
+  return true;
+}
+
 // Import keys: two records with the same key are the same attempt (History::Import).
 using ImportKey = std::tuple<std::string, std::string, int, int64_t>;  // task, instance, ...
 
@@ -252,12 +263,7 @@ History::History(Store* store, uint64_t retention)
     : store_(store), retention_(retention < 1 ? 1 : retention) {}
 
 bool History::Append(WriteTxn& txn, std::vector<HistoryRecord>* records, std::string* err) {
-  for (size_t i = 0; i < records->size(); ++i) {
-    if (!ValidateHistoryRecord((*records)[i], err)) {
-      return Fail(err, "history record " + std::to_string(i + 1) + " of " +
-                           std::to_string(records->size()) + ": " + *err);
-    }
-  }
+  if (!ValidateAll(*records, err)) return false;
   Meta meta;
   if (!ReadMeta(txn, &meta, err)) return false;
   for (HistoryRecord& r : *records) {
@@ -278,12 +284,7 @@ bool History::AppendNow(std::vector<HistoryRecord>* records, std::string* err) {
 }
 
 bool History::Import(std::vector<HistoryRecord>* records, size_t* skipped, std::string* err) {
-  for (size_t i = 0; i < records->size(); ++i) {
-    if (!ValidateHistoryRecord((*records)[i], err)) {
-      return Fail(err, "history record " + std::to_string(i + 1) + " of " +
-                           std::to_string(records->size()) + ": " + *err);
-    }
-  }
+  if (!ValidateAll(*records, err)) return false;  // numbered as given, before the filter
   std::vector<HistoryRecord> input = std::move(*records);
   // The filter runs inside the transaction (a retried one runs it again, from `input`).
   bool ok = store_->Write(

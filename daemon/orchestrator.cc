@@ -649,9 +649,12 @@ bool Orchestrator::PrepareInput(Run& run, int i, std::string* err, int* error_nu
   }
   for (const std::string& dep : spec.dependencies) {
     if (!run.task(run.plan->chain.FindTask(dep)).has_files) continue;
-    // What an earlier try left (PrepareInput runs again after a shortage) is replaced.
-    std::error_code ec;
-    std::filesystem::remove_all(dir + "/work/inputs/" + dep, ec);
+    // What an earlier try of this go left (PrepareInput runs again after a shortage or a
+    // failed staging) is replaced; a first attempt finds nothing there.
+    if (run.task(i).attempts > 1) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir + "/work/inputs/" + dep, ec);
+    }
     if (!MakeDir(dir + "/work/inputs", err) ||
         !LinkTree(run.dir + "/" + dep + "/out", dir + "/work/inputs/" + dep, err, error_number)) {
       return false;

@@ -131,7 +131,7 @@ class ProcessRunner : public TaskRunner {
   // Owned: attempts whose `done` is still due, and prewarmed processes not yet taken.
   std::unordered_map<Handle, Attempt*> attempts_;
   std::unique_ptr<char[]> read_buffer_;  // every stdout read, one at a time on the loop
-  uv_timer_t* log_check_ = nullptr;      // unreferenced; closed (and freed) by the destructor
+  uv_timer_t* log_check_ = nullptr;      // unreferenced; closed (and freed) with the last attempt
 };
 
 }  // namespace chainctl::daemon

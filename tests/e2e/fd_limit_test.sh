@@ -19,10 +19,6 @@ limited() {  # limited ULIMIT-FLAGS...
   chmod +x "$tmp/chaind"
   CHAIND=$tmp/chaind
 }
-stop_chaind() {
-  kill "$chaind_pid" && for _ in $(seq 1 500); do kill -0 "$chaind_pid" 2> /dev/null || return 0; sleep 0.02; done
-  return 1
-}
 nofile() {  # nofile PID soft|hard
   awk -v f="$2" '/^Max open files/ {print (f == "soft" ? $4 : $5)}' "/proc/$1/limits"
 }

@@ -35,9 +35,6 @@ run_is() {  # run_is RUN PYTHON-EXPR: GET /runs/RUN, `b` the record
     python3 -c "import json,sys; b=json.load(sys.stdin); sys.exit(0 if ($2) else 1)"
 }
 waiting() { [[ ! -e "$tmp/wait.rc" ]]; }
-stop_chaind() {
-  kill "$chaind_pid" && poll 30 bash -c "! kill -0 $chaind_pid 2> /dev/null" && wait "$chaind_pid"
-}
 
 echo "import json; print(json.dumps({'x': 'a' * 1000000}))" > "$tmp/big.py"
 cat > "$tmp/big.yaml" <<YAML

@@ -65,6 +65,11 @@ start_chaind() {  # start_chaind [FLAG...]
   return 1
 }
 
+# SIGTERM to the chaind start_chaind started; true once it has exited 0 (within 30 s).
+stop_chaind() {
+  kill "$chaind_pid" && poll 30 bash -c "! kill -0 $chaind_pid 2> /dev/null" && wait "$chaind_pid"
+}
+
 # Calling the API directly (curl on $sock); the last answer's body is in $tmp/body.
 # http METHOD PATH [curl args...]: prints "STATUS BODY"
 http() {

@@ -73,10 +73,6 @@ wait "$readers"
 check "and after they leave" status_is 200 GET /health
 
 # --- chaind --max-log 2Mi: the 20 MB log keeps its first and last MiB on disk. ---
-stop_chaind() {
-  kill "$chaind_pid" && for _ in $(seq 1 500); do kill -0 "$chaind_pid" 2> /dev/null || return 0; sleep 0.02; done
-  return 1
-}
 check "chaind stops" stop_chaind
 check "chaind starts with --max-log 2Mi" start_chaind --max-log 2Mi
 check "a run of the loud chain succeeds" bash -c "'$CHAINCTL' trigger loud --wait > /dev/null"

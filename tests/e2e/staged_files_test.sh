@@ -46,7 +46,7 @@ tasks:
   - task_id: read
     command: 'cat > /dev/null; printf "{\"n\": %s}" "\$(cat inputs/files/later.txt)"'
     inputs: {files: ["$tmp/data/later.txt"]}
-    retry: {max_attempts: 2, initial_backoff: 3s}
+    retry: {max_attempts: 3, initial_backoff: 3s}
 YAML
 check "apply later" bash -c "'$CHAINCTL' apply -f '$tmp/later.yaml' > /dev/null"
 run=$("$CHAINCTL" trigger later)
@@ -56,7 +56,8 @@ retrying() {  # the first attempt failed staging: later.txt did not exist
 check "the first try fails staging (no later.txt) and waits to retry" poll 20 retrying
 check "saying why" bash -c "curl -s --unix-socket '$sock' http://localhost/runs/$run/events |
   grep -q 'later.txt'"
-echo 7 > "$tmp/data/later.txt"  # before the retry, 3 s after the failure
+# Before the retry, 3 s after the failure (should this lose that race, the third try is there).
+echo 7 > "$tmp/data/later.txt"
 ended() {
   curl -s --unix-socket "$sock" "http://localhost/runs/$run" |
     python3 -c 'import json,sys; sys.exit(json.load(sys.stdin)["status"] == "running")'
