@@ -22,8 +22,11 @@ struct ProcStat {
   pid_t ppid = 0;
   pid_t pgrp = 0;
   pid_t session = 0;
+  unsigned long flags = 0;  // PF_* (field 9)
   uint64_t start_ticks = 0;
 };
+
+constexpr unsigned long kKernelThread = 0x00200000;  // PF_KTHREAD: no environment, ever
 
 std::optional<ProcStat> ReadStat(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -36,8 +39,8 @@ std::optional<ProcStat> ReadStat(pid_t pid) {
   std::istringstream fields(line.substr(close + 1));
   ProcStat stat;
   std::string skip;
-  fields >> stat.state >> stat.ppid >> stat.pgrp >> stat.session;
-  for (int field = 7; field < 22 && fields; ++field) fields >> skip;  // fields 7..21
+  fields >> stat.state >> stat.ppid >> stat.pgrp >> stat.session >> skip >> skip >> stat.flags;
+  for (int field = 10; field < 22 && fields; ++field) fields >> skip;  // fields 10..21
   fields >> stat.start_ticks;
   if (!fields) return std::nullopt;
   return stat;
@@ -57,10 +60,20 @@ std::vector<pid_t> AllPids() {
   return pids;
 }
 
-// Whether the environment of `pid` holds CHAIN_WORKDIR=PREFIX... (`exact`: CHAIN_WORKDIR=PREFIX).
-bool HasWorkdirUnder(pid_t pid, const std::string& prefix, bool exact = false) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
-  std::string environ((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+bool Alive(pid_t pid) {
+  std::optional<ProcStat> stat = ReadStat(pid);
+  return stat && stat->state != 'Z';
+}
+
+// The whole of /proc/PID/FILE ("" if it cannot be read).
+std::string ReadProcFile(pid_t pid, const char* file) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/" + file, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// Whether the environment `environ` (NUL-separated) holds CHAIN_WORKDIR=PREFIX... (`exact`:
+// CHAIN_WORKDIR=PREFIX).
+bool HasWorkdirUnder(const std::string& environ, const std::string& prefix, bool exact) {
   const std::string wanted = "CHAIN_WORKDIR=" + prefix;
   for (size_t at = 0; at < environ.size();) {
     size_t end = environ.find('\0', at);
@@ -70,6 +83,22 @@ bool HasWorkdirUnder(pid_t pid, const std::string& prefix, bool exact = false) {
     at = end + 1;
   }
   return false;
+}
+
+// What a process's environment says of CHAIN_WORKDIR=`prefix` (see HasWorkdirUnder). A process in
+// the middle of an execve(2) shows no environment and no command line for a moment (the kernel has
+// swapped in its new memory and not yet laid out its arguments there): unknown, look again. A
+// process that only cleared its environment still has a command line. Kernel threads have neither,
+// ever: never ours.
+enum class Workdir { kOurs, kNotOurs, kInExec };
+
+Workdir WorkdirOf(pid_t pid, const ProcStat& stat, const std::string& prefix, bool exact) {
+  std::string environ = ReadProcFile(pid, "environ");
+  if (!environ.empty()) {
+    return HasWorkdirUnder(environ, prefix, exact) ? Workdir::kOurs : Workdir::kNotOurs;
+  }
+  if (stat.flags & kKernelThread || !ReadProcFile(pid, "cmdline").empty()) return Workdir::kNotOurs;
+  return Alive(pid) ? Workdir::kInExec : Workdir::kNotOurs;
 }
 
 // A number from a one-line /proc file (0 if it cannot be read).
@@ -97,9 +126,27 @@ std::vector<pid_t> PidsCreatedAfter(pid_t after, bool scan_all) {
   return pids;
 }
 
-bool Alive(pid_t pid) {
-  std::optional<ProcStat> stat = ReadStat(pid);
-  return stat && stat->state != 'Z';
+bool Contains(const std::vector<pid_t>& pids, pid_t pid) {
+  return std::find(pids.begin(), pids.end(), pid) != pids.end();
+}
+
+// Runs `pass` (one look at the processes, killing those it finds; it returns whether one was
+// in the middle of an exec) until a pass finds nothing more: a process may fork while a pass
+// runs. A pass that met a process in an exec is followed by another 1 ms later, for at most
+// 100 ms: an exec is over in well under that, even on a loaded machine.
+template <typename Pass>
+void KillPasses(const std::vector<pid_t>& killed, Pass pass) {
+  auto exec_deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+  for (int fork_passes = 0; fork_passes < 5;) {
+    size_t before = killed.size();
+    bool in_exec = pass();
+    if (killed.size() != before) {
+      ++fork_passes;
+    } else if (!in_exec || std::chrono::steady_clock::now() >= exec_deadline) {
+      return;
+    }
+    if (in_exec) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 }  // namespace
@@ -130,18 +177,17 @@ std::vector<pid_t> KillStampedGroup(const ProcessStamp& stamp) {
 std::vector<pid_t> KillTaskProcesses(const std::string& runs_dir) {
   std::vector<pid_t> killed;
   const pid_t self = getpid();
-  // Passes until one finds nothing more: a process may fork while a pass reads /proc, and
-  // one in the middle of an exec shows an empty environment for a moment.
-  for (int pass = 0; pass < 5; ++pass) {
-    size_t before = killed.size();
+  KillPasses(killed, [&] {
+    bool in_exec = false;
     for (pid_t pid : AllPids()) {
-      if (pid != self && std::find(killed.begin(), killed.end(), pid) == killed.end() &&
-          Alive(pid) && HasWorkdirUnder(pid, runs_dir + "/") && kill(pid, SIGKILL) == 0) {
-        killed.push_back(pid);
-      }
+      std::optional<ProcStat> stat = ReadStat(pid);
+      if (pid == self || !stat || stat->state == 'Z' || Contains(killed, pid)) continue;
+      Workdir ours = WorkdirOf(pid, *stat, runs_dir + "/", /*exact=*/false);
+      in_exec |= ours == Workdir::kInExec;
+      if (ours == Workdir::kOurs && kill(pid, SIGKILL) == 0) killed.push_back(pid);
     }
-    if (killed.size() == before) break;
-  }
+    return in_exec;
+  });
   return killed;
 }
 
@@ -150,20 +196,20 @@ std::vector<pid_t> KillEscapees(pid_t leader, const std::string& workdir, bool s
   if (leader <= 1 || workdir.empty()) return killed;
   const pid_t self = getpid();
   const pid_t self_session = getsid(0);
-  // Passes until one finds nothing more: an escapee may fork while a pass runs.
-  for (int pass = 0; pass < 3; ++pass) {
-    size_t before = killed.size();
+  KillPasses(killed, [&] {
+    bool in_exec = false;
     for (pid_t pid : PidsCreatedAfter(leader, scan_all)) {
-      if (pid == self || std::find(killed.begin(), killed.end(), pid) != killed.end()) continue;
       std::optional<ProcStat> stat = ReadStat(pid);
-      if (!stat || stat->state == 'Z') continue;
+      if (pid == self || !stat || stat->state == 'Z' || Contains(killed, pid)) continue;
       bool owned = stat->ppid == self && stat->pgrp == pid && stat->session == self_session;
-      if (owned || !HasWorkdirUnder(pid, workdir, /*exact=*/true)) continue;
+      Workdir ours = owned ? Workdir::kNotOurs : WorkdirOf(pid, *stat, workdir, /*exact=*/true);
+      in_exec |= ours == Workdir::kInExec;
+      if (ours != Workdir::kOurs) continue;
       if (stat->pgrp == pid) kill(-pid, SIGKILL);  // it leads a group of its own: all of it
       if (kill(pid, SIGKILL) == 0) killed.push_back(pid);
     }
-    if (killed.size() == before) break;
-  }
+    return in_exec;
+  });
   return killed;
 }
 

@@ -51,8 +51,9 @@ std::vector<pid_t> KillTaskProcesses(const std::string& runs_dir);
 // task: one file read, plus one per process the whole machine created meanwhile; beyond 256
 // of them, or with `scan_all` (a task that ran long enough for pids to wrap), one pass over
 // /proc. Never touches a process this daemon owns (its child leading its own group in the
-// daemon's session). A descendant that clears its environment is not found. Returns the
-// pids killed.
+// daemon's session). A descendant that clears its environment is not found. One caught in
+// the middle of an exec (no environment to read for a moment) is looked at again, 1 ms
+// apart, for at most 100 ms: the only case where this blocks. Returns the pids killed.
 std::vector<pid_t> KillEscapees(pid_t leader, const std::string& workdir, bool scan_all);
 
 // Waits until none of `pids` is alive (gone, or a zombie waiting for its new parent), at

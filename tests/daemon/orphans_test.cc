@@ -122,6 +122,45 @@ TEST(OrphansTest, TaskProcessesAreFoundByTheirWorkdirUnderTheRunsFolder) {
   }
 }
 
+// The race CI met: a process in the middle of an exec shows an empty environment for a
+// moment. Each task here is looked for at once, while its shell is probably still exec'ing
+// sleep; it must be found all the same.
+TEST(OrphansTest, ATaskProcessInTheMiddleOfAnExecIsFound) {
+  testing::ScopedTempDir tmp;
+  const std::string runs = tmp.path() + "/runs";
+  for (int i = 0; i < 20; ++i) {
+    pid_t task = SpawnGroup("exec sleep 1000", {"CHAIN_WORKDIR=" + runs + "/run-1/t/work"});
+    std::vector<pid_t> killed = KillTaskProcesses(runs);
+    EXPECT_EQ(killed, std::vector<pid_t>{task}) << "try " << i;
+    kill(task, SIGKILL);
+    waitpid(task, nullptr, 0);
+  }
+}
+
+// A task whose shell starts two processes in sessions of their own: one keeps the task's
+// environment (an escapee, killed), one clears it (not known to be the task's: left alone).
+TEST(OrphansTest, EscapeesAreFoundByTheirExactWorkdir) {
+  testing::ScopedTempDir tmp;
+  const std::string workdir = tmp.path() + "/runs/run-1/t/work";
+  pid_t leader = SpawnGroup("setsid sleep 1000 < /dev/null & echo $! > " + tmp.path() +
+                                "/escapee; setsid env -i /bin/sleep 1000 < /dev/null & echo $! > " +
+                                tmp.path() + "/clean; exec sleep 1000",
+                            {"CHAIN_WORKDIR=" + workdir});
+  pid_t escapee = PidFromFile(tmp.path() + "/escapee");
+  pid_t clean = PidFromFile(tmp.path() + "/clean");
+  WaitForExec(escapee, "sleep");
+  WaitForExec(clean, "/bin/sleep");
+  ASSERT_EQ(kill(-leader, SIGKILL), 0);  // the task's group; its leader stays unreaped
+  EXPECT_TRUE(KillEscapees(leader, workdir + "/other", /*scan_all=*/false).empty());
+  std::vector<pid_t> killed = KillEscapees(leader, workdir, /*scan_all=*/false);
+  EXPECT_EQ(killed, std::vector<pid_t>{escapee});
+  EXPECT_TRUE(WaitGone(killed, 10000));
+  EXPECT_EQ(kill(clean, 0), 0) << "a process without the task's CHAIN_WORKDIR is left alone";
+  kill(clean, SIGKILL);
+  EXPECT_TRUE(WaitGone({clean}, 10000));
+  waitpid(leader, nullptr, 0);
+}
+
 TEST(OrphansTest, NoStampForAProcessThatIsGone) {
   pid_t pid = SpawnGroup("exit 0");
   ASSERT_EQ(waitpid(pid, nullptr, 0), pid);
