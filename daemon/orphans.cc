@@ -7,10 +7,11 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
-#include <iterator>
 #include <sstream>
 #include <string_view>
 #include <thread>
+
+#include "common/read_file.h"
 
 namespace chainctl::daemon {
 
@@ -67,8 +68,10 @@ bool Alive(pid_t pid) {
 
 // The whole of /proc/PID/FILE ("" if it cannot be read).
 std::string ReadProcFile(pid_t pid, const char* file) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/" + file, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text;
+  int error = 0;
+  ReadFileBytes("/proc/" + std::to_string(pid) + "/" + file, &text, &error);
+  return error == 0 ? text : std::string();
 }
 
 // Whether the environment `environ` (NUL-separated) holds CHAIN_WORKDIR=PREFIX... (`exact`:

@@ -10,12 +10,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
-#include <iterator>
 #include <optional>
 #include <string>
 #include <utility>
 
+#include "common/read_file.h"
 #include "daemon/log_bound.h"
 #include "daemon/orphans.h"
 #include "daemon/process_result.h"
@@ -43,13 +44,10 @@ double SecondsOf(const timeval& t) {
 
 // The whole of a (small) file: a prewarmed task's input, given through a pipe.
 bool ReadWholeFile(const std::string& path, std::string* out, std::string* err) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *err = "cannot read " + path;
-    return false;
-  }
-  out->assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  return true;
+  int error = 0;
+  if (ReadFileBytes(path, out, &error)) return true;
+  *err = "cannot read " + path + ": " + std::strerror(error);
+  return false;
 }
 
 // Whether `pid`, or a process it started (a shell runs its commands as children), is blocked in

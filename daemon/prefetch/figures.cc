@@ -1,11 +1,14 @@
 #include "daemon/prefetch/figures.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <utility>
 #include <vector>
 
+#include "common/read_file.h"
 #include "daemon/log.h"
 
 namespace chainctl::daemon {
@@ -182,10 +185,14 @@ bool FigureBook::LoadMeasurements(const json& j, std::string* err) {
 }
 
 void FigureBook::Read(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return;  // a first start
-  std::string err;
-  if (!LoadMeasurements(json::parse(in, nullptr, false), &err)) {
+  std::string text, err;
+  int error = 0;
+  if (!ReadFileBytes(path, &text, &error)) {
+    if (error != ENOENT)
+      Log(LogLevel::kWarning, "prefetch: cannot read " + path + ": " + std::strerror(error));
+    return;  // ENOENT: a first start
+  }
+  if (!LoadMeasurements(json::parse(text, nullptr, false), &err)) {
     Log(LogLevel::kWarning, "prefetch: ignoring " + path + " (" + err + ")");
   }
 }
