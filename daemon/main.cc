@@ -107,7 +107,8 @@ int main(int argc, char** argv) {
                  "0,1 (default: none)");
   std::string train_interval = "10m";
   app.add_option("--train-every", config.train_every,
-                 "Train the predictor after this many new history records")
+                 "Train the predictor after this many new history records (or a tenth of the "
+                 "history, if more)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--train-interval", train_interval,

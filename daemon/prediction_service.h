@@ -9,7 +9,9 @@
 // one is served by the next. Trainings start:
 //   - at Open, when history has records the persisted model has not learned (or its parameters
 //     differ from the configured ones);
-//   - once train_every records were observed since the last training began;
+//   - once train_every records were observed since the last training began, or a tenth of
+//     the records the last training read if that is more (the cost of a training grows with
+//     the history; this keeps the work of all trainings linear in the records appended);
 //   - train_interval_ms after a record observed since the last training, at the latest;
 //   - on Train (POST /model/train, `chainctl model train`).
 // A record committed while a training starts may be learned twice or not at all until the next
@@ -45,7 +47,7 @@ namespace chainctl::daemon {
 
 struct PredictionOptions {
   PredictorParams params{};
-  uint64_t train_every = 1000;           // records observed since the last training began
+  uint64_t train_every = 1000;  // records observed since the last training began (at least)
   uint64_t train_interval_ms = 600'000;  // at the latest after a record not trained on
   size_t page_records = 10'000;          // history records read per read transaction
 };

@@ -179,6 +179,25 @@ TEST_F(PredictionServiceTest, TrainEveryRecordsStartsATraining) {
   EXPECT_EQ(Status()["records"], 4);
 }
 
+// A training reads the whole history, so with a large one the next waits for a tenth of it:
+// the work of all trainings stays linear in the records appended (the soak of issue 15 saw a
+// training of 165,000 records every 1,000 new ones, 4 s of every 12).
+TEST_F(PredictionServiceTest, TheNextTrainingWaitsForATenthOfTheHistoryWhenThatIsMore) {
+  std::vector<HistoryRecord> old = Runs("etl", {"fetch", "parse"}, 20);  // 40 records
+  Append(old);
+  Open({.train_every = 2});
+  Settle();
+  ASSERT_EQ(Status()["records"], 40);
+  std::vector<HistoryRecord> more = Runs("etl", {"fetch", "parse"}, 2, 5'000'000);
+  Append(more);
+  for (size_t i = 0; i < 3; ++i) service_->Observe(more[i]);
+  EXPECT_FALSE(Status()["training"]) << "3 new records: over train_every, under 40 / 10";
+  service_->Observe(more[3]);
+  EXPECT_TRUE(Status()["training"]);
+  Settle();
+  EXPECT_EQ(Status()["records"], 44);
+}
+
 TEST_F(PredictionServiceTest, RecordsObservedDuringATrainingAreInTheModelItSwapsIn) {
   Append(Runs("etl", {"fetch", "parse"}, 3));
   Open();
