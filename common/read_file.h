@@ -3,13 +3,16 @@
 // /proc/PID/environ of a process that exits meanwhile), and nothing catches it there.
 #pragma once
 
-#include <cstddef>
+#include <cstdint>
+#include <limits>
 #include <string>
 
 namespace chainctl {
 
-// Reads the whole of `path` into `out`. False with `*error` set to an errno value if it cannot
-// be opened or a read fails (`out` then holds what was read).
-bool ReadFileBytes(const std::string& path, std::string* out, int* error);
+// Reads the regular file `path` (a /proc file is one) into `*content` unless it is longer than
+// `limit`. Returns 0, EFBIG when it is longer (or grew longer while read), EINVAL when it is not
+// a regular file, or another errno (ENOENT when there is none). Never blocks in open() on a FIFO.
+int ReadFileBytes(const std::string& path, std::string* content,
+                  uint64_t limit = std::numeric_limits<uint64_t>::max());
 
 }  // namespace chainctl

@@ -69,9 +69,7 @@ bool Alive(pid_t pid) {
 // The whole of /proc/PID/FILE ("" if it cannot be read).
 std::string ReadProcFile(pid_t pid, const char* file) {
   std::string text;
-  int error = 0;
-  ReadFileBytes("/proc/" + std::to_string(pid) + "/" + file, &text, &error);
-  return error == 0 ? text : std::string();
+  return ReadFileBytes("/proc/" + std::to_string(pid) + "/" + file, &text) == 0 ? text : "";
 }
 
 // Whether the environment `environ` (NUL-separated) holds CHAIN_WORKDIR=PREFIX... (`exact`:

@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "common/read_file.h"
 #include "common/units.h"
 #include "daemon/process_spawn.h"
 
@@ -29,36 +30,10 @@ std::string KilledBy(int sig) {
          (abbrev ? std::string(" (SIG") + abbrev + ")" : std::string());
 }
 
-// Reads the regular file `path` into `*content` unless it is longer than `limit`. Returns 0,
-// EFBIG when it is longer, EINVAL when it is not a regular file, or another errno (ENOENT
-// when there is no file).
-int ReadBounded(const std::string& path, uint64_t limit, std::string* content) {
-  // O_NONBLOCK: a FIFO there must not block the loop in open().
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return errno;
-  struct stat st {};
-  int error = fstat(fd, &st) < 0 ? errno : (S_ISREG(st.st_mode) ? 0 : EINVAL);
-  if (error == 0 && static_cast<uint64_t>(st.st_size) > limit) error = EFBIG;
-  if (error == 0) content->reserve(static_cast<size_t>(st.st_size));
-  char buffer[16384];
-  while (error == 0) {
-    ssize_t n = read(fd, buffer, sizeof(buffer));
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno != EINTR) error = errno;
-      continue;
-    }
-    if (content->size() + static_cast<size_t>(n) > limit) error = EFBIG;  // it grew
-    content->append(buffer, static_cast<size_t>(n));
-  }
-  close(fd);
-  return error;
-}
-
 // If the task wrote its output file, the file's content replaces stdout.
 void UseOutputFile(const TaskLaunch& launch, TaskResult* result) {
   std::string content;
-  int error = ReadBounded(launch.output_file, launch.max_output_bytes, &content);
+  int error = ReadFileBytes(launch.output_file, &content, launch.max_output_bytes);
   if (error == ENOENT) return;
   if (error == 0) {
     result->output = std::move(content);

@@ -44,8 +44,8 @@ double SecondsOf(const timeval& t) {
 
 // The whole of a (small) file: a prewarmed task's input, given through a pipe.
 bool ReadWholeFile(const std::string& path, std::string* out, std::string* err) {
-  int error = 0;
-  if (ReadFileBytes(path, out, &error)) return true;
+  int error = ReadFileBytes(path, out);
+  if (error == 0) return true;
   *err = "cannot read " + path + ": " + std::strerror(error);
   return false;
 }

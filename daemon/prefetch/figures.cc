@@ -186,11 +186,11 @@ bool FigureBook::LoadMeasurements(const json& j, std::string* err) {
 
 void FigureBook::Read(const std::string& path) {
   std::string text, err;
-  int error = 0;
-  if (!ReadFileBytes(path, &text, &error)) {
-    if (error != ENOENT)
+  if (int error = ReadFileBytes(path, &text); error != 0) {
+    if (error != ENOENT) {  // ENOENT: a first start
       Log(LogLevel::kWarning, "prefetch: cannot read " + path + ": " + std::strerror(error));
-    return;  // ENOENT: a first start
+    }
+    return;
   }
   if (!LoadMeasurements(json::parse(text, nullptr, false), &err)) {
     Log(LogLevel::kWarning, "prefetch: ignoring " + path + " (" + err + ")");

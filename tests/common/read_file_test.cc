@@ -18,32 +18,33 @@ TEST(ReadFileTest, ReadsTheWholeFileWithItsNulBytes) {
   bytes[7] = '\0';
   std::ofstream(tmp.path() + "/f", std::ios::binary) << bytes;
   std::string read;
-  int error = -1;
-  ASSERT_TRUE(ReadFileBytes(tmp.path() + "/f", &read, &error));
-  EXPECT_EQ(error, 0);
+  EXPECT_EQ(ReadFileBytes(tmp.path() + "/f", &read), 0);
   EXPECT_EQ(read, bytes);
+  EXPECT_EQ(ReadFileBytes(tmp.path() + "/f", &read, bytes.size() - 1), EFBIG);
 }
 
 TEST(ReadFileTest, AMissingFileIsENOENT) {
   testing::ScopedTempDir tmp;
   std::string read = "old";
-  int error = 0;
-  EXPECT_FALSE(ReadFileBytes(tmp.path() + "/missing", &read, &error));
-  EXPECT_EQ(error, ENOENT);
+  EXPECT_EQ(ReadFileBytes(tmp.path() + "/missing", &read), ENOENT);
   EXPECT_EQ(read, "");
 }
 
-// A read(2) that fails after the open succeeded: where std::istreambuf_iterator throws
-// std::ios_base::failure (what killed chaind reading /proc/PID/environ of a process that
-// had just exited: ESRCH).
-TEST(ReadFileTest, AFailedReadIsAnErrorNotAnException) {
+// A /proc file (size 0 in stat) is read whole.
+TEST(ReadFileTest, AProcFileIsReadWhole) {
+  std::string read;
+  EXPECT_EQ(ReadFileBytes("/proc/self/cmdline", &read), 0);
+  EXPECT_FALSE(read.empty());
+}
+
+// Where std::istreambuf_iterator throws std::ios_base::failure (what killed chaind reading
+// /proc/PID/environ of a process that had just exited: ESRCH), an error comes back.
+TEST(ReadFileTest, WhatCannotBeReadIsAnErrorNotAnException) {
   testing::ScopedTempDir tmp;
   std::string read;
   int error = 0;
-  bool ok = true;
-  EXPECT_NO_THROW(ok = ReadFileBytes(tmp.path(), &read, &error));
-  EXPECT_FALSE(ok);
-  EXPECT_EQ(error, EISDIR);
+  EXPECT_NO_THROW(error = ReadFileBytes(tmp.path(), &read));
+  EXPECT_EQ(error, EINVAL) << "a directory is not a regular file";
 }
 
 }  // namespace
