@@ -76,7 +76,7 @@ std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 std::optional<Duration> ParseDuration(std::string_view text, std::string* err) {
   const std::string usage =
-      ": expected a number and a unit (ms, s, m, h), e.g. 250ms, 1.5s, 2m, 1h30m";
+      ": expected a number and a unit (ms, s, m, h, d), e.g. 250ms, 1.5s, 2m, 1h30m";
   if (text.empty()) {
     *err = "empty duration" + usage;
     return std::nullopt;
@@ -100,6 +100,8 @@ std::optional<Duration> ParseDuration(std::string_view text, std::string* err) {
       unit = 60'000, ++pos;
     } else if (pos < text.size() && text[pos] == 'h') {
       unit = 3'600'000, ++pos;
+    } else if (pos < text.size() && text[pos] == 'd') {
+      unit = 86'400'000, ++pos;
     } else {
       *err = (pos == text.size() ? "duration " + Quote(text) + " has no unit"
                                  : "invalid duration " + Quote(text)) +

@@ -12,7 +12,7 @@ namespace chainctl {
 
 using Duration = std::chrono::milliseconds;
 
-// One or more groups of a decimal number and a unit (ms, s, m, h), e.g.
+// One or more groups of a decimal number and a unit (ms, s, m, h, d), e.g.
 // "1h30m". Fractions below a millisecond are truncated. Fails on anything
 // else, on negative values and on overflow of int64 milliseconds.
 std::optional<Duration> ParseDuration(std::string_view text, std::string* err);

@@ -300,6 +300,7 @@ int RunDaemon(const DaemonConfig& config) {
   run_options.kill_grace_ms = config.kill_grace_ms;
   run_options.keep_run_dirs = config.keep_run_files;
   run_options.keep_runs = config.keep_runs;
+  run_options.keep_runs_for_ms = config.keep_runs_for_ms;
   run_options.max_log_bytes = config.max_log_bytes;
   run_options.capacity = CapacityOf(config);
   Log(LogLevel::kInfo, "tasks run " + std::to_string(run_options.jobs) +

@@ -22,6 +22,7 @@ struct DaemonConfig {
   uint64_t kill_grace_ms = 5000;           // SIGTERM to SIGKILL for timeouts and cancels
   size_t keep_run_files = 1000;            // the folders of this many ended runs are kept
   size_t keep_runs = 10000;                // the store records of this many ended runs are kept
+  uint64_t keep_runs_for_ms = 0;           // and of none that ended longer ago (0: any age)
   uint64_t max_log_bytes = 64ull << 20;    // a task's stderr log on disk; 0: no bound
   bool resume_interrupted = false;         // resume at start the runs a dead chaind left
   // What tasks' resource_requirements are admitted against (daemon/resources.h).

@@ -93,6 +93,10 @@ int main(int argc, char** argv) {
                  "store; older ones are deleted (their history stays)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  std::string keep_runs_for;
+  app.add_option("--keep-runs-for", keep_runs_for,
+                 "And delete the records and folder of a run this long after it ended, e.g. "
+                 "30d (default: kept whatever their age, within --keep-runs)");
   app.add_flag("--resume-interrupted", config.resume_interrupted,
                "Resume at start the runs that a crashed or killed chaind left running");
   std::string cpus, memory, gpus;
@@ -182,6 +186,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   config.kill_grace_ms = static_cast<uint64_t>(grace->count());
+  if (!keep_runs_for.empty()) {
+    std::optional<Duration> age = ParseDuration(keep_runs_for, &err);
+    if (!age || age->count() == 0) {
+      std::cerr << "chaind: --keep-runs-for: " << (age ? "must be longer than 0" : err) << "\n";
+      return 2;
+    }
+    config.keep_runs_for_ms = static_cast<uint64_t>(age->count());
+  }
   std::optional<Duration> interval = ParseDuration(train_interval, &err);
   if (!interval || interval->count() == 0) {
     std::cerr << "chaind: --train-interval: " << (interval ? "must be longer than 0" : err) << "\n";

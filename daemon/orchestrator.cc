@@ -220,6 +220,7 @@ Orchestrator::~Orchestrator() {
     uv_close(reinterpret_cast<uv_handle_t*>(flush_),
              [](uv_handle_t* h) { delete reinterpret_cast<uv_check_t*>(h); });
   }
+  CloseExpiry();
 }
 
 std::shared_ptr<const Orchestrator::Plan> Orchestrator::PlanFor(const ChainVersion& version,
@@ -886,9 +887,10 @@ void Orchestrator::MaybeFinishRun(Run& run) {
     std::map<uint64_t, Follower> followers;
     followers.swap(stored.followers);
     for (auto& [id, follower] : followers) follower.end();
+    int64_t ended_ms = stored.ended_ms;
     runs_.erase(n);
     RunDirEnded(n);
-    RunRecordEnded(n);
+    RunRecordEnded(n, ended_ms);
     if (runs_.empty() && idle_) idle_();
     if (stopping_ && runs_.empty() && stopped_) {
       auto done = std::move(stopped_);
@@ -1223,6 +1225,7 @@ std::optional<RunError> Orchestrator::LogPath(std::string_view run_id, std::stri
 
 void Orchestrator::Shutdown(std::function<void()> done) {
   stopping_ = true;
+  CloseExpiry();
   if (runs_.empty()) return writer_->WhenIdle(std::move(done));
   stopped_ = std::move(done);
   std::vector<uint64_t> active;

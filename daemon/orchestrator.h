@@ -71,6 +71,7 @@ struct OrchestratorOptions {
   uint64_t kill_grace_ms = 5000;         // SIGTERM to SIGKILL on timeout or cancel
   size_t keep_run_dirs = 1000;           // folders of the newest ended runs kept; older go
   size_t keep_runs = 10000;              // store records of the newest ended runs kept; older go
+  uint64_t keep_runs_for_ms = 0;         // and none ended longer ago than this (0: any age)
   uint64_t max_log_bytes = 64ull << 20;  // a task's stderr log on disk (log_bound.h); 0: no bound
   // What tasks' resource_requirements are admitted against (daemon/resources.h). With GPUs,
   // every task gets CUDA_VISIBLE_DEVICES: the ids it was granted, "" if it asked for none.
@@ -210,8 +211,23 @@ class Orchestrator {
   std::optional<RunError> CheckCapacity(const Plan& plan) const;
   std::vector<double> Weights(const Plan& plan) const;  // the Scheduler's, by history
   void PrepareDirs(const Run& run);  // make the tasks' folders ahead, off the loop
-  void RunDirEnded(uint64_t n);      // keep_run_dirs: remove the oldest folders, off the loop
-  void RunRecordEnded(uint64_t n);   // keep_runs: delete the oldest records, in the next commit
+  struct Ended {  // a stored ended run, as retention sees it
+    uint64_t n;
+    int64_t ended_ms;  // unix ms; 0 if its record does not say
+  };
+  // Retention (orchestrator_retention.cc). A run's records are deleted in one commit, and its
+  // folder removed once that commit succeeded; folders may go earlier (keep_run_dirs).
+  void RunDirEnded(uint64_t n);  // keep_run_dirs: remove the oldest folders, off the loop
+  // At Open: the stored runs' folders, oldest first, to RunDirEnded; the others removed.
+  void OpenRunDirs(const std::vector<Ended>& ended,
+                   const std::vector<orchestrator_detail::StoredRun>& left);
+  // keep_runs: removes the oldest runs over the count; and one over the age (ExpireRuns).
+  void RunRecordEnded(uint64_t n, int64_t ended_ms);
+  void ExpireRuns(size_t most);  // keep_runs_for_ms: removes at most `most`, then ArmExpiry
+  void RemoveRun(uint64_t n);    // its records in the next commit, then its folder
+  void RemoveDirs(std::vector<uint64_t> runs);  // off the loop
+  void ArmExpiry();  // wakes when the oldest ended run expires (keep_runs_for_ms)
+  void CloseExpiry();
   void ArmDeadline(Run& run);        // the chain's `timeout`: StopRun when it passes
   // Cancels what has not started and stops what runs (Cancel, the chain's timeout, Shutdown).
   void StopRun(Run& run);
@@ -273,7 +289,8 @@ class Orchestrator {
   size_t running_ = 0;
   uint64_t last_run_ = 0;
   std::deque<uint64_t> ended_dirs_;       // run folders of ended runs, oldest first
-  std::deque<uint64_t> ended_records_;    // stored records of ended runs, oldest first
+  std::deque<Ended> ended_records_;       // stored records of ended runs, oldest first
+  uv_timer_t* expiry_ = nullptr;          // keep_runs_for_ms: ArmExpiry
   std::set<uint64_t> removing_;           // runs whose records are being deleted
   std::vector<std::string> interrupted_;  // by Open, for ResumeInterrupted
   uint64_t next_follower_ = 1;

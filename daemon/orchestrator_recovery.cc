@@ -124,32 +124,46 @@ void ClearTaskDir(const std::string& dir) {
 
 }  // namespace
 
-bool Orchestrator::Open(std::string* err) {
-  if (!MakeDir(options_.runs_dir, err)) return false;
-  std::vector<uint64_t> dirs;
+void Orchestrator::OpenRunDirs(const std::vector<Ended>& ended,
+                               const std::vector<StoredRun>& left) {
+  std::set<uint64_t> stored;
+  for (const Ended& run : ended) stored.insert(run.n);
+  for (const StoredRun& run : left) stored.insert(run.n);
+  std::vector<uint64_t> dirs, unstored;
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(options_.runs_dir, ec)) {
     if (std::optional<uint64_t> n = ParseRunId(entry.path().filename().string())) {
-      dirs.push_back(*n);
+      (stored.contains(*n) ? dirs : unstored).push_back(*n);
     }
   }
+  // A folder without records: its run's records were deleted and chaind stopped before the
+  // folder went, or its run was never stored (a crash before its first commit; its number
+  // will be given again).
+  RemoveDirs(std::move(unstored));
   std::sort(dirs.begin(), dirs.end());
   for (uint64_t n : dirs) RunDirEnded(n);
+}
 
+bool Orchestrator::Open(std::string* err) {
+  if (!MakeDir(options_.runs_dir, err)) return false;
   std::vector<StoredRun> left;  // runs a previous chaind left running
-  std::vector<uint64_t> ended;  // the others (and those that do not decode), oldest first
+  std::vector<Ended> ended;     // the others (and those that do not decode)
   bool ok = store_->Read(
       [&](ReadTxn& txn, std::string* e) {
         std::vector<uint64_t> running;
         bool scanned = txn.Scan(
             Db::kRuns, "r", false,
             [&](std::string_view key, std::string_view value) {
-              last_run_ = std::max(last_run_, RunNumberOfKey(key));
+              uint64_t n = RunNumberOfKey(key);
+              last_run_ = std::max(last_run_, n);
               json record;
               std::string decode_err;
-              bool is_running = DecodeRecord(value, "run record", &record, &decode_err) &&
-                                record.value("status", "") == "running";
-              (is_running ? running : ended).push_back(RunNumberOfKey(key));
+              bool decoded = DecodeRecord(value, "run record", &record, &decode_err);
+              if (decoded && record.value("status", "") == "running") {
+                running.push_back(n);
+              } else {
+                ended.push_back({n, decoded ? record.value("ended_unix_ms", int64_t{0}) : 0});
+              }
               return true;
             },
             e);
@@ -162,9 +176,13 @@ bool Orchestrator::Open(std::string* err) {
       },
       err);
   if (!ok) return false;
-  // The runs marked interrupted below end now, after those that ended before.
-  for (uint64_t n : ended) RunRecordEnded(n);
-  for (const StoredRun& run : left) RunRecordEnded(run.n);
+  OpenRunDirs(ended, left);
+  // In the order they ended; the runs marked interrupted below end now, after those.
+  std::stable_sort(ended.begin(), ended.end(),
+                   [](const Ended& a, const Ended& b) { return a.ended_ms < b.ended_ms; });
+  for (const Ended& run : ended) RunRecordEnded(run.n, run.ended_ms);
+  for (const StoredRun& run : left) RunRecordEnded(run.n, clock_());
+  ExpireRuns(SIZE_MAX);
   if (left.empty()) return true;
   Log(LogLevel::kWarning, std::to_string(left.size()) +
                               " run(s) were running when chaind last stopped: marked interrupted");
@@ -353,7 +371,7 @@ Orchestrator::Run& Orchestrator::Restart(orchestrator_detail::StoredRun stored,
     }
   }
   std::erase(ended_dirs_, run->n);  // its folder is in use again
-  std::erase(ended_records_, run->n);
+  std::erase_if(ended_records_, [n = run->n](const Ended& e) { return e.n == n; });
   Run& r = *run;
   runs_[r.n] = std::move(run);
   return r;

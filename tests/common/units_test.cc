@@ -14,6 +14,7 @@ TEST(ParseDuration, AcceptsUnitsAndFractions) {
   EXPECT_EQ(ParseDuration("2m", &err), milliseconds(120'000));
   EXPECT_EQ(ParseDuration("1h", &err), milliseconds(3'600'000));
   EXPECT_EQ(ParseDuration("1h30m", &err), milliseconds(5'400'000));
+  EXPECT_EQ(ParseDuration("30d", &err), milliseconds(2'592'000'000));
   EXPECT_EQ(ParseDuration("0s", &err), milliseconds(0));
   EXPECT_EQ(ParseDuration(".5s", &err), milliseconds(500));
   EXPECT_EQ(ParseDuration("0.0005s", &err), milliseconds(0));  // truncated below 1ms
@@ -21,14 +22,14 @@ TEST(ParseDuration, AcceptsUnitsAndFractions) {
 
 TEST(ParseDuration, RejectsGarbageWithAReason) {
   std::string err;
-  for (const char* bad : {"", "5", "5 s", "s", "-1s", "1.s", "1d", "5 parsecs", "1s2", "ms"}) {
+  for (const char* bad : {"", "5", "5 s", "s", "-1s", "1.s", "1w", "5 parsecs", "1s2", "ms"}) {
     err.clear();
     EXPECT_FALSE(ParseDuration(bad, &err)) << bad;
     EXPECT_NE(err.find("duration"), std::string::npos) << bad << ": " << err;
   }
   EXPECT_FALSE(ParseDuration("5", &err));
   EXPECT_EQ(err,
-            "duration \"5\" has no unit: expected a number and a unit (ms, s, m, h), "
+            "duration \"5\" has no unit: expected a number and a unit (ms, s, m, h, d), "
             "e.g. 250ms, 1.5s, 2m, 1h30m");
 }
 

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <deque>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -91,8 +92,9 @@ class OrchestratorStoreTest : public ::testing::Test {
     writer_ = std::make_unique<StoreWriter>(&loop_, store_.get());
     options_.runs_dir = tmp_.path() + "/runs";
     options_.jobs = 2;
-    orchestrator_ = std::make_unique<Orchestrator>(&loop_, registry_.get(), history_.get(),
-                                                   store_.get(), writer_.get(), &runner_, options_);
+    orchestrator_ =
+        std::make_unique<Orchestrator>(&loop_, registry_.get(), history_.get(), store_.get(),
+                                       writer_.get(), &runner_, options_, [this] { return now_ms_; });
     ASSERT_TRUE(orchestrator_->Open(&err)) << err;
     Apply("chain_id: one\ntasks:\n  - {task_id: t, executable_code_location: /bin/cat}\n");
   }
@@ -119,8 +121,9 @@ class OrchestratorStoreTest : public ::testing::Test {
     orchestrator_.reset();
     uv_run(&loop_, UV_RUN_DEFAULT);
     options_.keep_runs = keep_runs;
-    orchestrator_ = std::make_unique<Orchestrator>(&loop_, registry_.get(), history_.get(),
-                                                   store_.get(), writer_.get(), &runner_, options_);
+    orchestrator_ =
+        std::make_unique<Orchestrator>(&loop_, registry_.get(), history_.get(), store_.get(),
+                                       writer_.get(), &runner_, options_, [this] { return now_ms_; });
     std::string err;
     ASSERT_TRUE(orchestrator_->Open(&err)) << err;
     uv_run(&loop_, UV_RUN_DEFAULT);
@@ -166,6 +169,9 @@ class OrchestratorStoreTest : public ::testing::Test {
     ASSERT_TRUE(done());
   }
 
+  std::string RunDir(uint64_t n) const { return options_.runs_dir + "/" + RunId(n); }
+  static bool Exists(const std::string& path) { return std::filesystem::exists(path); }
+
   json Record(const std::string& run_id) {
     std::optional<json> run;
     std::string err;
@@ -175,6 +181,7 @@ class OrchestratorStoreTest : public ::testing::Test {
 
   testing::ScopedTempDir tmp_;
   OrchestratorOptions options_;
+  int64_t now_ms_ = 1'700'000'000'000;  // the orchestrator's clock
   uv_loop_t loop_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<Registry> registry_;
@@ -393,14 +400,59 @@ TEST_F(OrchestratorStoreTest, Issue15OnlyTheNewestEndedRunsAreKept) {
   ASSERT_TRUE(history_->Find({.run_id = "run-2"}, &records, &err)) << err;
   EXPECT_EQ(records.size(), 1u) << "its history stays";
 
+  now_ms_ += 1000;
   runner_.Finish("{}");  // run-1 ends: the newest ended now, so run-3 goes
   RunUntil([&] { return KeysOfRun(3) == 0; });
   EXPECT_EQ(Record(held)["status"], "succeeded");
   EXPECT_EQ(Record("run-4")["status"], "succeeded");
 
-  Reopen(1);  // a restart with a lower limit deletes at once, by run number
-  EXPECT_EQ(KeysOfRun(1), 0u);
-  EXPECT_EQ(Record("run-4")["status"], "succeeded");
+  Reopen(1);  // a restart with a lower limit deletes at once, in the order they ended
+  EXPECT_EQ(KeysOfRun(4), 0u);
+  EXPECT_EQ(Record(held)["status"], "succeeded");
+}
+
+// Issue 15, item 4, by age: with keep_runs_for_ms, an ended run's records go once it is that old,
+// without another run ending, and its folder goes once their deletion is committed.
+TEST_F(OrchestratorStoreTest, Issue15RunsOlderThanKeepRunsForAreRemovedWithTheirFolders) {
+  options_.keep_runs_for_ms = 50;
+  Reopen(100);
+  std::string first = Trigger();
+  runner_.FinishNewest("{}");
+  now_ms_ += 40;
+  std::string second = Trigger();
+  runner_.FinishNewest("{}");
+  RunUntil([&] { return orchestrator_->active_runs() == 0; });
+  now_ms_ += 20;  // run-1 is 60 ms old, run-2 20 ms
+  // The expiry timer is armed from the clock: it wakes within 51 ms (and keeps the loop running).
+  RunUntil([&] { return KeysOfRun(1) == 0 && !Exists(RunDir(1)); });
+  EXPECT_EQ(Record(second)["status"], "succeeded");
+  EXPECT_TRUE(Exists(RunDir(2)));
+  now_ms_ += 40;
+  RunUntil([&] { return KeysOfRun(2) == 0 && !Exists(RunDir(2)); });
+  EXPECT_NE(orchestrator_->NoRun(first).message.find(
+                "none older than 50ms: --keep-runs, --keep-runs-for)"),
+            std::string::npos)
+      << orchestrator_->NoRun(first).message;
+}
+
+// Records and folder go together: a folder whose records are gone (chaind stopped between the
+// commit and the removal) or were never stored is removed at Open; the records of a run whose
+// folder keep_run_dirs removed earlier stay.
+TEST_F(OrchestratorStoreTest, Issue15AtOpenAFolderWithoutRecordsIsRemoved) {
+  std::string kept = Trigger();
+  runner_.FinishNewest("{}");
+  RunUntil([&] { return orchestrator_->active_runs() == 0; });
+  std::filesystem::create_directories(RunDir(7) + "/t");  // no records
+  Reopen(100);
+  RunUntil([&] { return !Exists(RunDir(7)); });
+  EXPECT_TRUE(Exists(RunDir(1)));
+  EXPECT_EQ(Record(kept)["status"], "succeeded");
+  Reopen(1);  // the count does not touch the only run
+  EXPECT_TRUE(Exists(RunDir(1)));
+  options_.keep_run_dirs = 0;  // folders may go before their records
+  Reopen(1);
+  RunUntil([&] { return !Exists(RunDir(1)); });
+  EXPECT_EQ(Record(kept)["status"], "succeeded");
 }
 
 }  // namespace
