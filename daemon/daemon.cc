@@ -32,6 +32,7 @@
 #include "daemon/store.h"
 #include "daemon/store_writer.h"
 #include "daemon/systemd.h"
+#include "daemon/task_cgroups.h"
 
 namespace chainctl::daemon {
 namespace {
@@ -251,6 +252,19 @@ size_t FitJobs(uint64_t descriptors, size_t connections, size_t jobs) {
   return fit;
 }
 
+// Tasks in cgroups of their own when chaind can make them (task_cgroups.h); logs which applies.
+std::unique_ptr<TaskCgroups> OpenTaskCgroups(const DaemonConfig& config) {
+  std::string why = "--no-task-cgroups";
+  std::unique_ptr<TaskCgroups> cgroups =
+      config.task_cgroups ? TaskCgroups::Open(config.state_dir, &why) : nullptr;
+  Log(LogLevel::kInfo,
+      cgroups ? "each task runs in a cgroup of its own, under " + cgroups->dir()
+              : "tasks run without cgroups (" + why +
+                    "): their descendants that leave the task's process group are found by "
+                    "CHAIN_WORKDIR");
+  return cgroups;
+}
+
 }  // namespace
 
 int RunDaemon(const DaemonConfig& config) {
@@ -289,7 +303,8 @@ int RunDaemon(const DaemonConfig& config) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   StoreWriter writer(&loop, store.get());
-  ProcessRunner runner(&loop, {}, FindExecHelper());
+  std::unique_ptr<TaskCgroups> cgroups = OpenTaskCgroups(config);
+  ProcessRunner runner(&loop, {}, FindExecHelper(), cgroups.get());
   OrchestratorOptions run_options;
   run_options.runs_dir = config.state_dir + "/runs";
   HttpLimits limits = config.limits;

@@ -23,6 +23,7 @@ struct DaemonConfig {
   size_t keep_run_files = 1000;            // the folders of this many ended runs are kept
   size_t keep_runs = 10000;                // the store records of this many ended runs are kept
   uint64_t keep_runs_for_ms = 0;           // and of none that ended longer ago (0: any age)
+  bool task_cgroups = true;                // each task in a cgroup when one can be made
   uint64_t max_log_bytes = 64ull << 20;    // a task's stderr log on disk; 0: no bound
   bool resume_interrupted = false;         // resume at start the runs a dead chaind left
   // What tasks' resource_requirements are admitted against (daemon/resources.h).

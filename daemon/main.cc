@@ -97,6 +97,10 @@ int main(int argc, char** argv) {
   app.add_option("--keep-runs-for", keep_runs_for,
                  "And delete the records and folder of a run this long after it ended, e.g. "
                  "30d (default: kept whatever their age, within --keep-runs)");
+  bool no_task_cgroups = false;
+  app.add_flag("--no-task-cgroups", no_task_cgroups,
+               "Run tasks without a cgroup each even where chaind can make them (their escaped "
+               "descendants are then found by CHAIN_WORKDIR)");
   app.add_flag("--resume-interrupted", config.resume_interrupted,
                "Resume at start the runs that a crashed or killed chaind left running");
   std::string cpus, memory, gpus;
@@ -201,6 +205,7 @@ int main(int argc, char** argv) {
   }
   config.train_interval_ms = static_cast<uint64_t>(interval->count());
   config.prefetch = !no_prefetch;
+  config.task_cgroups = !no_task_cgroups;
   for (auto [flag, text, out] :
        {std::tuple{"--prefetch-memory", &prefetch_memory, &config.prefetch_memory},
         std::tuple{"--prefetch-staged", &prefetch_staged, &config.prefetch_staged},

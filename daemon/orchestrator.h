@@ -211,7 +211,7 @@ class Orchestrator {
   std::optional<RunError> CheckCapacity(const Plan& plan) const;
   std::vector<double> Weights(const Plan& plan) const;  // the Scheduler's, by history
   void PrepareDirs(const Run& run);  // make the tasks' folders ahead, off the loop
-  struct Ended {  // a stored ended run, as retention sees it
+  struct Ended {                     // a stored ended run, as retention sees it
     uint64_t n;
     int64_t ended_ms;  // unix ms; 0 if its record does not say
   };
@@ -228,7 +228,7 @@ class Orchestrator {
   void RemoveDirs(std::vector<uint64_t> runs);  // off the loop
   void ArmExpiry();  // wakes when the oldest ended run expires (keep_runs_for_ms)
   void CloseExpiry();
-  void ArmDeadline(Run& run);        // the chain's `timeout`: StopRun when it passes
+  void ArmDeadline(Run& run);  // the chain's `timeout`: StopRun when it passes
   // Cancels what has not started and stops what runs (Cancel, the chain's timeout, Shutdown).
   void StopRun(Run& run);
   void Pump(Run& run);  // queue the tasks that became ready; skip those whose `when` is false

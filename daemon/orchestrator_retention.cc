@@ -148,8 +148,7 @@ RunError Orchestrator::NoRun(std::string_view run_id) const {
                " ended runs";
     message += options_.keep_runs_for_ms == 0
                    ? ": --keep-runs)"
-                   : ", none older than " +
-                         FormatDuration(Duration(options_.keep_runs_for_ms)) +
+                   : ", none older than " + FormatDuration(Duration(options_.keep_runs_for_ms)) +
                          ": --keep-runs, --keep-runs-for)";
   }
   return RunError{404, "not_found", message, nullptr};

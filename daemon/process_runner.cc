@@ -146,6 +146,7 @@ struct ProcessRunner::Attempt {
   void Reap();
   void MaybeFinish();
   void Finish();
+  void ReleaseCgroup();  // kills what is left in it and removes it (task_cgroups.h)
 
   ProcessRunner* runner;  // null once finished
   TaskRunner::Handle id;
@@ -176,11 +177,17 @@ struct ProcessRunner::Attempt {
   uv_pipe_t stdout_pipe;
   uv_pipe_t stdin_pipe;
   uv_write_t stdin_write;
+  TaskCgroups* cgroups = nullptr;  // the runner's; with `cgroup`, the process's own
+  TaskCgroups::Group cgroup;
 };
 
 ProcessRunner::Attempt::Attempt(ProcessRunner* owner, TaskRunner::Handle handle_id,
                                 TaskLaunch task_launch, Done on_done)
-    : runner(owner), id(handle_id), launch(std::move(task_launch)), done(std::move(on_done)) {
+    : runner(owner),
+      id(handle_id),
+      launch(std::move(task_launch)),
+      done(std::move(on_done)),
+      cgroups(owner->cgroups_) {
   uv_timer_init(runner->loop_, &timer);  // cannot fail
   timer.data = this;
   timer_open = true;
@@ -290,6 +297,7 @@ TaskResult ProcessRunner::Attempt::KillWarm() {
   cost.cpu_s = SecondsOf(usage.ru_utime) + SecondsOf(usage.ru_stime);
   cost.max_rss_kb = usage.ru_maxrss;
   cost.cold = false;
+  ReleaseCgroup();
   runner->Forget(id);
   runner = nullptr;
   finished = true;
@@ -302,6 +310,7 @@ TaskResult ProcessRunner::Attempt::KillWarm() {
 void ProcessRunner::Attempt::Fail(std::string error) {
   if (pid > 0) KillGroupAndReap(pid);
   pid = -1;
+  ReleaseCgroup();
   CloseProcessHandles();
   result.kind = Kind::kSpawnFailed;
   result.error = std::move(error);
@@ -327,6 +336,7 @@ void ProcessRunner::Attempt::Abandon() {
   if (pid > 0) KillGroup();
   if (pid > 0) KillGroupAndReap(pid);
   pid = -1;
+  ReleaseCgroup();
   runner = nullptr;
   finished = true;
   CloseProcessHandles();
@@ -485,13 +495,18 @@ void ProcessRunner::Attempt::Append(const char* data, size_t size) {
   MaybeFinish();
 }
 
-// SIGKILLs the group and the descendants that left it (KillEscapees). Only while the leader
-// is unreaped.
+// SIGKILLs the group and the descendants that left it: all of its cgroup, or without one
+// those KillEscapees finds. Only while the leader is unreaped.
 void ProcessRunner::Attempt::KillGroup() {
   SignalGroup(SIGKILL);
+  if (cgroup.valid()) return TaskCgroups::Kill(cgroup);
   // Beyond 10 s, pids may have wrapped since the spawn: look at every process.
   bool ran_long = std::chrono::steady_clock::now() - spawned > std::chrono::seconds(10);
   KillEscapees(pid, launch.workdir, ran_long);
+}
+
+void ProcessRunner::Attempt::ReleaseCgroup() {
+  if (cgroups) cgroups->Release(&cgroup);
 }
 
 // The leader has exited: SIGKILL what is left of its group and its escapees, then reap it.
@@ -533,6 +548,7 @@ void ProcessRunner::Attempt::Finish() {
     ConcludeResult(launch, wait_status, stop_reason, &result);
   }
   BoundLog(launch.log_path, launch.max_log_bytes);  // what it wrote since the last check
+  ReleaseCgroup();
   finished = true;
   runner->Forget(id);
   if (!warm) --runner->running_;
@@ -546,10 +562,12 @@ void ProcessRunner::Attempt::Finish() {
   callback(std::move(result));  // may destroy the runner or start attempts
 }
 
-ProcessRunner::ProcessRunner(uv_loop_t* loop, UnixMsClock clock, std::string exec_helper)
+ProcessRunner::ProcessRunner(uv_loop_t* loop, UnixMsClock clock, std::string exec_helper,
+                             TaskCgroups* cgroups)
     : loop_(loop),
       clock_(clock ? std::move(clock) : SystemUnixMs),
       exec_helper_(std::move(exec_helper)),
+      cgroups_(cgroups),
       read_buffer_(new char[kReadBufferSize]) {}
 
 ProcessRunner::~ProcessRunner() {
@@ -617,7 +635,7 @@ TaskRunner::Handle ProcessRunner::Start(TaskLaunch launch, Done done) {
   attempt->spawned = started;
   SpawnedProcess process;
   std::string err;
-  if (!SpawnProcess(attempt->launch, attributes_, exec_helper_, &process, &err)) {
+  if (!Spawn(attempt, &process, &err)) {
     attempt->result.retryable = IsResourceShortage(process.error);
     attempt->Fail(std::move(err));
     return handle;
@@ -627,6 +645,12 @@ TaskRunner::Handle ProcessRunner::Start(TaskLaunch launch, Done done) {
   int rc = attempt->Watch(process);
   if (rc < 0) attempt->Fail(std::string("cannot watch the task's process: ") + uv_strerror(rc));
   return handle;
+}
+
+bool ProcessRunner::Spawn(Attempt* attempt, SpawnedProcess* process, std::string* err) {
+  if (cgroups_ && !cgroups_->Make(&attempt->cgroup, err, &process->error)) return false;
+  return SpawnProcess(attempt->launch, attributes_, exec_helper_, process, err,
+                      attempt->cgroup.procs_fd);
 }
 
 TaskRunner::Handle ProcessRunner::Prewarm(TaskLaunch launch, WarmEvents events, std::string* err) {
@@ -641,7 +665,7 @@ TaskRunner::Handle ProcessRunner::Prewarm(TaskLaunch launch, WarmEvents events, 
   attempt->result.start_unix_ms = clock_();
   attempt->spawned = std::chrono::steady_clock::now();
   SpawnedProcess process;
-  if (!SpawnProcess(attempt->launch, attributes_, exec_helper_, &process, err)) {
+  if (!Spawn(attempt, &process, err)) {
     attempt->Abandon();  // it deletes itself once its timer is closed
     return 0;
   }

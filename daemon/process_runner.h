@@ -78,6 +78,7 @@
 #include <unordered_map>
 
 #include "daemon/process_spawn.h"
+#include "daemon/task_cgroups.h"
 #include "daemon/task_runner.h"
 
 namespace chainctl::daemon {
@@ -88,8 +89,11 @@ class ProcessRunner : public TaskRunner {
   using UnixMsClock = std::function<int64_t()>;
 
   // `clock` empty: the system clock. `exec_helper`: the path of chaind-exec, which launches
-  // with limits are started through ("": such launches fail to spawn).
-  explicit ProcessRunner(uv_loop_t* loop, UnixMsClock clock = {}, std::string exec_helper = {});
+  // with limits are started through ("": such launches fail to spawn). `cgroups`: each process
+  // is spawned into a cgroup of its own there, and everything in it is killed when it ends
+  // (null: its group, and the escapees KillEscapees finds); it must outlive the runner.
+  explicit ProcessRunner(uv_loop_t* loop, UnixMsClock clock = {}, std::string exec_helper = {},
+                         TaskCgroups* cgroups = nullptr);
   ~ProcessRunner() override;
   ProcessRunner(const ProcessRunner&) = delete;
   ProcessRunner& operator=(const ProcessRunner&) = delete;
@@ -118,6 +122,8 @@ class ProcessRunner : public TaskRunner {
  private:
   struct Attempt;  // one started attempt: its process, handles and result so far
 
+  // SpawnProcess of the attempt's launch, in a new cgroup of its own with cgroups_.
+  bool Spawn(Attempt* attempt, SpawnedProcess* process, std::string* err);
   void WatchLogs();            // after an attempt is added: the log check runs while there are any
   void Forget(Handle handle);  // the attempt leaves attempts_ (the log check closes with the last)
   void CheckLogs();            // every kLogCheckMs: BoundLog of each live attempt's log
@@ -125,6 +131,7 @@ class ProcessRunner : public TaskRunner {
   uv_loop_t* loop_;
   UnixMsClock clock_;
   std::string exec_helper_;
+  TaskCgroups* cgroups_;
   SpawnAttributes attributes_;
   Handle next_handle_ = 1;
   size_t running_ = 0;  // attempts whose `done` is due (not prewarms)

@@ -1,7 +1,9 @@
 #include "daemon/process_spawn.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -176,6 +178,78 @@ std::string DescribeSpawnError(const TaskLaunch& launch, const std::string& prog
   return "cannot run " + program + ": " + ErrnoText(error);
 }
 
+// What the child of CloneSpawn needs, all prepared by the parent: the child shares the parent's
+// memory (CLONE_VM) and may only make system calls.
+struct CloneChild {
+  const SpawnFds* fds;
+  const char* workdir;  // nullptr: the daemon's
+  int cgroup_procs_fd;
+  char* const* argv;
+  char* const* envp;
+  int error = 0;       // why the child could not exec (it exits 127 then)
+  bool moved = false;  // into its cgroup
+};
+
+// The child of CloneSpawn: what posix_spawn does with SpawnAttributes and AddFileActions, after
+// moving itself into its cgroup. Not instrumented: it runs on a stack of its own, in the parent's
+// memory, until execve.
+__attribute__((no_sanitize("address", "undefined"))) int CloneChildMain(void* arg) {
+  auto* child = static_cast<CloneChild*>(arg);
+  const SpawnFds& fds = *child->fds;
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  int first_closed = fds.report_pipe[1] >= 0 ? kReportFd + 1 : 3;
+  bool ok = child->moved = write(child->cgroup_procs_fd, "0", 1) == 1;
+  for (int sig = 1; ok && sig < 32; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &default_action, nullptr);
+  }
+  ok = ok && setpgid(0, 0) == 0 && dup2(fds.stdin_pipe[0], 0) == 0 &&
+       dup2(fds.stdout_pipe[1], 1) == 1 && dup2(fds.log, 2) == 2 &&
+       (fds.report_pipe[1] < 0 || dup2(fds.report_pipe[1], kReportFd) == kReportFd) &&
+       (child->workdir == nullptr || chdir(child->workdir) == 0) &&
+       close_range(static_cast<unsigned>(first_closed), ~0U, 0) == 0;
+  if (ok) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execve(child->argv[0], child->argv, child->envp);
+  }
+  child->error = errno;
+  _exit(127);
+}
+
+// posix_spawn's way (clone with CLONE_VM | CLONE_VFORK on a stack of its own; the parent waits
+// until the child has exec'd or exited), with the child moving itself into a cgroup first, so
+// that nothing of the task runs outside it. glibc 2.36 has no posix_spawn for a cgroup
+// (posix_spawnattr_setcgroup_np came in 2.39). Returns 0 or an errno (the child's if it could
+// not exec; then it is reaped, and *moved says whether it got as far as its cgroup).
+int CloneSpawn(const SpawnFds& fds, const std::string& workdir, int cgroup_procs_fd,
+               char* const* argv, char* const* envp, pid_t* pid, bool* moved) {
+  constexpr size_t kStackBytes = 256 << 10;
+  void* stack = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) return errno;
+  CloneChild child{&fds, workdir.empty() ? nullptr : workdir.c_str(), cgroup_procs_fd, argv, envp};
+  // No signal handler of the daemon may run in the child, in the daemon's memory.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int cloned = clone(CloneChildMain, static_cast<char*>(stack) + kStackBytes,
+                     CLONE_VM | CLONE_VFORK | SIGCHLD, &child);
+  int error = cloned < 0 ? errno : 0;
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  munmap(stack, kStackBytes);
+  *moved = child.moved;
+  if (error != 0) return error;
+  if (child.error != 0) {
+    while (waitpid(cloned, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return child.error;
+  }
+  *pid = cloned;
+  return 0;
+}
+
 }  // namespace
 
 SpawnAttributes::SpawnAttributes() {
@@ -200,7 +274,8 @@ bool IsResourceShortage(int error) {
 }
 
 bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
-                  const std::string& exec_helper, SpawnedProcess* process, std::string* err) {
+                  const std::string& exec_helper, SpawnedProcess* process, std::string* err,
+                  int cgroup_procs_fd) {
   process->error = 0;
   if (launch.argv.empty()) {
     *err = "cannot run a task without argv";
@@ -220,7 +295,7 @@ bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
     return false;
   }
   FileActions actions;
-  int rc = AddFileActions(fds, launch.workdir, &actions);
+  int rc = cgroup_procs_fd >= 0 ? 0 : AddFileActions(fds, launch.workdir, &actions);
   if (rc != 0) {
     *error = rc;
     *err = "cannot prepare the spawn: " + ErrnoText(rc);
@@ -230,7 +305,16 @@ bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
   std::vector<char*> argv = CStrings(helper_argv);
   std::vector<char*> envp = CStrings(launch.env);
   pid_t pid = -1;
-  rc = posix_spawn(&pid, argv[0], actions.get(), attributes.get(), argv.data(), envp.data());
+  bool moved = true;
+  rc =
+      cgroup_procs_fd >= 0
+          ? CloneSpawn(fds, launch.workdir, cgroup_procs_fd, argv.data(), envp.data(), &pid, &moved)
+          : posix_spawn(&pid, argv[0], actions.get(), attributes.get(), argv.data(), envp.data());
+  if (rc != 0 && !moved) {
+    *error = rc;
+    *err = "cannot move the task into its cgroup: " + ErrnoText(rc);
+    return false;
+  }
   if (rc != 0) {
     *error = rc;
     *err =

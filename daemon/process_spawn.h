@@ -66,8 +66,13 @@ bool IsResourceShortage(int error);
 // (chaind-exec, daemon/exec_helper.cc), which sets them and execs the task; posix_spawn then
 // returns once the helper runs, and the helper's failure to run the task comes later, through
 // process->report_fd. Without a helper such a launch fails ("" = none).
+//
+// With `cgroup_procs_fd` (the cgroup.procs of a task's cgroup, task_cgroups.h), the child moves
+// itself into that cgroup before it execs (CloneSpawn, with the same attributes and descriptors);
+// a failed move fails the spawn like a failed exec.
 bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
-                  const std::string& exec_helper, SpawnedProcess* process, std::string* err);
+                  const std::string& exec_helper, SpawnedProcess* process, std::string* err,
+                  int cgroup_procs_fd = -1);
 
 // What the spawn helper wrote on `report_fd` (read without waiting; at most 4 KiB): why it
 // could not run the task, e.g. "cannot run /x/y: No such file or directory", or "" if the

@@ -92,9 +92,9 @@ class OrchestratorStoreTest : public ::testing::Test {
     writer_ = std::make_unique<StoreWriter>(&loop_, store_.get());
     options_.runs_dir = tmp_.path() + "/runs";
     options_.jobs = 2;
-    orchestrator_ =
-        std::make_unique<Orchestrator>(&loop_, registry_.get(), history_.get(), store_.get(),
-                                       writer_.get(), &runner_, options_, [this] { return now_ms_; });
+    orchestrator_ = std::make_unique<Orchestrator>(&loop_, registry_.get(), history_.get(),
+                                                   store_.get(), writer_.get(), &runner_, options_,
+                                                   [this] { return now_ms_; });
     ASSERT_TRUE(orchestrator_->Open(&err)) << err;
     Apply("chain_id: one\ntasks:\n  - {task_id: t, executable_code_location: /bin/cat}\n");
   }
@@ -121,9 +121,9 @@ class OrchestratorStoreTest : public ::testing::Test {
     orchestrator_.reset();
     uv_run(&loop_, UV_RUN_DEFAULT);
     options_.keep_runs = keep_runs;
-    orchestrator_ =
-        std::make_unique<Orchestrator>(&loop_, registry_.get(), history_.get(), store_.get(),
-                                       writer_.get(), &runner_, options_, [this] { return now_ms_; });
+    orchestrator_ = std::make_unique<Orchestrator>(&loop_, registry_.get(), history_.get(),
+                                                   store_.get(), writer_.get(), &runner_, options_,
+                                                   [this] { return now_ms_; });
     std::string err;
     ASSERT_TRUE(orchestrator_->Open(&err)) << err;
     uv_run(&loop_, UV_RUN_DEFAULT);

@@ -39,10 +39,12 @@ run_ended() {
 wait_run() { poll_until 60 run_ended "$1"; }
 gone() { ! kill -0 "$1" 2>/dev/null; }
 
-# A spawn task: notes its pid when it starts, then blocks on its input; only then does its
-# work (notes the input), and answers with what its context file says.
+# A spawn task: starts up (50 ms: prewarms gain only on a start-up of 10 ms or more, and a bare
+# shell may be ready sooner on an idle machine), notes its pid, then blocks on its input; only
+# then does its work (notes the input), and answers with what its context file says.
 cat > "$tmp/spawned.sh" <<'SH'
 #!/bin/sh
+sleep 0.05
 echo $$ >> "$MARKS/$NAME.spawned"
 input=$(cat)
 echo $$ >> "$MARKS/$NAME.took"
