@@ -360,6 +360,7 @@ int RunDaemon(const DaemonConfig& config) {
                                 ? config.max_idle_workers
                                 : 4 * std::max(1u, std::thread::hardware_concurrency());
   worker_options.kill_grace_ms = config.kill_grace_ms;
+  worker_options.cgroups = cgroups.get();
   // Destroyed before the loop is closed (below): its handles must be closed on the loop.
   auto workers = std::make_unique<WorkerPool>(&loop, worker_options);
   InputStager stager(InputCacheOptions{.dir = config.state_dir + "/cache",

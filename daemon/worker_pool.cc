@@ -124,7 +124,8 @@ struct WorkerPool::Worker {
 
   WorkerPool* pool;  // null once ended
   std::string key;
-  std::string workdir;  // its CHAIN_WORKDIR, which its descendants inherit (KillEscapees)
+  std::string workdir;        // its CHAIN_WORKDIR, which its descendants inherit (KillEscapees)
+  TaskCgroups::Group cgroup;  // its own, with options_.cgroups (task_cgroups.h)
   State state = State::kIdle;
   pid_t pid = -1;      // the group leader until reaped
   int pidfd = -1;      // closed by ~Worker
@@ -234,6 +235,7 @@ void WorkerPool::Worker::Abandon() {
   if (pid > 0) KillAll();
   if (pid > 0) KillGroupAndReap(pid);
   pid = -1;
+  if (pool->options_.cgroups) pool->options_.cgroups->Release(&cgroup);
   pool = nullptr;
   ended = true;
   CloseAll();
@@ -399,10 +401,12 @@ void WorkerPool::Worker::StdoutEnded() {
 }
 
 // The leader has exited: SIGKILL what is left of its group, then reap it.
-// SIGKILLs the group and the descendants that left it. Only while the leader is unreaped. A
-// worker lives long: pids may have wrapped since its spawn, so every process is looked at.
+// SIGKILLs the group and the descendants that left it: all of its cgroup, or without one those
+// KillEscapees finds. Only while the leader is unreaped. A worker lives long: pids may have
+// wrapped since its spawn, so every process is looked at.
 void WorkerPool::Worker::KillAll() {
   Signal(SIGKILL);
+  if (cgroup.valid()) return TaskCgroups::Kill(cgroup);
   KillEscapees(pid, workdir, /*scan_all=*/true);
 }
 
@@ -438,6 +442,7 @@ void WorkerPool::Worker::MaybeEnd() {
 void WorkerPool::Worker::End() {
   ended = true;
   CloseAll();
+  if (pool->options_.cgroups) pool->options_.cgroups->Release(&cgroup);
   WorkerPool* owner = pool;
   pool = nullptr;
   owner->Forget(this);
@@ -636,12 +641,17 @@ WorkerPool::Worker* WorkerPool::Spawn(const std::string& key, const TaskLaunch& 
   worker_launch.output_file.clear();
   worker_launch.cpu_limit_s = 0;
   SpawnedProcess process;
-  if (!SpawnProcess(worker_launch, attributes_, options_.exec_helper, &process, err)) {
+  TaskCgroups::Group cgroup;
+  if ((options_.cgroups && !options_.cgroups->Make(&cgroup, err, &process.error)) ||
+      !SpawnProcess(worker_launch, attributes_, options_.exec_helper, &process, err,
+                    cgroup.procs_fd)) {
+    if (options_.cgroups) options_.cgroups->Release(&cgroup);
     if (error) *error = process.error;
     return nullptr;
   }
   auto* worker = new Worker(this, key);
   worker->workdir = worker_launch.workdir;
+  worker->cgroup = std::move(cgroup);
   int rc = worker->Watch(process);
   if (rc < 0) {
     worker->Abandon();

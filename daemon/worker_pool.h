@@ -88,6 +88,7 @@
 #include <vector>
 
 #include "daemon/process_spawn.h"
+#include "daemon/task_cgroups.h"
 #include "daemon/task_runner.h"
 
 namespace chainctl::daemon {
@@ -98,6 +99,7 @@ struct WorkerPoolOptions {
   uint64_t kill_grace_ms = 5000;       // SIGTERM to SIGKILL when stopping an idle worker
   bool reuse_after_error = true;       // a worker that answered {"error"} stays in the pool
   std::string exec_helper;             // chaind-exec, for launches with a memory limit
+  TaskCgroups* cgroups = nullptr;  // each worker in a cgroup of its own there (outlives the pool)
 };
 
 class WorkerPool {

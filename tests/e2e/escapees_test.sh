@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end, issue 15 item 6: a task's descendant that calls setsid() leaves the task's process
 # group, so the group's SIGKILL missed it and it outlived the task (reparented to PID 1). Now
-# chaind finds such escapees by the CHAIN_WORKDIR they inherited and kills them when the task
-# ends: on success, failure, timeout and cancel, for a worker and a prewarmed process too.
+# chaind kills such escapees when the task ends: on success, failure, timeout and cancel, for a
+# worker and a prewarmed process too; with the task's cgroup where chaind can make one (then an
+# escapee that also clears its environment too), else found by the CHAIN_WORKDIR they inherited.
 # Needs CHAINCTL, CHAIND (set by ctest).
 set -uo pipefail
 : "${CHAINCTL:?}" "${CHAIND:?}"
@@ -16,8 +17,9 @@ alive() { ! gone "$1"; }
 # task's stdout open). Once it has called setsid it says its pid on a fifo (a handshake: the
 # task goes on only then, so it cannot end while the escapee is still in its group); the task
 # writes that pid to the file $1.
+# A second argument goes before sh (and sleep): "env -i /bin/" clears the escapee's environment.
 escape() {
-  echo "mkfifo $tmp/$1.fifo; setsid sh -c 'echo \$\$ > $tmp/$1.fifo; exec sleep 300'" \
+  echo "mkfifo $tmp/$1.fifo; setsid ${2:-}sh -c 'echo \$\$ > $tmp/$1.fifo; exec ${2:+/bin/}sleep 300'" \
     "< /dev/null > /dev/null 2>&1 & read p < $tmp/$1.fifo; echo \$p > $tmp/$1"
 }
 
@@ -88,5 +90,30 @@ check "another escape run" bash -c "'$CHAINCTL' trigger escape --wait > /dev/nul
 check "a process without the task's CHAIN_WORKDIR is left alone" alive "$bystander"
 kill "$bystander"
 check "chaind is still alive" status_is 200 GET /health
+
+# An escapee that also clears its environment has no CHAIN_WORKDIR to be found by: only a cgroup
+# holds it. Where chaind can make cgroups it is killed with its task.
+cat > "$tmp/noenv.yaml" <<YAML
+chain_id: noenv
+tasks:
+  - {task_id: t, command: "$(escape noenv.pid "env -i /bin/"); echo '{}'"}
+YAML
+if grep -q "each task runs in a cgroup of its own" "$tmp/chaind.log"; then
+  check "apply noenv" bash -c "'$CHAINCTL' apply -f '$tmp/noenv.yaml' > /dev/null"
+  check "noenv: succeeds" bash -c "'$CHAINCTL' trigger noenv --wait > /dev/null"
+  check "an escapee without environment is killed (cgroup)" poll 10 gone "$(cat "$tmp/noenv.pid")"
+else
+  echo "SKIP: chaind runs tasks without cgroups here: $(grep -o 'tasks run without cgroups ([^)]*)' "$tmp/chaind.log")"
+fi
+
+# Without cgroups (--no-task-cgroups, or none can be made) escapees are found by CHAIN_WORKDIR.
+check "stopped" stop_chaind
+rm -f "$tmp"/ok.pid "$tmp"/bad.pid "$tmp"/*.fifo
+check "chaind starts with --no-task-cgroups" start_chaind --no-task-cgroups
+check "  and says so" grep -q "tasks run without cgroups (--no-task-cgroups)" "$tmp/chaind.log"
+check "escape again: the second task fails (exit 1)" \
+  bash -c "'$CHAINCTL' trigger escape --wait > /dev/null 2>&1; test \$? -eq 1"
+check "a succeeded task's escapee is killed (CHAIN_WORKDIR)" poll 10 gone "$(cat "$tmp/ok.pid")"
+check "a failed task's escapee is killed (CHAIN_WORKDIR)" poll 10 gone "$(cat "$tmp/bad.pid")"
 
 finish
