@@ -205,7 +205,8 @@ warm_count() {
   local n=0 pid
   for pid in $(cat "$marks"/w*.spawned 2>/dev/null); do
     grep -qsx "$pid" "$marks"/w*.took && continue
-    kill -0 "$pid" 2>/dev/null && n=$((n + 1))
+    # Alive, not a zombie: one just stopped is dead, only not reaped yet.
+    [[ $(cut -d' ' -f3 "/proc/$pid/stat" 2> /dev/null) == [RSD] ]] && n=$((n + 1))
   done
   echo "$n"
 }
