@@ -391,6 +391,7 @@ void Api::Health(Responder respond) {
                      {"uptime_s", uptime_ms / 1000},
                      {"socket", context_.socket_path},
                      {"state_dir", context_.state_dir},
+                     {"task_cgroups", context_.task_cgroups},
                      {"resources", ResourcesJson(context_.orchestrator->resources())}}));
 }
 

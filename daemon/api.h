@@ -34,6 +34,9 @@ struct ApiContext {
   const StoreWriter* writer = nullptr;
   std::string socket_path;
   std::string state_dir;
+  // /health's "task_cgroups": {"dir"} where tasks run in cgroups (task_cgroups.h), else
+  // {"dir": null, "why_not"}.
+  nlohmann::json task_cgroups = nlohmann::json::object();
   int store_format = 0;
   int64_t started_unix_ms = 0;
   // Called on the loop thread after records were imported (POST /history), with them as

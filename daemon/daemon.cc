@@ -252,14 +252,15 @@ size_t FitJobs(uint64_t descriptors, size_t connections, size_t jobs) {
   return fit;
 }
 
-// Tasks in cgroups of their own when chaind can make them (task_cgroups.h); logs which applies.
-std::unique_ptr<TaskCgroups> OpenTaskCgroups(const DaemonConfig& config) {
-  std::string why = "--no-task-cgroups";
+// Tasks in cgroups of their own when chaind can make them (task_cgroups.h); logs which applies,
+// and without them says why in *why.
+std::unique_ptr<TaskCgroups> OpenTaskCgroups(const DaemonConfig& config, std::string* why) {
+  *why = "--no-task-cgroups";
   std::unique_ptr<TaskCgroups> cgroups =
-      config.task_cgroups ? TaskCgroups::Open(config.state_dir, &why) : nullptr;
+      config.task_cgroups ? TaskCgroups::Open(config.state_dir, why) : nullptr;
   Log(LogLevel::kInfo,
       cgroups ? "each task runs in a cgroup of its own, under " + cgroups->dir()
-              : "tasks run without cgroups (" + why +
+              : "tasks run without cgroups (" + *why +
                     "): their descendants that leave the task's process group are found by "
                     "CHAIN_WORKDIR");
   return cgroups;
@@ -303,7 +304,8 @@ int RunDaemon(const DaemonConfig& config) {
   uv_loop_t loop;
   uv_loop_init(&loop);
   StoreWriter writer(&loop, store.get());
-  std::unique_ptr<TaskCgroups> cgroups = OpenTaskCgroups(config);
+  std::string no_cgroups_why;
+  std::unique_ptr<TaskCgroups> cgroups = OpenTaskCgroups(config, &no_cgroups_why);
   ProcessRunner runner(&loop, {}, FindExecHelper(), cgroups.get());
   OrchestratorOptions run_options;
   run_options.runs_dir = config.state_dir + "/runs";
@@ -408,6 +410,8 @@ int RunDaemon(const DaemonConfig& config) {
       .writer = &writer,
       .socket_path = config.socket_path,
       .state_dir = config.state_dir,
+      .task_cgroups = cgroups ? nlohmann::json{{"dir", cgroups->dir()}}
+                              : nlohmann::json{{"dir", nullptr}, {"why_not", no_cgroups_why}},
       .store_format = kStoreFormatVersion,
       .started_unix_ms = RealUnixMs(),
       // Imported records teach the predictor as the orchestrator's do.

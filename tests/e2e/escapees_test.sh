@@ -98,7 +98,9 @@ chain_id: noenv
 tasks:
   - {task_id: t, command: "$(escape noenv.pid "env -i /bin/"); echo '{}'"}
 YAML
-if grep -q "each task runs in a cgroup of its own" "$tmp/chaind.log"; then
+status_is 200 GET /health
+if json_has "b['task_cgroups']['dir'] is not None"; then
+  check "the log says tasks run in cgroups" grep -q "each task runs in a cgroup of its own" "$tmp/chaind.log"
   check "apply noenv" bash -c "'$CHAINCTL' apply -f '$tmp/noenv.yaml' > /dev/null"
   check "noenv: succeeds" bash -c "'$CHAINCTL' trigger noenv --wait > /dev/null"
   check "an escapee without environment is killed (cgroup)" poll 10 gone "$(cat "$tmp/noenv.pid")"
@@ -111,6 +113,8 @@ check "stopped" stop_chaind
 rm -f "$tmp"/ok.pid "$tmp"/bad.pid "$tmp"/*.fifo
 check "chaind starts with --no-task-cgroups" start_chaind --no-task-cgroups
 check "  and says so" grep -q "tasks run without cgroups (--no-task-cgroups)" "$tmp/chaind.log"
+check "  /health too" status_is 200 GET /health
+check "  (task_cgroups)" json_has "b['task_cgroups'] == {'dir': None, 'why_not': '--no-task-cgroups'}"
 check "escape again: the second task fails (exit 1)" \
   bash -c "'$CHAINCTL' trigger escape --wait > /dev/null 2>&1; test \$? -eq 1"
 check "a succeeded task's escapee is killed (CHAIN_WORKDIR)" poll 10 gone "$(cat "$tmp/ok.pid")"
