@@ -146,7 +146,6 @@ struct ProcessRunner::Attempt {
   void Reap();
   void MaybeFinish();
   void Finish();
-  void ReleaseCgroup();  // kills what is left in it and removes it (task_cgroups.h)
 
   ProcessRunner* runner;  // null once finished
   TaskRunner::Handle id;
@@ -177,17 +176,12 @@ struct ProcessRunner::Attempt {
   uv_pipe_t stdout_pipe;
   uv_pipe_t stdin_pipe;
   uv_write_t stdin_write;
-  TaskCgroups* cgroups = nullptr;  // the runner's; with `cgroup`, the process's own
-  TaskCgroups::Group cgroup;
+  TaskCgroups::Group cgroup;  // the process's own, with the runner's cgroups_
 };
 
 ProcessRunner::Attempt::Attempt(ProcessRunner* owner, TaskRunner::Handle handle_id,
                                 TaskLaunch task_launch, Done on_done)
-    : runner(owner),
-      id(handle_id),
-      launch(std::move(task_launch)),
-      done(std::move(on_done)),
-      cgroups(owner->cgroups_) {
+    : runner(owner), id(handle_id), launch(std::move(task_launch)), done(std::move(on_done)) {
   uv_timer_init(runner->loop_, &timer);  // cannot fail
   timer.data = this;
   timer_open = true;
@@ -297,7 +291,7 @@ TaskResult ProcessRunner::Attempt::KillWarm() {
   cost.cpu_s = SecondsOf(usage.ru_utime) + SecondsOf(usage.ru_stime);
   cost.max_rss_kb = usage.ru_maxrss;
   cost.cold = false;
-  ReleaseCgroup();
+  TaskCgroups::Release(&cgroup);
   runner->Forget(id);
   runner = nullptr;
   finished = true;
@@ -310,7 +304,7 @@ TaskResult ProcessRunner::Attempt::KillWarm() {
 void ProcessRunner::Attempt::Fail(std::string error) {
   if (pid > 0) KillGroupAndReap(pid);
   pid = -1;
-  ReleaseCgroup();
+  TaskCgroups::Release(&cgroup);
   CloseProcessHandles();
   result.kind = Kind::kSpawnFailed;
   result.error = std::move(error);
@@ -336,7 +330,7 @@ void ProcessRunner::Attempt::Abandon() {
   if (pid > 0) KillGroup();
   if (pid > 0) KillGroupAndReap(pid);
   pid = -1;
-  ReleaseCgroup();
+  TaskCgroups::Release(&cgroup);
   runner = nullptr;
   finished = true;
   CloseProcessHandles();
@@ -505,10 +499,6 @@ void ProcessRunner::Attempt::KillGroup() {
   KillEscapees(pid, launch.workdir, ran_long);
 }
 
-void ProcessRunner::Attempt::ReleaseCgroup() {
-  if (cgroups) cgroups->Release(&cgroup);
-}
-
 // The leader has exited: SIGKILL what is left of its group and its escapees, then reap it.
 void ProcessRunner::Attempt::Reap() {
   KillGroup();
@@ -548,7 +538,7 @@ void ProcessRunner::Attempt::Finish() {
     ConcludeResult(launch, wait_status, stop_reason, &result);
   }
   BoundLog(launch.log_path, launch.max_log_bytes);  // what it wrote since the last check
-  ReleaseCgroup();
+  TaskCgroups::Release(&cgroup);
   finished = true;
   runner->Forget(id);
   if (!warm) --runner->running_;
@@ -635,7 +625,8 @@ TaskRunner::Handle ProcessRunner::Start(TaskLaunch launch, Done done) {
   attempt->spawned = started;
   SpawnedProcess process;
   std::string err;
-  if (!Spawn(attempt, &process, &err)) {
+  if (!SpawnInOwnCgroup(cgroups_, attempt->launch, attributes_, exec_helper_, &process,
+                        &attempt->cgroup, &err)) {
     attempt->result.retryable = IsResourceShortage(process.error);
     attempt->Fail(std::move(err));
     return handle;
@@ -645,12 +636,6 @@ TaskRunner::Handle ProcessRunner::Start(TaskLaunch launch, Done done) {
   int rc = attempt->Watch(process);
   if (rc < 0) attempt->Fail(std::string("cannot watch the task's process: ") + uv_strerror(rc));
   return handle;
-}
-
-bool ProcessRunner::Spawn(Attempt* attempt, SpawnedProcess* process, std::string* err) {
-  if (cgroups_ && !cgroups_->Make(&attempt->cgroup, err, &process->error)) return false;
-  return SpawnProcess(attempt->launch, attributes_, exec_helper_, process, err,
-                      attempt->cgroup.procs_fd);
 }
 
 TaskRunner::Handle ProcessRunner::Prewarm(TaskLaunch launch, WarmEvents events, std::string* err) {
@@ -665,7 +650,8 @@ TaskRunner::Handle ProcessRunner::Prewarm(TaskLaunch launch, WarmEvents events, 
   attempt->result.start_unix_ms = clock_();
   attempt->spawned = std::chrono::steady_clock::now();
   SpawnedProcess process;
-  if (!Spawn(attempt, &process, err)) {
+  if (!SpawnInOwnCgroup(cgroups_, attempt->launch, attributes_, exec_helper_, &process,
+                        &attempt->cgroup, err)) {
     attempt->Abandon();  // it deletes itself once its timer is closed
     return 0;
   }

@@ -122,8 +122,6 @@ class ProcessRunner : public TaskRunner {
  private:
   struct Attempt;  // one started attempt: its process, handles and result so far
 
-  // SpawnProcess of the attempt's launch, in a new cgroup of its own with cgroups_.
-  bool Spawn(Attempt* attempt, SpawnedProcess* process, std::string* err);
   void WatchLogs();            // after an attempt is added: the log check runs while there are any
   void Forget(Handle handle);  // the attempt leaves attempts_ (the log check closes with the last)
   void CheckLogs();            // every kLogCheckMs: BoundLog of each live attempt's log

@@ -202,8 +202,7 @@ bool TaskCgroups::Make(Group* group, std::string* err, int* error) {
     *err = "cannot make the task's cgroup " + dir + ": " + ErrnoText(*error);
     return false;
   }
-  group->dir = std::move(dir);
-  group->procs_fd = fd;
+  *group = Group{this, std::move(dir), fd};
   return true;
 }
 
@@ -215,10 +214,19 @@ void TaskCgroups::Release(Group* group) {
   if (!group->valid()) return;
   Kill(*group);
   close(group->procs_fd);
-  group->procs_fd = -1;
-  if (rmdir(group->dir.c_str()) != 0 && errno == EBUSY) waiting_.push_back(group->dir);
-  group->dir.clear();
-  RetryRemovals();
+  TaskCgroups* owner = group->owner;
+  if (rmdir(group->dir.c_str()) != 0 && errno == EBUSY) owner->waiting_.push_back(group->dir);
+  *group = Group{};
+  owner->RetryRemovals();
+}
+
+bool SpawnInOwnCgroup(TaskCgroups* cgroups, const TaskLaunch& launch,
+                      const SpawnAttributes& attributes, const std::string& exec_helper,
+                      SpawnedProcess* process, TaskCgroups::Group* group, std::string* err) {
+  if (cgroups && !cgroups->Make(group, err, &process->error)) return false;
+  if (SpawnProcess(launch, attributes, exec_helper, process, err, group->procs_fd)) return true;
+  TaskCgroups::Release(group);
+  return false;
 }
 
 void TaskCgroups::RetryRemovals() {

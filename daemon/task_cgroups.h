@@ -18,12 +18,15 @@
 #include <memory>
 #include <string>
 
+#include "daemon/process_spawn.h"
+
 namespace chainctl::daemon {
 
 class TaskCgroups {
  public:
   // One spawn's cgroup; `procs_fd` is its cgroup.procs, open for writing (close-on-exec).
   struct Group {
+    TaskCgroups* owner = nullptr;  // which Make made it
     std::string dir;
     int procs_fd = -1;
     bool valid() const { return procs_fd >= 0; }
@@ -48,11 +51,10 @@ class TaskCgroups {
   // SIGKILLs every process in `group` (the group stays until Release).
   static void Kill(const Group& group);
   // Kills what is left in `group`, closes its descriptor and removes it: now if it is empty,
-  // else later (killed processes take a moment to exit): each Make and Release retries at most
-  // kRetriesPerCall of those waiting, oldest first. `group` is left invalid.
-  void Release(Group* group);
-
-  size_t waiting() const { return waiting_.size(); }  // removals not done yet
+  // else later (killed processes take a moment to exit): each Make and Release of its owner
+  // retries at most kRetriesPerCall of those waiting, oldest first. `group` is left invalid;
+  // nothing for one that is not valid.
+  static void Release(Group* group);
 
  private:
   static constexpr size_t kRetriesPerCall = 4;
@@ -63,5 +65,12 @@ class TaskCgroups {
   uint64_t next_ = 1;
   std::deque<std::string> waiting_;  // killed cgroups that were not empty yet
 };
+
+// SpawnProcess of `launch`, with `cgroups` into a new cgroup of its own, `*group` (released
+// again if the spawn fails); without (null), as SpawnProcess alone. The caller Kills the group
+// when the process ends and Releases it.
+bool SpawnInOwnCgroup(TaskCgroups* cgroups, const TaskLaunch& launch,
+                      const SpawnAttributes& attributes, const std::string& exec_helper,
+                      SpawnedProcess* process, TaskCgroups::Group* group, std::string* err);
 
 }  // namespace chainctl::daemon

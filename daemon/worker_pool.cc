@@ -235,7 +235,7 @@ void WorkerPool::Worker::Abandon() {
   if (pid > 0) KillAll();
   if (pid > 0) KillGroupAndReap(pid);
   pid = -1;
-  if (pool->options_.cgroups) pool->options_.cgroups->Release(&cgroup);
+  TaskCgroups::Release(&cgroup);
   pool = nullptr;
   ended = true;
   CloseAll();
@@ -442,7 +442,7 @@ void WorkerPool::Worker::MaybeEnd() {
 void WorkerPool::Worker::End() {
   ended = true;
   CloseAll();
-  if (pool->options_.cgroups) pool->options_.cgroups->Release(&cgroup);
+  TaskCgroups::Release(&cgroup);
   WorkerPool* owner = pool;
   pool = nullptr;
   owner->Forget(this);
@@ -642,10 +642,8 @@ WorkerPool::Worker* WorkerPool::Spawn(const std::string& key, const TaskLaunch& 
   worker_launch.cpu_limit_s = 0;
   SpawnedProcess process;
   TaskCgroups::Group cgroup;
-  if ((options_.cgroups && !options_.cgroups->Make(&cgroup, err, &process.error)) ||
-      !SpawnProcess(worker_launch, attributes_, options_.exec_helper, &process, err,
-                    cgroup.procs_fd)) {
-    if (options_.cgroups) options_.cgroups->Release(&cgroup);
+  if (!SpawnInOwnCgroup(options_.cgroups, worker_launch, attributes_, options_.exec_helper,
+                        &process, &cgroup, err)) {
     if (error) *error = process.error;
     return nullptr;
   }

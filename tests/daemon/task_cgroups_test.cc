@@ -35,15 +35,12 @@ class TaskCgroupsTest : public ::testing::Test {
   // Spawns `sh -c script` into a new cgroup (stdout kept in `process`).
   TaskCgroups::Group Spawn(const std::string& script, SpawnedProcess* process, std::string* err) {
     TaskCgroups::Group group;
-    int error = 0;
-    EXPECT_TRUE(cgroups_->Make(&group, err, &error)) << *err;
     TaskLaunch launch;
     launch.argv = {"/bin/sh", "-c", script};
     launch.env = {"PATH=/usr/bin:/bin"};
     launch.workdir = workdir_;
-    if (!SpawnProcess(launch, attributes_, "", process, err, group.procs_fd)) {
-      cgroups_->Release(&group);
-    }
+    EXPECT_TRUE(SpawnInOwnCgroup(cgroups_.get(), launch, attributes_, "", process, &group, err))
+        << *err;
     return group;
   }
 
@@ -89,10 +86,30 @@ TEST_F(TaskCgroupsTest, Issue15AnEscapeeWithoutEnvironmentIsKilledWithItsCgroup)
   TaskCgroups::Kill(group);
   EXPECT_TRUE(PollUntil([&] { return Members(group).empty(); })) << Members(group);
   std::string dir = group.dir;
-  cgroups_->Release(&group);
+  TaskCgroups::Release(&group);
   EXPECT_FALSE(group.valid());
+  EXPECT_FALSE(std::filesystem::exists(dir)) << "empty: removed at once";
+  close(process.pidfd);
+  close(process.stdin_fd);
+  close(process.stdout_fd);
+}
+
+// A cgroup released while its processes are still dying is removed by a later Make or Release.
+TEST_F(TaskCgroupsTest, ACgroupReleasedBeforeItIsEmptyIsRemovedLater) {
+  SpawnedProcess process;
+  std::string err;
+  TaskCgroups::Group group = Spawn("exec sleep 300", &process, &err);
+  ASSERT_TRUE(group.valid()) << err;
+  std::string dir = group.dir;
+  TaskCgroups::Release(&group);  // kills it; removed now if it died at once, else waiting
+  int status = 0;
+  EXPECT_EQ(waitpid(process.pid, &status, 0), process.pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
   EXPECT_TRUE(PollUntil([&] {
-    cgroups_->Release(&group);  // retries the removals waiting
+    TaskCgroups::Group next;
+    int error = 0;
+    EXPECT_TRUE(cgroups_->Make(&next, &err, &error)) << err;  // each retries the waiting ones
+    TaskCgroups::Release(&next);
     return !std::filesystem::exists(dir);
   }));
   close(process.pidfd);
@@ -100,7 +117,7 @@ TEST_F(TaskCgroupsTest, Issue15AnEscapeeWithoutEnvironmentIsKilledWithItsCgroup)
   close(process.stdout_fd);
 }
 
-// A spawn into a cgroup fails as posix_spawn's does, and leaves no process.
+// A spawn into a cgroup fails as posix_spawn's does, and leaves no process and no cgroup.
 TEST_F(TaskCgroupsTest, ASpawnThatCannotExecFailsSayingWhy) {
   TaskCgroups::Group group;
   std::string err;
@@ -113,13 +130,17 @@ TEST_F(TaskCgroupsTest, ASpawnThatCannotExecFailsSayingWhy) {
   EXPECT_EQ(err, "cannot run /nonexistent/program: No such file or directory");
   EXPECT_EQ(process.error, ENOENT);
   EXPECT_EQ(Members(group), "");
+  TaskCgroups::Release(&group);
   launch.argv = {"/bin/true"};
   launch.workdir = tmp_.path() + "/missing";
-  EXPECT_FALSE(SpawnProcess(launch, attributes_, "", &process, &err, group.procs_fd));
+  EXPECT_FALSE(SpawnInOwnCgroup(cgroups_.get(), launch, attributes_, "", &process, &group, &err));
   EXPECT_EQ(err, "cannot enter the workdir " + launch.workdir + ": No such file or directory");
-  std::string dir = group.dir;
-  cgroups_->Release(&group);
-  EXPECT_FALSE(std::filesystem::exists(dir));
+  EXPECT_FALSE(group.valid()) << "released by SpawnInOwnCgroup";
+  size_t cgroups_left = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(cgroups_->dir())) {
+    cgroups_left += entry.is_directory();
+  }
+  EXPECT_EQ(cgroups_left, 0u);
 }
 
 // What a chaind left in its cgroups (it was killed) is killed by the next one of the same state
