@@ -90,16 +90,22 @@ bool HasWorkdirUnder(const std::string& environ, const std::string& prefix, bool
 // the middle of an execve(2) shows no environment and no command line for a moment (the kernel has
 // swapped in its new memory and not yet laid out its arguments there): unknown, look again. A
 // process that only cleared its environment still has a command line. Kernel threads have neither,
-// ever: never ours.
+// ever: never ours. The kernel lays out arguments and environment together, so a command line
+// found after an empty environment means the exec may have ended in between: the environment is
+// read once more.
 enum class Workdir { kOurs, kNotOurs, kInExec };
 
 Workdir WorkdirOf(pid_t pid, const ProcStat& stat, const std::string& prefix, bool exact) {
   std::string environ = ReadProcFile(pid, "environ");
-  if (!environ.empty()) {
-    return HasWorkdirUnder(environ, prefix, exact) ? Workdir::kOurs : Workdir::kNotOurs;
+  if (environ.empty()) {
+    if (stat.flags & kKernelThread) return Workdir::kNotOurs;
+    if (ReadProcFile(pid, "cmdline").empty()) {
+      return Alive(pid) ? Workdir::kInExec : Workdir::kNotOurs;
+    }
+    environ = ReadProcFile(pid, "environ");         // the exec may have ended since the first read
+    if (environ.empty()) return Workdir::kNotOurs;  // it cleared its environment
   }
-  if (stat.flags & kKernelThread || !ReadProcFile(pid, "cmdline").empty()) return Workdir::kNotOurs;
-  return Alive(pid) ? Workdir::kInExec : Workdir::kNotOurs;
+  return HasWorkdirUnder(environ, prefix, exact) ? Workdir::kOurs : Workdir::kNotOurs;
 }
 
 // A number from a one-line /proc file (0 if it cannot be read).
