@@ -21,11 +21,11 @@
 #include <string>
 #include <vector>
 
-#include "daemon/history.h"
-#include "daemon/prediction_service.h"
+#include "daemon/store/history.h"
+#include "daemon/prefetch/prediction_service.h"
 #include "daemon/prefetch/prefetcher.h"
-#include "daemon/registry.h"
-#include "daemon/store.h"
+#include "daemon/store/registry.h"
+#include "daemon/store/store.h"
 
 namespace cd = chainctl::daemon;
 using Clock = std::chrono::steady_clock;

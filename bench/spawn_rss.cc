@@ -1,5 +1,5 @@
 // Spawn cost against the daemon's size (DESIGN.md §4 "Spawning"): SPAWNS sequential /bin/true
-// through ProcessRunner (daemon/process_runner.h), through a raw posix_spawn + waitpid loop
+// through ProcessRunner (daemon/exec/process_runner.h), through a raw posix_spawn + waitpid loop
 // and through fork + exec + waitpid, with this process at ~20 MB RSS and again after touching
 // ~480 MB more (4 KiB pages, like a heap of small objects). Each figure is the best of ROUNDS
 // runs; the ratios printed are measured in this run. Exits 1 if a spawn fails.
@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/process_runner.h"
+#include "daemon/exec/process_runner.h"
 
 using chainctl::daemon::ProcessRunner;
 using chainctl::daemon::TaskLaunch;

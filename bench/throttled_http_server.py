@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""A throttled HTTP origin for the input-cache benchmark (daemon/http_cache.h).
+"""A throttled HTTP origin for the input-cache benchmark (daemon/prefetch/http_cache.h).
 
     throttled_http_server.py --port 0 --rate BYTES_PER_S --size BYTES [--port-file F]
 

@@ -1,5 +1,5 @@
 // Training and prediction cost of the predictor (DESIGN.md §5 "Model",
-// daemon/prediction_service.h). In one run, on a temporary store filled with RECORDS synthetic
+// daemon/prefetch/prediction_service.h). In one run, on a temporary store filled with RECORDS synthetic
 // history records (about 50 per run over 10 chains of 10-100 tasks with branches and retries; the
 // fill is timed but is not a result), it measures:
 //   1. TrainFromHistory over the whole history, against two baselines of the same run: reading
@@ -31,11 +31,11 @@
 #include <unordered_map>
 #include <vector>
 
-#include "common/history_record.h"
-#include "common/predictor.h"
-#include "daemon/history.h"
-#include "daemon/prediction_service.h"
-#include "daemon/store.h"
+#include "common/predict/history_record.h"
+#include "common/predict/predictor.h"
+#include "daemon/store/history.h"
+#include "daemon/prefetch/prediction_service.h"
+#include "daemon/store/store.h"
 
 using chainctl::ChainShape;
 using chainctl::HistoryRecord;

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "cli/daemon_client.h"
-#include "common/chain.h"
+#include "common/chain/chain.h"
 
 namespace chainctl::cli {
 

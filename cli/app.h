@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "cli/daemon_client.h"
-#include "common/chain.h"
+#include "common/chain/chain.h"
 
 namespace chainctl::cli {
 

@@ -3,9 +3,9 @@
 #include <ostream>
 
 #include "cli/app.h"
-#include "common/chain_load.h"
-#include "common/dag.h"
-#include "common/graph_render.h"
+#include "common/chain/load.h"
+#include "common/chain/dag.h"
+#include "common/chain/graph_render.h"
 
 namespace chainctl::cli {
 

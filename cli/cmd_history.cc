@@ -6,7 +6,7 @@
 #include "cli/api_call.h"
 #include "cli/app.h"
 #include "cli/output.h"
-#include "common/history_file.h"
+#include "common/predict/history_file.h"
 
 namespace chainctl::cli {
 namespace {

@@ -9,8 +9,8 @@
 #include "cli/api_call.h"
 #include "cli/app.h"
 #include "cli/output.h"
-#include "common/history_file.h"
-#include "common/model_eval.h"
+#include "common/predict/history_file.h"
+#include "common/predict/model_eval.h"
 
 namespace chainctl::cli {
 namespace {

@@ -2,7 +2,7 @@
 #include <ostream>
 
 #include "cli/app.h"
-#include "common/chain_load.h"
+#include "common/chain/load.h"
 
 namespace chainctl::cli {
 

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "daemon/http_types.h"
-#include "daemon/log.h"
+#include "daemon/http/types.h"
+#include "daemon/util/log.h"
 
 namespace chainctl::daemon {
 
@@ -26,11 +26,11 @@ struct DaemonConfig {
   bool task_cgroups = true;                // each task in a cgroup when one can be made
   uint64_t max_log_bytes = 64ull << 20;    // a task's stderr log on disk; 0: no bound
   bool resume_interrupted = false;         // resume at start the runs a dead chaind left
-  // What tasks' resource_requirements are admitted against (daemon/resources.h).
+  // What tasks' resource_requirements are admitted against (daemon/run/resources.h).
   int64_t cpu_millis = 0;         // 0: the machine's cores
   uint64_t memory_bytes = 0;      // 0: the machine's memory (MemTotal)
   std::vector<std::string> gpus;  // GPU ids handed out through CUDA_VISIBLE_DEVICES
-  // When the predictor trains (daemon/prediction_service.h).
+  // When the predictor trains (daemon/prefetch/prediction_service.h).
   uint64_t train_every = 1000;           // history records since the last training
   uint64_t train_interval_ms = 600'000;  // at the latest after a record not trained on
   double model_half_life = 0;            // 0: the default (PredictorParams)

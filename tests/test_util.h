@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "common/history_record.h"
+#include "common/predict/history_record.h"
 
 namespace chainctl::testing {
 

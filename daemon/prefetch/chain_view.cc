@@ -5,7 +5,7 @@
 #include <numeric>
 #include <string_view>
 
-#include "common/dag.h"
+#include "common/chain/dag.h"
 
 namespace chainctl::daemon {
 

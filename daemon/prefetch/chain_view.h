@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "common/chain.h"
-#include "daemon/task_runner.h"
+#include "common/chain/chain.h"
+#include "daemon/exec/task_runner.h"
 
 namespace chainctl::daemon {
 

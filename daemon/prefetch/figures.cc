@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/read_file.h"
-#include "daemon/log.h"
+#include "daemon/util/log.h"
 
 namespace chainctl::daemon {
 namespace {

@@ -16,9 +16,9 @@
 #include <optional>
 #include <string>
 
-#include "common/chain.h"
-#include "common/markov_counts.h"
-#include "daemon/task_runner.h"
+#include "common/chain/chain.h"
+#include "common/predict/markov_counts.h"
+#include "daemon/exec/task_runner.h"
 
 namespace chainctl::daemon {
 

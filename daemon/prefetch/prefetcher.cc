@@ -10,8 +10,8 @@
 #include <thread>
 #include <utility>
 
-#include "daemon/log.h"
-#include "daemon/work_queue.h"
+#include "daemon/util/log.h"
+#include "daemon/util/work_queue.h"
 
 namespace chainctl::daemon {
 namespace {

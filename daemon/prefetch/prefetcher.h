@@ -38,16 +38,16 @@
 #include <string>
 #include <vector>
 
-#include "common/chain.h"
-#include "daemon/input_stager.h"
-#include "daemon/prediction_service.h"
+#include "common/chain/chain.h"
+#include "daemon/prefetch/input_stager.h"
+#include "daemon/prefetch/prediction_service.h"
 #include "daemon/prefetch/chain_view.h"
 #include "daemon/prefetch/figures.h"
 #include "daemon/prefetch/planner.h"
 #include "daemon/prefetch/run_forecast.h"
 #include "daemon/prefetch/warm_pool.h"
-#include "daemon/task_runner.h"
-#include "daemon/worker_pool.h"
+#include "daemon/exec/task_runner.h"
+#include "daemon/exec/worker_pool.h"
 
 namespace chainctl::daemon {
 

@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/predictor.h"
+#include "common/predict/predictor.h"
 #include "daemon/prefetch/chain_view.h"
 
 namespace chainctl::daemon {

@@ -5,8 +5,8 @@
 #include <chrono>
 #include <filesystem>
 
-#include "daemon/log.h"
-#include "daemon/work_queue.h"
+#include "daemon/util/log.h"
+#include "daemon/util/work_queue.h"
 
 namespace chainctl::daemon {
 namespace {

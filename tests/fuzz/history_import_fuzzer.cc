@@ -1,4 +1,4 @@
-// libFuzzer target for reading history JSONL v1 (common/history_file.h, what `chainctl history
+// libFuzzer target for reading history JSONL v1 (common/predict/history_file.h, what `chainctl history
 // import` and POST /history read): any bytes, split into lines as a history file is, each line
 // that is not blank through ParseHistoryLine. A record read passes ValidateHistoryRecord and
 // comes back unchanged through ToJsonlV1 and FromJsonlV1, and through the text of that line
@@ -9,8 +9,8 @@
 #include <string>
 #include <string_view>
 
-#include "common/history_file.h"
-#include "common/history_record.h"
+#include "common/predict/history_file.h"
+#include "common/predict/history_record.h"
 #include "common/json_text.h"
 
 namespace {

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "daemon/http_request_parser.h"
+#include "daemon/http/request_parser.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// libFuzzer target for reading what a task printed (ParseTaskOutput, daemon/task_io.h): any
+// libFuzzer target for reading what a task printed (ParseTaskOutput, daemon/run/task_io.h): any
 // bytes, as the output of a task without an output schema and of one with a schema. Checks the
 // documented contract: a value made is valid UTF-8 (it dumps with the strict error handler) and
 // nests at most kMaxJsonDepth levels; a failure says why; the two modes agree.
@@ -10,7 +10,7 @@
 #include <string_view>
 
 #include "common/json_text.h"
-#include "daemon/task_io.h"
+#include "daemon/run/task_io.h"
 
 namespace {
 
