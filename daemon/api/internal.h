@@ -1,4 +1,4 @@
-// Helpers shared by the API's handlers (api.cc, api_runs.cc). Not for other parts.
+// Helpers shared by the API's handlers (api.cc and the *_routes.cc files). Not for other parts.
 #pragma once
 
 #include <cstdint>
