@@ -1,12 +1,303 @@
 #include "cli/app.h"
 
 #include <CLI/CLI.hpp>
-#include <algorithm>
+#include <functional>
+#include <memory>
 #include <ostream>
 
 #include "common/version.h"
 
 namespace chainctl::cli {
+namespace {
+
+// What a subcommand does once the command line is parsed; returns its exit status (ExitCode).
+using CommandAction = std::function<int(std::ostream& out, std::ostream& err)>;
+
+// A subcommand of the app and its action. The action owns the options CLI11 writes into during
+// the parse (CLI11 keeps their addresses), so it must outlive the parse.
+struct Command {
+  const CLI::App* subcommand;
+  CommandAction run;
+};
+using Commands = std::vector<Command>;
+
+// The action of a command that talks to chaind: `run` with *options, their `daemon` set to the
+// common options. `daemon` is read when the action runs (after the parse has filled it in).
+template <typename Options>
+CommandAction DaemonAction(std::shared_ptr<Options> options, const DaemonOptions& daemon,
+                           int (*run)(const Options&, std::ostream&, std::ostream&)) {
+  return [options, &daemon, run](std::ostream& out, std::ostream& err) {
+    options->daemon = daemon;
+    return run(*options, out, err);
+  };
+}
+
+// -o,--output of a command that prints what chaind answers (ApplyOptions::output and the like).
+void AddOutputOption(CLI::App* cmd, std::string* output) {
+  cmd->add_option("-o,--output", *output, "table, json or yaml (default: table on a terminal)")
+      ->check(CLI::IsMember({"table", "json", "yaml"}));
+}
+
+// validate FILE..., graph FILE: chain files, offline.
+void AddChainFileCommands(CLI::App* app, Commands* commands) {
+  auto validate = std::make_shared<ValidateOptions>();
+  CLI::App* validate_cmd = app->add_subcommand(
+      "validate", "Check chain files offline; exit 0 if all are valid, 2 otherwise");
+  validate_cmd->add_option("FILE", validate->files, "Chain files (YAML or JSON; - for stdin)")
+      ->required();
+  validate_cmd->add_option("-o,--output", validate->output, "Output format")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  commands->push_back({validate_cmd, [validate](std::ostream& out, std::ostream& err) {
+                         return RunValidate(*validate, out, err);
+                       }});
+
+  auto graph = std::make_shared<GraphOptions>();
+  CLI::App* graph_cmd = app->add_subcommand("graph", "Draw a chain's DAG");
+  graph_cmd->add_option("FILE", graph->file, "Chain file (YAML or JSON; - for stdin)")->required();
+  graph_cmd->add_option("-f,--format", graph->format, "Output format")
+      ->check(CLI::IsMember({"dot", "mermaid", "text"}))
+      ->capture_default_str();
+  commands->push_back({graph_cmd, [graph](std::ostream& out, std::ostream& err) {
+                         return RunGraph(*graph, out, err);
+                       }});
+}
+
+// get KIND ID: a run is shown as `get run` (cmd_runs.cc), a chain or a task from the registry.
+int RunGetKind(const GetOptions& get, std::ostream& out, std::ostream& err) {
+  if (get.kind != "run") return RunGet(get, out, err);
+  RunsOptions run;
+  run.daemon = get.daemon;
+  run.run_id = get.id;
+  run.output = get.output;
+  return RunGetRun(run, out, err);
+}
+
+// apply, get, delete, list: chaind's registry (and its runs, for get run and list runs).
+void AddRegistryCommands(CLI::App* app, const DaemonOptions& daemon, Commands* commands) {
+  auto apply = std::make_shared<ApplyOptions>();
+  CLI::App* apply_cmd = app->add_subcommand("apply", "Store a chain in chaind's registry");
+  apply_cmd->add_option("-f,--file", apply->file, "Chain file (YAML or JSON; - for stdin)")
+      ->required();
+  AddOutputOption(apply_cmd, &apply->output);
+  commands->push_back({apply_cmd, DaemonAction(apply, daemon, RunApply)});
+
+  auto get = std::make_shared<GetOptions>();
+  CLI::App* get_cmd = app->add_subcommand("get", "Show a chain, a task or a run");
+  get_cmd->add_option("KIND", get->kind, "chain, task or run")
+      ->required()
+      ->check(CLI::IsMember({"chain", "task", "run"}));
+  get_cmd->add_option("ID", get->id, "Its id")->required();
+  get_cmd->add_option("--version", get->version, "A chain's version (default: the latest)");
+  AddOutputOption(get_cmd, &get->output);
+  commands->push_back({get_cmd, DaemonAction(get, daemon, RunGetKind)});
+
+  auto remove = std::make_shared<GetOptions>();
+  CLI::App* delete_cmd = app->add_subcommand("delete", "Remove a chain and all its versions");
+  delete_cmd->add_option("KIND", remove->kind, "chain")
+      ->required()
+      ->check(CLI::IsMember({"chain"}));
+  delete_cmd->add_option("ID", remove->id, "Its id")->required();
+  commands->push_back({delete_cmd, DaemonAction(remove, daemon, RunDelete)});
+
+  auto list = std::make_shared<ListOptions>();
+  auto list_runs = std::make_shared<RunsOptions>();  // list runs: --chain, --limit
+  CLI::App* list_cmd = app->add_subcommand("list", "List chains, tasks or runs");
+  list_cmd->add_option("KIND", list->kind, "chains, tasks or runs")
+      ->required()
+      ->check(CLI::IsMember({"chains", "tasks", "runs"}));
+  AddOutputOption(list_cmd, &list->output);
+  list_cmd->add_option("--chain", list_runs->chain, "runs: only those of this chain");
+  list_cmd->add_option("--limit", list_runs->limit, "runs: at most this many, newest first")
+      ->capture_default_str();
+  // list runs is cmd_runs.cc's (with --chain and --limit); list chains|tasks the registry's.
+  auto run_list = [list, list_runs, &daemon](std::ostream& out, std::ostream& err) {
+    if (list->kind != "runs") {
+      list->daemon = daemon;
+      return RunList(*list, out, err);
+    }
+    list_runs->daemon = daemon;
+    list_runs->output = list->output;
+    return RunListRuns(*list_runs, out, err);
+  };
+  commands->push_back({list_cmd, run_list});
+}
+
+// --progress of a command that can follow a run (trigger, run, resume).
+void AddProgressOption(CLI::App* cmd, std::string* progress) {
+  cmd->add_option("--progress", *progress, "auto, tty, plain or quiet")
+      ->check(CLI::IsMember({"auto", "tty", "plain", "quiet"}))
+      ->capture_default_str();
+}
+
+// --wait and --follow of a command that starts a run (trigger, resume).
+void AddWaitFlags(CLI::App* cmd, RunOptions* run) {
+  cmd->add_flag("--wait", run->wait, "Wait for the run to end; print its output");
+  cmd->add_flag("--follow", run->follow, "Show progress until the run ends (implies --wait)");
+}
+
+// -i,--input and --progress of a command that starts a run of a chain (trigger, run).
+void AddInputOptions(CLI::App* cmd, RunOptions* run) {
+  cmd->add_option("-i,--input", run->input, "Trigger input: JSON, @FILE or - for stdin")
+      ->capture_default_str();
+  AddProgressOption(cmd, &run->progress);
+}
+
+// trigger, run, cancel, resume, logs: runs and their tasks' logs.
+void AddRunCommands(CLI::App* app, const DaemonOptions& daemon, Commands* commands) {
+  auto run = std::make_shared<RunOptions>();  // one for trigger, run, cancel and resume
+  CLI::App* trigger_cmd = app->add_subcommand(
+      "trigger", "Start a run of a stored chain; print its id (or its output with --wait)");
+  trigger_cmd->add_option("CHAIN", run->chain, "The chain's id")->required();
+  AddInputOptions(trigger_cmd, run.get());
+  AddWaitFlags(trigger_cmd, run.get());
+  commands->push_back({trigger_cmd, DaemonAction(run, daemon, RunTrigger)});
+
+  CLI::App* run_cmd = app->add_subcommand(
+      "run", "Apply a chain file, run it and show progress; print the output on success");
+  run_cmd->add_option("-f,--file", run->file, "Chain file (YAML or JSON; - for stdin)")->required();
+  AddInputOptions(run_cmd, run.get());
+  commands->push_back({run_cmd, DaemonAction(run, daemon, RunRun)});
+
+  CLI::App* cancel_cmd = app->add_subcommand("cancel", "Cancel a run");
+  cancel_cmd->add_option("RUN", run->run_id, "The run's id")->required();
+  commands->push_back({cancel_cmd, DaemonAction(run, daemon, RunCancel)});
+
+  CLI::App* resume_cmd = app->add_subcommand(
+      "resume", "Run again what did not succeed in a failed, cancelled or interrupted run");
+  resume_cmd->add_option("RUN", run->run_id, "The run's id")->required();
+  AddWaitFlags(resume_cmd, run.get());
+  AddProgressOption(resume_cmd, &run->progress);
+  commands->push_back({resume_cmd, DaemonAction(run, daemon, RunResume)});
+
+  auto logs = std::make_shared<RunsOptions>();
+  CLI::App* logs_cmd = app->add_subcommand("logs", "Print the stderr of a run's tasks");
+  logs_cmd->add_option("RUN", logs->run_id, "The run's id")->required();
+  logs_cmd->add_option("TASK", logs->task, "Only this task (default: every task that started)");
+  logs_cmd->add_flag("-f,--follow", logs->follow,
+                     "Print the task's log as it grows, until it ends");
+  commands->push_back({logs_cmd, DaemonAction(logs, daemon, RunLogs)});
+}
+
+// history [export FILE | import FILE]: the checks of its arguments CLI11 cannot make (exit 2),
+// then the command.
+int RunHistoryCommand(const RunsOptions& history, std::ostream& out, std::ostream& err) {
+  if (history.action == "export" && history.file.empty()) {
+    err << "chainctl: history export needs a FILE (- for stdout)\n";
+    return kExitInvalid;
+  }
+  if (history.action == "import") {
+    if (history.file.empty()) {
+      err << "chainctl: history import needs a FILE (- for stdin)\n";
+      return kExitInvalid;
+    }
+    if (!history.task.empty() || !history.chain.empty() || !history.run_id.empty()) {
+      err << "chainctl: history import imports every record of FILE: no --task, --chain or "
+             "--run\n";
+      return kExitInvalid;
+    }
+    return RunHistoryImport(history, out, err);
+  }
+  return RunHistory(history, out, err);
+}
+
+// history: past task executions, shown, exported or imported.
+void AddHistoryCommand(CLI::App* app, const DaemonOptions& daemon, Commands* commands) {
+  auto history = std::make_shared<RunsOptions>();
+  CLI::App* history_cmd = app->add_subcommand(
+      "history",
+      "Show past task executions; `history export FILE` writes them as JSONL v1, "
+      "`history import FILE` reads them from a .jsonl or .jsonl.gz file");
+  history_cmd->add_option("ACTION", history->action, "export or import")
+      ->check(CLI::IsMember({"export", "import"}));
+  history_cmd->add_option("FILE", history->file,
+                          "export: the file to write (- for stdout); import: the file to read "
+                          "(.jsonl or .jsonl.gz; - for stdin)");
+  history_cmd->add_option("--task", history->task, "Only this task");
+  history_cmd->add_option("--chain", history->chain, "Only this chain");
+  history_cmd->add_option("--run", history->run_id, "Only this run");
+  history_cmd->add_option("--limit", history->limit, "At most this many, newest first")
+      ->capture_default_str();
+  AddOutputOption(history_cmd, &history->output);
+  commands->push_back({history_cmd, DaemonAction(history, daemon, RunHistoryCommand)});
+}
+
+// model ACTION: evaluate needs --history FILE, which CLI11 cannot require (exit 2); then the
+// command.
+int RunModelCommand(const ModelOptions& model, std::ostream& out, std::ostream& err) {
+  if (model.action == "evaluate" && model.history_file.empty()) {
+    err << "chainctl: model evaluate needs --history FILE\n";
+    return kExitInvalid;
+  }
+  return RunModel(model, out, err);
+}
+
+// model, predict: the predictor.
+void AddModelCommands(CLI::App* app, const DaemonOptions& daemon, Commands* commands) {
+  auto model = std::make_shared<ModelOptions>();
+  CLI::App* model_cmd = app->add_subcommand(
+      "model", "The predictor: evaluate it offline on a history file, train it, show it");
+  model_cmd->add_option("ACTION", model->action, "evaluate, train or status")
+      ->required()
+      ->check(CLI::IsMember({"evaluate", "train", "status"}));
+  model_cmd->add_option("--history", model->history_file,
+                        "evaluate: history JSONL v1 (.jsonl or .jsonl.gz; - for stdin)");
+  model_cmd->add_option("--chain", model->chain, "evaluate: only this chain's records");
+  model_cmd->add_option("--set", model->settings,
+                        "evaluate: a model parameter, KEY=NUMBER (max_order, half_life, "
+                        "prior_strength, escape, unlikely_factor)");
+  AddOutputOption(model_cmd, &model->output);
+  commands->push_back({model_cmd, DaemonAction(model, daemon, RunModelCommand)});
+
+  auto predict = std::make_shared<PredictOptions>();
+  CLI::App* predict_cmd =
+      app->add_subcommand("predict", "What the model expects next after a task (or a run's start)");
+  predict_cmd
+      ->add_option("--after", predict->after,
+                   "The task just started; repeat (oldest first) for the run's last tasks")
+      ->delimiter(',');
+  predict_cmd->add_option("--chain", predict->chain,
+                          "The chain (needed if the task runs in several; alone: its first task)");
+  predict_cmd->add_option("--limit", predict->limit, "At most this many candidates")
+      ->capture_default_str();
+  AddOutputOption(predict_cmd, &predict->output);
+  commands->push_back({predict_cmd, DaemonAction(predict, daemon, RunPredict)});
+}
+
+// prefetch [status], stats: the prefetcher's and chaind's figures.
+void AddPrefetchCommands(CLI::App* app, const DaemonOptions& daemon, Commands* commands) {
+  auto prefetch = std::make_shared<SimpleOptions>();
+  auto prefetch_action = std::make_shared<std::string>("status");  // the only one
+  CLI::App* prefetch_cmd =
+      app->add_subcommand("prefetch", "The prefetcher: hits, waste, queue and warm pool");
+  prefetch_cmd->add_option("ACTION", *prefetch_action, "status (the default)")
+      ->check(CLI::IsMember({"status"}));
+  AddOutputOption(prefetch_cmd, &prefetch->output);
+  // It holds prefetch_action as well: the parse writes into it.
+  auto run_prefetch = [prefetch, prefetch_action, &daemon](std::ostream& out, std::ostream& err) {
+    prefetch->daemon = daemon;
+    return RunPrefetchStatus(*prefetch, out, err);
+  };
+  commands->push_back({prefetch_cmd, run_prefetch});
+
+  auto stats = std::make_shared<SimpleOptions>();
+  CLI::App* stats_cmd = app->add_subcommand(
+      "stats", "chaind's figures: its own CPU and memory, runs, model, prefetching");
+  AddOutputOption(stats_cmd, &stats->output);
+  commands->push_back({stats_cmd, DaemonAction(stats, daemon, RunStats)});
+}
+
+// daemon ACTION: start, stop or look at chaind.
+void AddDaemonCommand(CLI::App* app, const DaemonOptions& daemon, Commands* commands) {
+  auto daemon_command = std::make_shared<DaemonCommandOptions>();
+  CLI::App* daemon_cmd = app->add_subcommand("daemon", "Start, stop or look at chaind");
+  daemon_cmd->add_option("ACTION", daemon_command->action, "start, stop, status or run")
+      ->required()
+      ->check(CLI::IsMember({"start", "stop", "status", "run"}));
+  commands->push_back({daemon_cmd, DaemonAction(daemon_command, daemon, RunDaemonCommand)});
+}
+
+}  // namespace
 
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   CLI::App app{
@@ -25,154 +316,15 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       "--no-autostart", [&](int64_t) { daemon.autostart = false; },
       "Do not start chaind when none answers (also CHAINCTL_NO_AUTOSTART=1)");
 
-  ValidateOptions validate;
-  CLI::App* validate_cmd = app.add_subcommand(
-      "validate", "Check chain files offline; exit 0 if all are valid, 2 otherwise");
-  validate_cmd->add_option("FILE", validate.files, "Chain files (YAML or JSON; - for stdin)")
-      ->required();
-  validate_cmd->add_option("-o,--output", validate.output, "Output format")
-      ->check(CLI::IsMember({"text", "json"}))
-      ->capture_default_str();
-
-  GraphOptions graph;
-  CLI::App* graph_cmd = app.add_subcommand("graph", "Draw a chain's DAG");
-  graph_cmd->add_option("FILE", graph.file, "Chain file (YAML or JSON; - for stdin)")->required();
-  graph_cmd->add_option("-f,--format", graph.format, "Output format")
-      ->check(CLI::IsMember({"dot", "mermaid", "text"}))
-      ->capture_default_str();
-
-  auto add_output = [](CLI::App* cmd, std::string* output) {
-    cmd->add_option("-o,--output", *output, "table, json or yaml (default: table on a terminal)")
-        ->check(CLI::IsMember({"table", "json", "yaml"}));
-  };
-
-  ApplyOptions apply;
-  CLI::App* apply_cmd = app.add_subcommand("apply", "Store a chain in chaind's registry");
-  apply_cmd->add_option("-f,--file", apply.file, "Chain file (YAML or JSON; - for stdin)")
-      ->required();
-  add_output(apply_cmd, &apply.output);
-
-  GetOptions get;
-  CLI::App* get_cmd = app.add_subcommand("get", "Show a chain, a task or a run");
-  get_cmd->add_option("KIND", get.kind, "chain, task or run")
-      ->required()
-      ->check(CLI::IsMember({"chain", "task", "run"}));
-  get_cmd->add_option("ID", get.id, "Its id")->required();
-  get_cmd->add_option("--version", get.version, "A chain's version (default: the latest)");
-  add_output(get_cmd, &get.output);
-
-  GetOptions remove;
-  CLI::App* delete_cmd = app.add_subcommand("delete", "Remove a chain and all its versions");
-  delete_cmd->add_option("KIND", remove.kind, "chain")->required()->check(CLI::IsMember({"chain"}));
-  delete_cmd->add_option("ID", remove.id, "Its id")->required();
-
-  ListOptions list;
-  CLI::App* list_cmd = app.add_subcommand("list", "List chains, tasks or runs");
-  list_cmd->add_option("KIND", list.kind, "chains, tasks or runs")
-      ->required()
-      ->check(CLI::IsMember({"chains", "tasks", "runs"}));
-  add_output(list_cmd, &list.output);
-  RunsOptions runs;
-  list_cmd->add_option("--chain", runs.chain, "runs: only those of this chain");
-  list_cmd->add_option("--limit", runs.limit, "runs: at most this many, newest first")
-      ->capture_default_str();
-
-  RunOptions run;
-  auto add_input = [&run](CLI::App* cmd) {
-    cmd->add_option("-i,--input", run.input, "Trigger input: JSON, @FILE or - for stdin")
-        ->capture_default_str();
-    cmd->add_option("--progress", run.progress, "auto, tty, plain or quiet")
-        ->check(CLI::IsMember({"auto", "tty", "plain", "quiet"}))
-        ->capture_default_str();
-  };
-  CLI::App* trigger_cmd = app.add_subcommand(
-      "trigger", "Start a run of a stored chain; print its id (or its output with --wait)");
-  trigger_cmd->add_option("CHAIN", run.chain, "The chain's id")->required();
-  add_input(trigger_cmd);
-  trigger_cmd->add_flag("--wait", run.wait, "Wait for the run to end; print its output");
-  trigger_cmd->add_flag("--follow", run.follow,
-                        "Show progress until the run ends (implies --wait)");
-  CLI::App* run_cmd = app.add_subcommand(
-      "run", "Apply a chain file, run it and show progress; print the output on success");
-  run_cmd->add_option("-f,--file", run.file, "Chain file (YAML or JSON; - for stdin)")->required();
-  add_input(run_cmd);
-  CLI::App* cancel_cmd = app.add_subcommand("cancel", "Cancel a run");
-  cancel_cmd->add_option("RUN", run.run_id, "The run's id")->required();
-  CLI::App* resume_cmd = app.add_subcommand(
-      "resume", "Run again what did not succeed in a failed, cancelled or interrupted run");
-  resume_cmd->add_option("RUN", run.run_id, "The run's id")->required();
-  resume_cmd->add_flag("--wait", run.wait, "Wait for the run to end; print its output");
-  resume_cmd->add_flag("--follow", run.follow, "Show progress until the run ends (implies --wait)");
-  resume_cmd->add_option("--progress", run.progress, "auto, tty, plain or quiet")
-      ->check(CLI::IsMember({"auto", "tty", "plain", "quiet"}))
-      ->capture_default_str();
-
-  CLI::App* logs_cmd = app.add_subcommand("logs", "Print the stderr of a run's tasks");
-  logs_cmd->add_option("RUN", runs.run_id, "The run's id")->required();
-  logs_cmd->add_option("TASK", runs.task, "Only this task (default: every task that started)");
-  logs_cmd->add_flag("-f,--follow", runs.follow, "Print the task's log as it grows, until it ends");
-
-  RunsOptions history;
-  CLI::App* history_cmd = app.add_subcommand(
-      "history",
-      "Show past task executions; `history export FILE` writes them as JSONL v1, "
-      "`history import FILE` reads them from a .jsonl or .jsonl.gz file");
-  history_cmd->add_option("ACTION", history.action, "export or import")
-      ->check(CLI::IsMember({"export", "import"}));
-  history_cmd->add_option("FILE", history.file,
-                          "export: the file to write (- for stdout); import: the file to read "
-                          "(.jsonl or .jsonl.gz; - for stdin)");
-  history_cmd->add_option("--task", history.task, "Only this task");
-  history_cmd->add_option("--chain", history.chain, "Only this chain");
-  history_cmd->add_option("--run", history.run_id, "Only this run");
-  history_cmd->add_option("--limit", history.limit, "At most this many, newest first")
-      ->capture_default_str();
-  add_output(history_cmd, &history.output);
-
-  ModelOptions model;
-  CLI::App* model_cmd = app.add_subcommand(
-      "model", "The predictor: evaluate it offline on a history file, train it, show it");
-  model_cmd->add_option("ACTION", model.action, "evaluate, train or status")
-      ->required()
-      ->check(CLI::IsMember({"evaluate", "train", "status"}));
-  model_cmd->add_option("--history", model.history_file,
-                        "evaluate: history JSONL v1 (.jsonl or .jsonl.gz; - for stdin)");
-  model_cmd->add_option("--chain", model.chain, "evaluate: only this chain's records");
-  model_cmd->add_option("--set", model.settings,
-                        "evaluate: a model parameter, KEY=NUMBER (max_order, half_life, "
-                        "prior_strength, escape, unlikely_factor)");
-  add_output(model_cmd, &model.output);
-
-  PredictOptions predict;
-  CLI::App* predict_cmd =
-      app.add_subcommand("predict", "What the model expects next after a task (or a run's start)");
-  predict_cmd
-      ->add_option("--after", predict.after,
-                   "The task just started; repeat (oldest first) for the run's last tasks")
-      ->delimiter(',');
-  predict_cmd->add_option("--chain", predict.chain,
-                          "The chain (needed if the task runs in several; alone: its first task)");
-  predict_cmd->add_option("--limit", predict.limit, "At most this many candidates")
-      ->capture_default_str();
-  add_output(predict_cmd, &predict.output);
-
-  SimpleOptions prefetch;
-  CLI::App* prefetch_cmd =
-      app.add_subcommand("prefetch", "The prefetcher: hits, waste, queue and warm pool");
-  std::string prefetch_action = "status";
-  prefetch_cmd->add_option("ACTION", prefetch_action, "status (the default)")
-      ->check(CLI::IsMember({"status"}));
-  add_output(prefetch_cmd, &prefetch.output);
-  SimpleOptions stats;
-  CLI::App* stats_cmd = app.add_subcommand(
-      "stats", "chaind's figures: its own CPU and memory, runs, model, prefetching");
-  add_output(stats_cmd, &stats.output);
-
-  DaemonCommandOptions daemon_cmd_options;
-  CLI::App* daemon_cmd = app.add_subcommand("daemon", "Start, stop or look at chaind");
-  daemon_cmd->add_option("ACTION", daemon_cmd_options.action, "start, stop, status or run")
-      ->required()
-      ->check(CLI::IsMember({"start", "stop", "status", "run"}));
+  // Registered in the order `chainctl --help` lists them.
+  Commands commands;
+  AddChainFileCommands(&app, &commands);
+  AddRegistryCommands(&app, daemon, &commands);
+  AddRunCommands(&app, daemon, &commands);
+  AddHistoryCommand(&app, daemon, &commands);
+  AddModelCommands(&app, daemon, &commands);
+  AddPrefetchCommands(&app, daemon, &commands);
+  AddDaemonCommand(&app, daemon, &commands);
 
   // CLI11 wants argv in reverse order without the program name.
   std::vector<std::string> rest(args.rbegin(), args.rend());
@@ -195,68 +347,9 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
         << " --help' for usage.\n";
     return kExitInvalid;
   }
-  if (validate_cmd->parsed()) return RunValidate(validate, out, err);
-  if (graph_cmd->parsed()) return RunGraph(graph, out, err);
-  apply.daemon = get.daemon = remove.daemon = list.daemon = daemon_cmd_options.daemon = daemon;
-  run.daemon = runs.daemon = history.daemon = daemon;
-  if (apply_cmd->parsed()) return RunApply(apply, out, err);
-  if (get_cmd->parsed() && get.kind == "run") {
-    runs.run_id = get.id;
-    runs.output = get.output;
-    return RunGetRun(runs, out, err);
+  for (const Command& command : commands) {
+    if (command.subcommand->parsed()) return command.run(out, err);
   }
-  if (get_cmd->parsed()) return RunGet(get, out, err);
-  if (delete_cmd->parsed()) return RunDelete(remove, out, err);
-  if (list_cmd->parsed() && list.kind == "runs") {
-    runs.output = list.output;
-    return RunListRuns(runs, out, err);
-  }
-  if (list_cmd->parsed()) return RunList(list, out, err);
-  if (trigger_cmd->parsed()) return RunTrigger(run, out, err);
-  if (run_cmd->parsed()) return RunRun(run, out, err);
-  if (cancel_cmd->parsed()) return RunCancel(run, out, err);
-  if (resume_cmd->parsed()) return RunResume(run, out, err);
-  if (logs_cmd->parsed()) return RunLogs(runs, out, err);
-  if (history_cmd->parsed()) {
-    if (history.action == "export" && history.file.empty()) {
-      err << "chainctl: history export needs a FILE (- for stdout)\n";
-      return kExitInvalid;
-    }
-    if (history.action == "import") {
-      if (history.file.empty()) {
-        err << "chainctl: history import needs a FILE (- for stdin)\n";
-        return kExitInvalid;
-      }
-      if (!history.task.empty() || !history.chain.empty() || !history.run_id.empty()) {
-        err << "chainctl: history import imports every record of FILE: no --task, --chain or "
-               "--run\n";
-        return kExitInvalid;
-      }
-      return RunHistoryImport(history, out, err);
-    }
-    return RunHistory(history, out, err);
-  }
-  if (model_cmd->parsed()) {
-    if (model.action == "evaluate" && model.history_file.empty()) {
-      err << "chainctl: model evaluate needs --history FILE\n";
-      return kExitInvalid;
-    }
-    model.daemon = daemon;
-    return RunModel(model, out, err);
-  }
-  if (predict_cmd->parsed()) {
-    predict.daemon = daemon;
-    return RunPredict(predict, out, err);
-  }
-  if (prefetch_cmd->parsed()) {
-    prefetch.daemon = daemon;
-    return RunPrefetchStatus(prefetch, out, err);
-  }
-  if (stats_cmd->parsed()) {
-    stats.daemon = daemon;
-    return RunStats(stats, out, err);
-  }
-  if (daemon_cmd->parsed()) return RunDaemonCommand(daemon_cmd_options, out, err);
   return kExitInvalid;
 }
 

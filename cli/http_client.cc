@@ -110,6 +110,17 @@ int OnComplete(http_parser* p) {
   return 0;
 }
 
+// The callbacks above, which fill the ParseState in http_parser::data.
+http_parser_settings ParserSettings() {
+  http_parser_settings settings;
+  http_parser_settings_init(&settings);
+  settings.on_header_field = OnHeaderField;
+  settings.on_header_value = OnHeaderValue;
+  settings.on_body = OnBody;
+  settings.on_message_complete = OnComplete;
+  return settings;
+}
+
 bool Fail(HttpCallError kind, std::string message, HttpCallError* error, std::string* err) {
   *error = kind;
   *err = std::move(message);
@@ -160,37 +171,21 @@ bool HttpCall(const std::string& socket_path, const HttpClientRequest& request,
 
 namespace {
 
-bool HttpCallOnce(const std::string& socket_path, const HttpClientRequest& request,
-                  Clock::time_point deadline, std::chrono::milliseconds timeout,
-                  HttpClientResponse* response, HttpCallError* error, std::string* err,
-                  const std::function<void(std::string_view)>& on_body) {
-  *error = HttpCallError::kNone;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (socket_path.size() >= sizeof addr.sun_path) {
-    return Fail(HttpCallError::kIo, "socket path is too long: " + socket_path, error, err);
-  }
-  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
-  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0) return Fail(HttpCallError::kIo, std::strerror(errno), error, err);
-  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    bool absent = errno == ENOENT || errno == ECONNREFUSED;
-    return Fail(absent ? HttpCallError::kNoDaemon : HttpCallError::kIo,
-                "cannot connect to " + socket_path + ": " + std::strerror(errno), error, err);
-  }
-  const std::string out = Serialize(request);
-  // chaind may refuse a connection (503) and close it before reading the request: then the
-  // send fails (EPIPE) but its answer is there to read; that answer is the one reported.
-  std::string send_failure;
-  for (size_t sent = 0; sent < out.size();) {
-    if (!WaitFor(fd.get(), POLLOUT, deadline)) {
+// Sends `bytes` on fd, until `deadline`. chaind may refuse a connection (503) and close it
+// before reading the request: then the send fails (EPIPE) but its answer is there to read; that
+// answer is the one reported. So that failure ends the send without failing the call: it is kept
+// in *send_failure, which ReadResponse reports only if no answer comes.
+bool SendRequest(int fd, const std::string& bytes, Clock::time_point deadline,
+                 std::string* send_failure, HttpCallError* error, std::string* err) {
+  for (size_t sent = 0; sent < bytes.size();) {
+    if (!WaitFor(fd, POLLOUT, deadline)) {
       return Fail(errno == ETIMEDOUT ? HttpCallError::kTimeout : HttpCallError::kIo,
                   "sending to chaind: " + std::string(std::strerror(errno)), error, err);
     }
-    ssize_t n = send(fd.get(), out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+    ssize_t n = send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
     if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
-      send_failure = "sending to chaind: " + std::string(std::strerror(errno));
-      break;
+      *send_failure = "sending to chaind: " + std::string(std::strerror(errno));
+      return true;
     }
     if (n < 0 && errno != EINTR && errno != EAGAIN) {
       return Fail(HttpCallError::kIo, "sending to chaind: " + std::string(std::strerror(errno)),
@@ -198,7 +193,17 @@ bool HttpCallOnce(const std::string& socket_path, const HttpClientRequest& reque
     }
     if (n > 0) sent += static_cast<size_t>(n);
   }
+  return true;
+}
 
+// Reads the answer on fd into *response (its body passed to `on_body` instead, see OnBody)
+// until it is complete, or fails at `deadline` (`timeout` is the call's, for the message), at
+// InterruptCalls(), or when chaind closes the connection first. `send_failure` is
+// SendRequest's: the failure reported if the connection ends with no answer at all.
+bool ReadResponse(int fd, Clock::time_point deadline, std::chrono::milliseconds timeout,
+                  const std::string& send_failure,
+                  const std::function<void(std::string_view)>& on_body,
+                  HttpClientResponse* response, HttpCallError* error, std::string* err) {
   *response = HttpClientResponse{};
   ParseState state;
   state.response = response;
@@ -206,22 +211,17 @@ bool HttpCallOnce(const std::string& socket_path, const HttpClientRequest& reque
   http_parser parser;
   http_parser_init(&parser, HTTP_RESPONSE);
   parser.data = &state;
-  http_parser_settings settings;
-  http_parser_settings_init(&settings);
-  settings.on_header_field = OnHeaderField;
-  settings.on_header_value = OnHeaderValue;
-  settings.on_body = OnBody;
-  settings.on_message_complete = OnComplete;
+  const http_parser_settings settings = ParserSettings();
   char buffer[65536];
   size_t received = 0;
   while (!state.complete) {
-    if (!WaitFor(fd.get(), POLLIN, deadline)) {
+    if (!WaitFor(fd, POLLIN, deadline)) {
       if (interrupted) return Fail(HttpCallError::kInterrupted, "interrupted", error, err);
       return Fail(errno == ETIMEDOUT ? HttpCallError::kTimeout : HttpCallError::kIo,
                   "no answer from chaind within " + std::to_string(timeout.count()) + " ms", error,
                   err);
     }
-    ssize_t n = recv(fd.get(), buffer, sizeof buffer, 0);
+    ssize_t n = recv(fd, buffer, sizeof buffer, 0);
     if (n < 0 && errno == EINTR && !interrupted) continue;
     if (n <= 0 && !send_failure.empty() && received == 0) {
       return Fail(HttpCallError::kIo, send_failure, error, err);  // no answer either
@@ -245,6 +245,29 @@ bool HttpCallOnce(const std::string& socket_path, const HttpClientRequest& reque
     }
   }
   return true;
+}
+
+bool HttpCallOnce(const std::string& socket_path, const HttpClientRequest& request,
+                  Clock::time_point deadline, std::chrono::milliseconds timeout,
+                  HttpClientResponse* response, HttpCallError* error, std::string* err,
+                  const std::function<void(std::string_view)>& on_body) {
+  *error = HttpCallError::kNone;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof addr.sun_path) {
+    return Fail(HttpCallError::kIo, "socket path is too long: " + socket_path, error, err);
+  }
+  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) return Fail(HttpCallError::kIo, std::strerror(errno), error, err);
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    bool absent = errno == ENOENT || errno == ECONNREFUSED;
+    return Fail(absent ? HttpCallError::kNoDaemon : HttpCallError::kIo,
+                "cannot connect to " + socket_path + ": " + std::strerror(errno), error, err);
+  }
+  std::string send_failure;
+  return SendRequest(fd.get(), Serialize(request), deadline, &send_failure, error, err) &&
+         ReadResponse(fd.get(), deadline, timeout, send_failure, on_body, response, error, err);
 }
 
 }  // namespace
