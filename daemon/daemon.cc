@@ -1,102 +1,42 @@
 #include "daemon/daemon.h"
 
-#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
-#include <sys/file.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
-#include <thread>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "common/paths.h"
 #include "common/version.h"
 #include "daemon/api/api.h"
-#include "daemon/store/history.h"
-#include "daemon/http/server.h"
-#include "daemon/run/orchestrator.h"
 #include "daemon/exec/orphans.h"
+#include "daemon/exec/process_runner.h"
+#include "daemon/exec/task_cgroups.h"
+#include "daemon/http/server.h"
+#include "daemon/machine_limits.h"
 #include "daemon/prefetch/prediction_service.h"
 #include "daemon/prefetch/prefetcher.h"
-#include "daemon/exec/process_runner.h"
+#include "daemon/run/orchestrator.h"
+#include "daemon/single_instance.h"
+#include "daemon/store/history.h"
 #include "daemon/store/registry.h"
 #include "daemon/store/store.h"
 #include "daemon/store/store_writer.h"
 #include "daemon/systemd.h"
-#include "daemon/exec/task_cgroups.h"
 
 namespace chainctl::daemon {
 namespace {
 
+// The wiring's errors: logged, and false for the step that failed to return.
 bool Fail(const std::string& message) {
   Log(LogLevel::kError, message);
   return false;
-}
-
-// Holds an exclusive flock on STATE_DIR/chaind.lock for the daemon's life, so
-// that a second chaind on the same state directory refuses to start.
-class StateLock {
- public:
-  bool Acquire(const std::string& state_dir) {
-    std::string path = state_dir + "/chaind.lock";
-    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd_ < 0) return Fail("cannot open " + path + ": " + std::strerror(errno));
-    if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      char pid[32] = {};
-      ssize_t n = pread(fd_, pid, sizeof pid - 1, 0);
-      std::string who = n > 0 ? std::string(pid, static_cast<size_t>(n)) : "?";
-      while (!who.empty() && who.back() == '\n') who.pop_back();
-      return Fail("another chaind (pid " + who + ") is using the state directory " + state_dir);
-    }
-    std::string pid = std::to_string(getpid()) + "\n";
-    if (ftruncate(fd_, 0) != 0 || pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
-      return Fail("cannot write " + path + ": " + std::strerror(errno));
-    }
-    return true;
-  }
-  ~StateLock() {
-    if (fd_ >= 0) close(fd_);  // releases the lock
-  }
-
- private:
-  int fd_ = -1;
-};
-
-// True if something accepts connections on `path`.
-bool SomeoneListens(const std::string& path) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return false;
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  bool live = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  close(fd);
-  return live;
-}
-
-// Makes the socket's folder and clears a stale socket file; refuses if a
-// live daemon answers there.
-bool PrepareSocketPath(const std::string& path) {
-  std::string err;
-  if (!CheckSocketPathLength(path, &err)) return Fail(err);
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (!dir.empty() && !EnsurePrivateDir(dir, &err)) return Fail(err);
-  struct stat st;
-  if (lstat(path.c_str(), &st) != 0) return true;
-  if (!S_ISSOCK(st.st_mode)) return Fail(path + " exists and is not a socket; remove it");
-  if (SomeoneListens(path)) return Fail("a chaind is already listening on " + path);
-  Log(LogLevel::kInfo, "removing the stale socket " + path);
-  unlink(path.c_str());
-  return true;
 }
 
 // Signal handles that start the shutdown; owned by the loop until closed.
@@ -145,56 +85,6 @@ void OnHangup(uv_signal_t*, int) {
   Log(LogLevel::kInfo, "log file reopened (SIGHUP)");
 }
 
-bool Serve(uv_loop_t* loop, HttpServer* server, const DaemonConfig& config, int systemd_fd,
-           Signals* signals) {
-  int rc = systemd_fd >= 0 ? server->ListenFd(systemd_fd) : server->Listen(config.socket_path);
-  if (rc != 0) {
-    return Fail("cannot listen on " + config.socket_path + ": " + uv_strerror(rc));
-  }
-  signals->server = server;
-  for (auto [handle, signum] :
-       {std::pair{&signals->term, SIGTERM}, std::pair{&signals->interrupt, SIGINT}}) {
-    uv_signal_init(loop, handle);
-    handle->data = signals;
-    uv_signal_start(handle, OnSignal, signum);
-  }
-  uv_signal_init(loop, &signals->hangup);
-  uv_signal_start(&signals->hangup, OnHangup, SIGHUP);
-  Log(LogLevel::kInfo, "chaind " + std::string(kVersion) + " (pid " + std::to_string(getpid()) +
-                           ") listening on " +
-                           (systemd_fd >= 0 ? "the socket from systemd" : config.socket_path) +
-                           ", state in " + config.state_dir);
-  SystemdNotify("READY=1");
-  return true;
-}
-
-// MemTotal of /proc/meminfo in bytes, or 0 if it cannot be read.
-uint64_t MachineMemory() {
-  std::ifstream in("/proc/meminfo");
-  std::string key, unit;
-  uint64_t kib = 0;
-  while (in >> key >> kib >> unit) {
-    if (key == "MemTotal:") return kib * 1024;
-  }
-  return 0;
-}
-
-// The flags' capacity, the machine's where they gave none.
-Capacity CapacityOf(const DaemonConfig& config) {
-  Capacity capacity;
-  capacity.cpu_millis =
-      config.cpu_millis
-          ? config.cpu_millis
-          : 1000 * static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
-  capacity.memory_bytes = config.memory_bytes ? config.memory_bytes : MachineMemory();
-  if (capacity.memory_bytes == 0) {
-    Log(LogLevel::kWarning, "cannot read MemTotal from /proc/meminfo: memory is not admitted");
-    capacity.memory_bytes = Capacity::kUnlimitedMemory;
-  }
-  capacity.gpus = config.gpus;
-  return capacity;
-}
-
 // chaind-exec in chaind's own folder (daemon/CMakeLists.txt installs them together), or ""
 // with a warning: tasks with limits then fail to start, saying so.
 std::string FindExecHelper() {
@@ -206,50 +96,6 @@ std::string FindExecHelper() {
                               (helper.empty() ? std::string() : " (" + helper + ")") +
                               ": tasks with memory or cpu limits will fail to start");
   return "";
-}
-
-// Raises the soft RLIMIT_NOFILE to the hard limit (tasks inherit it; logged) and returns it.
-uint64_t RaiseDescriptorLimit() {
-  rlimit nofile{};
-  if (getrlimit(RLIMIT_NOFILE, &nofile) != 0) return 1024;
-  rlim_t was = nofile.rlim_cur;
-  if (nofile.rlim_cur < nofile.rlim_max) {
-    nofile.rlim_cur = nofile.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) nofile.rlim_cur = was;
-  }
-  if (nofile.rlim_cur != was) {
-    Log(LogLevel::kInfo, "file descriptors: soft limit raised from " + std::to_string(was) +
-                             " to the hard limit, " + std::to_string(nofile.rlim_cur));
-  }
-  return nofile.rlim_cur;
-}
-
-// Caps the connections served at once to a quarter of the descriptors (at least 4), so that
-// connections cannot take those that tasks, the store and the log need. Logged.
-void FitConnections(uint64_t descriptors, HttpLimits* limits) {
-  size_t quarter = static_cast<size_t>(std::max<uint64_t>(4, descriptors / 4));
-  if (limits->max_connections <= quarter) return;
-  Log(LogLevel::kWarning, "file descriptors: " + std::to_string(descriptors) +
-                              " allowed (ulimit -n): serving at most " + std::to_string(quarter) +
-                              " connections at once, not " +
-                              std::to_string(limits->max_connections));
-  limits->max_connections = quarter;
-}
-
-// Caps --jobs so that the tasks running at once cannot take the descriptors left once the
-// connections and chaind's own (store, loop, log, prewarms, staging) are counted: a running
-// task holds about kDescriptorsPerTask (its pidfd and pipes; spawns, which briefly need more,
-// happen one at a time). Shortages that remain are retried (RetryShortOfResources). Logged.
-size_t FitJobs(uint64_t descriptors, size_t connections, size_t jobs) {
-  constexpr uint64_t kReserved = 32;
-  constexpr uint64_t kDescriptorsPerTask = 4;
-  uint64_t left = descriptors > connections + kReserved ? descriptors - connections - kReserved : 0;
-  auto fit = static_cast<size_t>(std::max<uint64_t>(1, left / kDescriptorsPerTask));
-  if (jobs <= fit) return jobs;
-  Log(LogLevel::kWarning, "file descriptors: " + std::to_string(descriptors) +
-                              " allowed (ulimit -n): running at most " + std::to_string(fit) +
-                              " tasks at once, not " + std::to_string(jobs));
-  return fit;
 }
 
 // Tasks in cgroups of their own when chaind can make them (task_cgroups.h); logs which applies,
@@ -266,6 +112,299 @@ std::unique_ptr<TaskCgroups> OpenTaskCgroups(const DaemonConfig& config, std::st
   return cgroups;
 }
 
+// Tasks of a chaind that died (crash, kill -9) must not run on unsupervised (orphans.h): kills
+// those left under `runs_dir` and waits a little for them to go. Logged.
+void KillTasksLeftRunning(const std::string& runs_dir) {
+  std::vector<pid_t> left = KillTaskProcesses(runs_dir);
+  if (left.empty()) return;
+  Log(LogLevel::kWarning, "killed " + std::to_string(left.size()) +
+                              " task process(es) left running by a previous chaind");
+  if (!WaitGone(left, 2000)) Log(LogLevel::kWarning, "some of them are still dying");
+}
+
+// The orchestrator's options from the flags: --jobs (default: the cores) within the descriptors
+// left beside `connections`, the capacity the machine's where not given. Logged.
+OrchestratorOptions OrchestratorOptionsFrom(const DaemonConfig& config, const std::string& runs_dir,
+                                            uint64_t descriptors, size_t connections) {
+  OrchestratorOptions options;
+  options.runs_dir = runs_dir;
+  options.jobs =
+      FitJobs(descriptors, connections, config.jobs ? config.jobs : size_t{MachineCores()});
+  options.kill_grace_ms = config.kill_grace_ms;
+  options.keep_run_dirs = config.keep_run_files;
+  options.keep_runs = config.keep_runs;
+  options.keep_runs_for_ms = config.keep_runs_for_ms;
+  options.max_log_bytes = config.max_log_bytes;
+  options.capacity = CapacityOf(config);
+  Log(LogLevel::kInfo, "tasks run " + std::to_string(options.jobs) + " at once, admitted against " +
+                           DescribeCapacity(options.capacity));
+  for (char** e = environ; *e; ++e) options.base_env.emplace_back(*e);
+  return options;
+}
+
+// Freed memory goes back to the system when chaind is idle: glibc keeps it in its arenas
+// otherwise (RssAnon grew ~5 MB per 1,000 runs with a live heap of ~5 MB). At most once a
+// second, so that back-to-back small runs do not pay for it each.
+void TrimMemoryWhenIdle(Orchestrator* orchestrator) {
+  orchestrator->OnIdle([last = std::chrono::steady_clock::time_point()]() mutable {
+    auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::seconds(1)) return;
+    last = now;
+    malloc_trim(0);
+  });
+}
+
+// What the prefetcher asks the orchestrator: a chain's latest definition, and the launch of a
+// prewarmed process or worker for a task.
+PrefetchHooks PrefetchHooksOf(Orchestrator* orchestrator) {
+  return {.latest_chain =
+              [orchestrator](const std::string& id) { return orchestrator->LatestChain(id); },
+          .warm_launch =
+              [orchestrator](const TaskSpec& task, const std::string& dir) {
+                return orchestrator->WarmLaunch(task, dir);
+              },
+          .worker_launch =
+              [orchestrator](const std::string& chain_id, const TaskSpec& task) {
+                return orchestrator->WorkerLaunch(chain_id, task);
+              }};
+}
+
+// chaind's parts, made by Start in this order and destroyed in the reverse one (the members are
+// declared in it): what is made later uses what was made before. Each step logs why it failed.
+class Daemon {
+ public:
+  explicit Daemon(const DaemonConfig& config)
+      : config_(config), runs_dir_(config.state_dir + "/runs") {}
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Everything up to serving: false (logged) if chaind cannot start.
+  bool Start();
+  // Serves until SIGTERM or SIGINT and the shutdown they start (OnSignal) are over: 0; or, if it
+  // cannot listen, stops what had started: 1. The server and the signal handles end here.
+  int Serve();
+  // After Serve: the worker pool goes, then the loop, then the socket file chaind made (if it
+  // served). Logged; the other parts go with the Daemon.
+  void Close(int status);
+
+ private:
+  bool ClaimStateDir();
+  bool OpenStore();
+  bool OpenOrchestrator();
+  bool OpenPredictions();
+  bool OpenPrefetcher();
+  void MakeApi();
+  bool Listen(HttpServer* server, Signals* signals);
+
+  const DaemonConfig& config_;
+  const std::string runs_dir_;
+  uint64_t descriptors_ = 0;  // the RLIMIT_NOFILE chaind has
+  StateLock lock_;
+  int systemd_fd_ = -1;  // the socket systemd passed, if it did
+  std::unique_ptr<Store> store_;
+  std::optional<Registry> registry_;
+  std::optional<History> history_;
+  uv_loop_t loop_{};
+  std::optional<StoreWriter> writer_;
+  std::string no_cgroups_why_;
+  std::unique_ptr<TaskCgroups> cgroups_;  // null: tasks run without cgroups
+  std::optional<ProcessRunner> runner_;
+  HttpLimits limits_;  // config_.limits, the connections fitted to the descriptors
+  std::optional<Orchestrator> orchestrator_;
+  std::optional<PredictionService> predictions_;
+  // Destroyed before the loop is closed (Close): its handles must be closed on the loop.
+  std::unique_ptr<WorkerPool> workers_;
+  std::optional<InputStager> stager_;
+  std::optional<Prefetcher> prefetcher_;
+  std::optional<Api> api_;
+};
+
+bool Daemon::Start() {
+  std::string err;
+  if (!config_.log_file.empty() && !OpenLogFile(config_.log_file, &err)) return Fail(err);
+  descriptors_ = RaiseDescriptorLimit();
+  if (!ClaimStateDir() || !OpenStore()) return false;
+  uv_loop_init(&loop_);
+  writer_.emplace(&loop_, store_.get());
+  if (!OpenOrchestrator() || !OpenPredictions()) return false;
+  TrimMemoryWhenIdle(&*orchestrator_);
+  if (!OpenPrefetcher()) return false;
+  if (config_.resume_interrupted) orchestrator_->ResumeInterrupted();
+  MakeApi();
+  return true;
+}
+
+// The state folder, made if missing and locked for this chaind, and the socket path (unless
+// systemd passed the socket): no other chaind may use them.
+bool Daemon::ClaimStateDir() {
+  std::string err;
+  if (!EnsurePrivateDir(config_.state_dir, &err) || !lock_.Acquire(config_.state_dir, &err)) {
+    return Fail(err);
+  }
+  systemd_fd_ = SystemdListenFd();
+  if (systemd_fd_ < 0 && !PrepareSocketPath(config_.socket_path, &err)) return Fail(err);
+  return true;
+}
+
+// The store in STATE_DIR/store, and the registry and history on it.
+bool Daemon::OpenStore() {
+  StoreOptions options;
+  options.dir = config_.state_dir + "/store";
+  std::string err;
+  store_ = Store::Open(options, &err);
+  if (!store_) return Fail("cannot open the store: " + err);
+  registry_.emplace(store_.get());
+  history_.emplace(store_.get(), config_.history_retention);
+  return true;
+}
+
+// The task runner, in cgroups where they can be made, and the orchestrator, opened: the runs a
+// dead chaind left are interrupted, their task processes killed. The connections and the jobs
+// are fitted to the descriptors here.
+bool Daemon::OpenOrchestrator() {
+  cgroups_ = OpenTaskCgroups(config_, &no_cgroups_why_);
+  runner_.emplace(&loop_, ProcessRunner::UnixMsClock{}, FindExecHelper(), cgroups_.get());
+  limits_ = config_.limits;
+  FitConnections(descriptors_, &limits_);
+  OrchestratorOptions options =
+      OrchestratorOptionsFrom(config_, runs_dir_, descriptors_, limits_.max_connections);
+  KillTasksLeftRunning(runs_dir_);
+  orchestrator_.emplace(&loop_, &*registry_, &*history_, store_.get(), &*writer_, &*runner_,
+                        options);
+  std::string err;
+  if (!orchestrator_->Open(&err)) return Fail("cannot open the runs: " + err);
+  return true;
+}
+
+// The prediction service, opened, learning from every attempt's record; the orchestrator weighs
+// tasks by the durations it expects.
+bool Daemon::OpenPredictions() {
+  PredictionOptions options;
+  options.train_every = config_.train_every;
+  options.train_interval_ms = config_.train_interval_ms;
+  if (config_.model_half_life > 0) options.params.half_life = config_.model_half_life;
+  predictions_.emplace(&loop_, store_.get(), &*history_, &*registry_, options);
+  std::string err;
+  if (!predictions_->Open(&err)) return Fail("cannot open the model: " + err);
+  PredictionService* predictions = &*predictions_;
+  orchestrator_->OnAttemptRecorded(
+      [predictions](const HistoryRecord& r) { predictions->Observe(r); });
+  orchestrator_->UseDurations([predictions](const std::string& chain, const std::string& task) {
+    return predictions->model().ExpectedDurationMs(chain, task);
+  });
+  return true;
+}
+
+// The worker pool, the input stager and the prefetcher, opened, and the orchestrator using them.
+bool Daemon::OpenPrefetcher() {
+  WorkerPoolOptions worker_options;
+  worker_options.max_idle =
+      config_.max_idle_workers ? config_.max_idle_workers : 4 * MachineCores();
+  worker_options.kill_grace_ms = config_.kill_grace_ms;
+  worker_options.cgroups = cgroups_.get();
+  workers_ = std::make_unique<WorkerPool>(&loop_, worker_options);
+  stager_.emplace(InputCacheOptions{.dir = config_.state_dir + "/cache",
+                                    .max_bytes = config_.prefetch_staged,
+                                    .ttl_ms = static_cast<int64_t>(config_.prefetch_ttl_ms)});
+  PrefetchOptions options{.enabled = config_.prefetch,
+                          .dir = runs_dir_ + "/prewarm",
+                          .max_warm = config_.prefetch_max_warm,
+                          .max_memory_bytes = config_.prefetch_memory,
+                          .max_staged_bytes = config_.prefetch_staged,
+                          .ttl_ms = config_.prefetch_ttl_ms,
+                          .measurements_file = config_.state_dir + "/prefetch.json"};
+  prefetcher_.emplace(&loop_, options, PrefetchHooksOf(&*orchestrator_), &*predictions_, &*runner_,
+                      workers_.get(), &*stager_);
+  std::string err;
+  if (!prefetcher_->Open(&err)) return Fail("cannot open the prefetcher: " + err);
+  orchestrator_->UsePrefetcher(&*prefetcher_);
+  orchestrator_->UseWorkers(workers_.get());
+  Log(LogLevel::kInfo, config_.prefetch
+                           ? "prefetching on: up to " +
+                                 std::to_string(prefetcher_->options().max_warm) + " warm processes"
+                           : "prefetching off (--no-prefetch)");
+  return true;
+}
+
+// The API on every part.
+void Daemon::MakeApi() {
+  PredictionService* predictions = &*predictions_;
+  api_.emplace(ApiContext{
+      .loop = &loop_,
+      .registry = &*registry_,
+      .orchestrator = &*orchestrator_,
+      .history = &*history_,
+      .predictions = predictions,
+      .prefetcher = &*prefetcher_,
+      .workers = workers_.get(),
+      .stager = &*stager_,
+      .writer = &*writer_,
+      .socket_path = config_.socket_path,
+      .state_dir = config_.state_dir,
+      .task_cgroups = cgroups_ ? nlohmann::json{{"dir", cgroups_->dir()}}
+                               : nlohmann::json{{"dir", nullptr}, {"why_not", no_cgroups_why_}},
+      .store_format = kStoreFormatVersion,
+      .started_unix_ms = RealUnixMs(),
+      // Imported records teach the predictor as the orchestrator's do.
+      .on_history_appended = [predictions](const std::vector<HistoryRecord>& records) {
+        for (const HistoryRecord& r : records) predictions->Observe(r);
+      }});
+}
+
+int Daemon::Serve() {
+  HttpServer server(&loop_, limits_, [this](HttpRequest request, Responder respond) {
+    api_->Handle(std::move(request), std::move(respond));
+  });
+  Signals signals;
+  signals.orchestrator = &*orchestrator_;
+  signals.predictions = &*predictions_;
+  signals.prefetcher = &*prefetcher_;
+  signals.workers = workers_.get();
+  signals.writer = &*writer_;
+  if (Listen(&server, &signals)) {
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    return 0;
+  }
+  predictions_->Shutdown();
+  prefetcher_->Shutdown();
+  server.Shutdown([] {});
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  return 1;
+}
+
+// Listens on the socket (systemd's, or config_.socket_path), handles SIGTERM and SIGINT (the
+// shutdown) and SIGHUP (the log reopened), and tells systemd chaind is ready. Logged.
+bool Daemon::Listen(HttpServer* server, Signals* signals) {
+  int rc = systemd_fd_ >= 0 ? server->ListenFd(systemd_fd_) : server->Listen(config_.socket_path);
+  if (rc != 0) {
+    return Fail("cannot listen on " + config_.socket_path + ": " + uv_strerror(rc));
+  }
+  signals->server = server;
+  for (auto [handle, signum] :
+       {std::pair{&signals->term, SIGTERM}, std::pair{&signals->interrupt, SIGINT}}) {
+    uv_signal_init(&loop_, handle);
+    handle->data = signals;
+    uv_signal_start(handle, OnSignal, signum);
+  }
+  uv_signal_init(&loop_, &signals->hangup);
+  uv_signal_start(&signals->hangup, OnHangup, SIGHUP);
+  Log(LogLevel::kInfo, "chaind " + std::string(kVersion) + " (pid " + std::to_string(getpid()) +
+                           ") listening on " +
+                           (systemd_fd_ >= 0 ? "the socket from systemd" : config_.socket_path) +
+                           ", state in " + config_.state_dir);
+  SystemdNotify("READY=1");
+  return true;
+}
+
+void Daemon::Close(int status) {
+  orchestrator_->UseWorkers(nullptr);
+  workers_.reset();               // kills what is left and closes its handles...
+  uv_run(&loop_, UV_RUN_NOWAIT);  // ...which this finishes
+  if (uv_loop_close(&loop_) != 0) Log(LogLevel::kWarning, "libuv handles left open at exit");
+  if (systemd_fd_ < 0 && status == 0) unlink(config_.socket_path.c_str());
+  Log(LogLevel::kInfo, status == 0 ? "stopped" : "could not start");
+}
+
 }  // namespace
 
 int RunDaemon(const DaemonConfig& config) {
@@ -275,177 +414,11 @@ int RunDaemon(const DaemonConfig& config) {
   // four arenas held 21.7 MB. The pool's threads allocate little, so they hardly contend.
   mallopt(M_ARENA_MAX, 1);
   signal(SIGPIPE, SIG_IGN);
-  signal(SIGHUP, SIG_IGN);  // until Serve handles it (tasks get SIG_DFL: process_spawn.h)
-  std::string err;
-  if (!config.log_file.empty() && !OpenLogFile(config.log_file, &err)) {
-    Fail(err);
-    return 1;
-  }
-  uint64_t descriptors = RaiseDescriptorLimit();
-  if (!EnsurePrivateDir(config.state_dir, &err)) {
-    Fail(err);
-    return 1;
-  }
-  StateLock lock;
-  if (!lock.Acquire(config.state_dir)) return 1;
-  int systemd_fd = SystemdListenFd();
-  if (systemd_fd < 0 && !PrepareSocketPath(config.socket_path)) return 1;
-
-  StoreOptions store_options;
-  store_options.dir = config.state_dir + "/store";
-  std::unique_ptr<Store> store = Store::Open(store_options, &err);
-  if (!store) {
-    Fail("cannot open the store: " + err);
-    return 1;
-  }
-  Registry registry(store.get());
-  History history(store.get(), config.history_retention);
-
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  StoreWriter writer(&loop, store.get());
-  std::string no_cgroups_why;
-  std::unique_ptr<TaskCgroups> cgroups = OpenTaskCgroups(config, &no_cgroups_why);
-  ProcessRunner runner(&loop, {}, FindExecHelper(), cgroups.get());
-  OrchestratorOptions run_options;
-  run_options.runs_dir = config.state_dir + "/runs";
-  HttpLimits limits = config.limits;
-  FitConnections(descriptors, &limits);
-  run_options.jobs = FitJobs(
-      descriptors, limits.max_connections,
-      config.jobs ? config.jobs : size_t{std::max(1u, std::thread::hardware_concurrency())});
-  run_options.kill_grace_ms = config.kill_grace_ms;
-  run_options.keep_run_dirs = config.keep_run_files;
-  run_options.keep_runs = config.keep_runs;
-  run_options.keep_runs_for_ms = config.keep_runs_for_ms;
-  run_options.max_log_bytes = config.max_log_bytes;
-  run_options.capacity = CapacityOf(config);
-  Log(LogLevel::kInfo, "tasks run " + std::to_string(run_options.jobs) +
-                           " at once, admitted against " + DescribeCapacity(run_options.capacity));
-  for (char** e = environ; *e; ++e) run_options.base_env.emplace_back(*e);
-  // Tasks of a chaind that died (crash, kill -9) must not run on unsupervised (orphans.h).
-  if (std::vector<pid_t> left = KillTaskProcesses(run_options.runs_dir); !left.empty()) {
-    Log(LogLevel::kWarning, "killed " + std::to_string(left.size()) +
-                                " task process(es) left running by a previous chaind");
-    if (!WaitGone(left, 2000)) Log(LogLevel::kWarning, "some of them are still dying");
-  }
-  Orchestrator orchestrator(&loop, &registry, &history, store.get(), &writer, &runner, run_options);
-  if (!orchestrator.Open(&err)) {
-    Fail("cannot open the runs: " + err);
-    return 1;
-  }
-  PredictionOptions prediction_options;
-  prediction_options.train_every = config.train_every;
-  prediction_options.train_interval_ms = config.train_interval_ms;
-  if (config.model_half_life > 0) prediction_options.params.half_life = config.model_half_life;
-  PredictionService predictions(&loop, store.get(), &history, &registry, prediction_options);
-  if (!predictions.Open(&err)) {
-    Fail("cannot open the model: " + err);
-    return 1;
-  }
-  orchestrator.OnAttemptRecorded(
-      [&predictions](const HistoryRecord& r) { predictions.Observe(r); });
-  // Freed memory goes back to the system when chaind is idle: glibc keeps it in its arenas
-  // otherwise (RssAnon grew ~5 MB per 1,000 runs with a live heap of ~5 MB). At most once a
-  // second, so that back-to-back small runs do not pay for it each.
-  orchestrator.OnIdle([last = std::chrono::steady_clock::time_point()]() mutable {
-    auto now = std::chrono::steady_clock::now();
-    if (now - last < std::chrono::seconds(1)) return;
-    last = now;
-    malloc_trim(0);
-  });
-  orchestrator.UseDurations([&predictions](const std::string& chain, const std::string& task) {
-    return predictions.model().ExpectedDurationMs(chain, task);
-  });
-  WorkerPoolOptions worker_options;
-  worker_options.max_idle = config.max_idle_workers
-                                ? config.max_idle_workers
-                                : 4 * std::max(1u, std::thread::hardware_concurrency());
-  worker_options.kill_grace_ms = config.kill_grace_ms;
-  worker_options.cgroups = cgroups.get();
-  // Destroyed before the loop is closed (below): its handles must be closed on the loop.
-  auto workers = std::make_unique<WorkerPool>(&loop, worker_options);
-  InputStager stager(InputCacheOptions{.dir = config.state_dir + "/cache",
-                                       .max_bytes = config.prefetch_staged,
-                                       .ttl_ms = static_cast<int64_t>(config.prefetch_ttl_ms)});
-  PrefetchOptions prefetch_options{.enabled = config.prefetch,
-                                   .dir = run_options.runs_dir + "/prewarm",
-                                   .max_warm = config.prefetch_max_warm,
-                                   .max_memory_bytes = config.prefetch_memory,
-                                   .max_staged_bytes = config.prefetch_staged,
-                                   .ttl_ms = config.prefetch_ttl_ms,
-                                   .measurements_file = config.state_dir + "/prefetch.json"};
-  PrefetchHooks hooks{
-      .latest_chain =
-          [&orchestrator](const std::string& id) { return orchestrator.LatestChain(id); },
-      .warm_launch = [&orchestrator](
-                         const TaskSpec& task,
-                         const std::string& dir) { return orchestrator.WarmLaunch(task, dir); },
-      .worker_launch =
-          [&orchestrator](const std::string& chain_id, const TaskSpec& task) {
-            return orchestrator.WorkerLaunch(chain_id, task);
-          }};
-  Prefetcher prefetcher(&loop, prefetch_options, hooks, &predictions, &runner, workers.get(),
-                        &stager);
-  if (!prefetcher.Open(&err)) {
-    Fail("cannot open the prefetcher: " + err);
-    return 1;
-  }
-  orchestrator.UsePrefetcher(&prefetcher);
-  orchestrator.UseWorkers(workers.get());
-  Log(LogLevel::kInfo, config.prefetch
-                           ? "prefetching on: up to " +
-                                 std::to_string(prefetcher.options().max_warm) + " warm processes"
-                           : "prefetching off (--no-prefetch)");
-  if (config.resume_interrupted) orchestrator.ResumeInterrupted();
-  ApiContext context{
-      .loop = &loop,
-      .registry = &registry,
-      .orchestrator = &orchestrator,
-      .history = &history,
-      .predictions = &predictions,
-      .prefetcher = &prefetcher,
-      .workers = workers.get(),
-      .stager = &stager,
-      .writer = &writer,
-      .socket_path = config.socket_path,
-      .state_dir = config.state_dir,
-      .task_cgroups = cgroups ? nlohmann::json{{"dir", cgroups->dir()}}
-                              : nlohmann::json{{"dir", nullptr}, {"why_not", no_cgroups_why}},
-      .store_format = kStoreFormatVersion,
-      .started_unix_ms = RealUnixMs(),
-      // Imported records teach the predictor as the orchestrator's do.
-      .on_history_appended = [&predictions](const std::vector<HistoryRecord>& records) {
-        for (const HistoryRecord& r : records) predictions.Observe(r);
-      }};
-  Api api(context);
-  int status = 0;
-  {
-    HttpServer server(&loop, limits, [&api](HttpRequest request, Responder respond) {
-      api.Handle(std::move(request), std::move(respond));
-    });
-    Signals signals;
-    signals.orchestrator = &orchestrator;
-    signals.predictions = &predictions;
-    signals.prefetcher = &prefetcher;
-    signals.workers = workers.get();
-    signals.writer = &writer;
-    if (Serve(&loop, &server, config, systemd_fd, &signals)) {
-      uv_run(&loop, UV_RUN_DEFAULT);
-    } else {
-      status = 1;
-      predictions.Shutdown();
-      prefetcher.Shutdown();
-      server.Shutdown([] {});
-      uv_run(&loop, UV_RUN_DEFAULT);
-    }
-  }
-  orchestrator.UseWorkers(nullptr);
-  workers.reset();               // kills what is left and closes its handles...
-  uv_run(&loop, UV_RUN_NOWAIT);  // ...which this finishes
-  if (uv_loop_close(&loop) != 0) Log(LogLevel::kWarning, "libuv handles left open at exit");
-  if (systemd_fd < 0 && status == 0) unlink(config.socket_path.c_str());
-  Log(LogLevel::kInfo, status == 0 ? "stopped" : "could not start");
+  signal(SIGHUP, SIG_IGN);  // until Listen handles it (tasks get SIG_DFL: process_spawn.h)
+  Daemon daemon(config);
+  if (!daemon.Start()) return 1;
+  int status = daemon.Serve();
+  daemon.Close(status);
   return status;
 }
 

@@ -34,7 +34,7 @@ struct DaemonConfig {
   uint64_t train_every = 1000;           // history records since the last training
   uint64_t train_interval_ms = 600'000;  // at the latest after a record not trained on
   double model_half_life = 0;            // 0: the default (PredictorParams)
-  // Prefetching (daemon/prefetcher.h); 0s are the defaults there.
+  // Prefetching (daemon/prefetch/prefetcher.h); 0s are the defaults there.
   bool prefetch = true;          // --no-prefetch: false
   size_t prefetch_max_warm = 0;  // warm processes; 0: PrefetchOptions::kDefaultMaxWarm
   uint64_t prefetch_memory = 0;  // their memory; 0: 25% of RAM

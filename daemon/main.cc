@@ -1,11 +1,19 @@
-// chaind: the chainctl daemon (DESIGN.md §1, §6). Flags here; the rest in
-// daemon/daemon.cc.
+// chaind: the chainctl daemon (DESIGN.md §1, §6). Its flags are the table kFlags below; the rest
+// is in daemon/daemon.cc.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdint>
+#include <functional>
 #include <iostream>
+#include <iterator>
+#include <optional>
 #include <set>
-#include <tuple>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
 
 #include "common/paths.h"
 #include "common/units.h"
@@ -14,28 +22,157 @@
 
 namespace {
 
-// --cpus, --memory and --gpus into `config` ("" = the default); "" or what is wrong.
-std::string ParseCapacity(const std::string& cpus, const std::string& memory,
-                          const std::string& gpus, chainctl::daemon::DaemonConfig* config) {
-  std::string err;
-  if (!cpus.empty()) {
-    std::optional<int64_t> millis = chainctl::ParseCpu(cpus, &err);
-    if (!millis) return "--cpus: " + err;
-    config->cpu_millis = *millis;
-  }
-  if (!memory.empty()) {
-    std::optional<uint64_t> bytes = chainctl::ParseSize(memory, &err);
-    if (!bytes) return "--memory: " + err;
-    if (*bytes == 0) return "--memory: must be above 0";
-    config->memory_bytes = *bytes;
-  }
+using chainctl::daemon::DaemonConfig;
+using chainctl::daemon::HttpLimits;
+
+// What CLI11 parses a flag into when not straight into a DaemonConfig field.
+struct FlagValue {
+  std::string text;    // an option's text: its default text until given
+  bool given = false;  // whether a flag without value was given
+};
+
+struct Flag;
+
+// Where a flag's value goes. `add` puts the flag on `app`, parsed into a field of `config` as it
+// is or into `value`; `apply`, where set, turns `value` into fields of `config` once every flag
+// is parsed, and returns "" or what is wrong with it.
+struct Target {
+  std::string default_text = "";
+  std::function<CLI::Option*(CLI::App* app, const Flag& flag, DaemonConfig* config,
+                             FlagValue* value)>
+      add = nullptr;
+  std::function<std::string(const FlagValue& value, DaemonConfig* config)> apply = nullptr;
+};
+
+enum ShowDefault : bool { kHideDefault = false, kShowDefault = true };
+
+// One of chaind's flags, as `chaind --help` lists it.
+struct Flag {
+  // As CLI11 takes them ("--jobs,-j"). A flag with an `apply` has one: its errors start with it.
+  const char* names;
+  Target target;
+  const char* help;
+  ShowDefault show_default = kHideDefault;             // kShowDefault: --help shows it ("=16Mi")
+  std::optional<CLI::Validator> check = std::nullopt;  // CLI11's, while parsing
+};
+
+// A field of DaemonConfig, or of its HttpLimits, named by its member pointer (implicitly, so
+// that a row names just the field).
+template <typename T>
+class ConfigField {
+ public:
+  ConfigField(T DaemonConfig::*field) : field_(field) {}
+  ConfigField(T HttpLimits::*limit) : limit_(limit) {}
+  T& In(DaemonConfig* config) const { return field_ ? config->*field_ : config->limits.*limit_; }
+
+ private:
+  T DaemonConfig::*field_ = nullptr;
+  T HttpLimits::*limit_ = nullptr;
+};
+
+// CLI11 parses the value straight into `field`; a bool is a flag without value.
+template <typename T>
+Target IntoField(ConfigField<T> field) {
+  return {.add = [field](CLI::App* app, const Flag& flag, DaemonConfig* config, FlagValue*) {
+    if constexpr (std::is_same_v<T, bool>) {
+      return app->add_flag(flag.names, field.In(config), flag.help);
+    } else {
+      return app->add_option(flag.names, field.In(config), flag.help);
+    }
+  }};
+}
+template <typename T>
+Target Into(T DaemonConfig::*field) {
+  return IntoField(ConfigField<T>(field));
+}
+template <typename T>
+Target Into(T HttpLimits::*limit) {
+  return IntoField(ConfigField<T>(limit));
+}
+
+// A flag without value that turns `field` off, as --no-prefetch does.
+Target TurnsOff(bool DaemonConfig::*field) {
+  return {
+      .add = [](CLI::App* app, const Flag& flag, DaemonConfig*,
+                FlagValue* value) { return app->add_flag(flag.names, value->given, flag.help); },
+      .apply =
+          [field](const FlagValue& value, DaemonConfig* config) {
+            config->*field = !value.given;
+            return std::string();
+          }};
+}
+
+// An option read as text, `default_text` until given, that `apply` turns into config fields:
+// "" or what is wrong.
+using ApplyText = std::function<std::string(const std::string& text, DaemonConfig* config)>;
+Target Text(std::string default_text, ApplyText apply) {
+  return {
+      .default_text = std::move(default_text),
+      .add = [](CLI::App* app, const Flag& flag, DaemonConfig*,
+                FlagValue* value) { return app->add_option(flag.names, value->text, flag.help); },
+      .apply = [apply = std::move(apply)](
+                   const FlagValue& value,
+                   DaemonConfig* config) { return apply(value.text, config); }};
+}
+
+// What a size's, a duration's or a cpu's text may be beyond its syntax (common/units.h).
+struct Bounds {
+  bool above_zero = false;           // 0 is refused
+  bool empty_keeps_default = false;  // "" leaves the field as it is (else: the syntax's error)
+};
+
+// Text in a unit of common/units.h into `field`: `parse` (as ParseSize) gives the value or says
+// what is wrong; `zero_refused` says why 0 is, where `bounds` refuse it.
+template <typename T, typename Parse>
+Target UnitText(ConfigField<T> field, std::string default_text, Bounds bounds, Parse parse,
+                const char* zero_refused) {
+  return Text(std::move(default_text), [=](const std::string& text, DaemonConfig* config) {
+    if (text.empty() && bounds.empty_keeps_default) return std::string();
+    std::string err;
+    std::optional<T> value = parse(text, &err);
+    if (!value) return err;
+    if (*value == 0 && bounds.above_zero) return std::string(zero_refused);
+    field.In(config) = *value;
+    return std::string();
+  });
+}
+
+// A size, e.g. 64Mi, in bytes.
+Target SizeText(ConfigField<uint64_t> field, std::string default_text, Bounds bounds = {}) {
+  return UnitText(field, std::move(default_text), bounds, chainctl::ParseSize, "must be above 0");
+}
+
+// A duration, e.g. 30s, in milliseconds.
+Target DurationText(ConfigField<uint64_t> field, std::string default_text, Bounds bounds = {}) {
+  auto parse_ms = [](std::string_view text, std::string* err) -> std::optional<uint64_t> {
+    std::optional<chainctl::Duration> duration = chainctl::ParseDuration(text, err);
+    if (!duration) return std::nullopt;
+    return static_cast<uint64_t>(duration->count());
+  };
+  return UnitText(field, std::move(default_text), bounds, parse_ms, "must be longer than 0");
+}
+
+// Cores, e.g. 2.5 or 1500m, in thousandths; "" keeps the default. (ParseCpu refuses 0 itself.)
+Target CpuText(ConfigField<int64_t> field) {
+  return UnitText(field, "", {.empty_keeps_default = true}, chainctl::ParseCpu, "");
+}
+
+// --log-level, a name CLI::IsMember let through: the level is set at once.
+std::string ApplyLogLevel(const std::string& name, DaemonConfig*) {
+  chainctl::daemon::LogLevel level;
+  chainctl::daemon::ParseLogLevel(name, &level);
+  chainctl::daemon::SetLogLevel(level);
+  return "";
+}
+
+// --gpus: distinct device ids separated by commas ("": none).
+std::string ApplyGpus(const std::string& gpus, DaemonConfig* config) {
   std::set<std::string> seen;
   for (size_t start = 0; !gpus.empty() && start <= gpus.size();) {
     size_t end = std::min(gpus.find(',', start), gpus.size());
     std::string id = gpus.substr(start, end - start);
     if (id.empty() || id.find_first_of(" \t=") != std::string::npos || !seen.insert(id).second) {
-      return "--gpus: expected distinct device ids separated by commas, e.g. 0,1; got \"" + gpus +
-             "\"";
+      return "expected distinct device ids separated by commas, e.g. 0,1; got \"" + gpus + "\"";
     }
     config->gpus.push_back(id);
     start = end + 1;
@@ -43,114 +180,108 @@ std::string ParseCapacity(const std::string& cpus, const std::string& memory,
   return "";
 }
 
-}  // namespace
+// chaind's flags, in the order --help lists them. The values of those with an `apply` are checked
+// in this order too, after parsing: the first wrong one is reported.
+const Flag kFlags[] = {
+    {"--socket", Into(&DaemonConfig::socket_path),
+     "Socket to listen on (default: $CHAINCTL_SOCKET, $XDG_RUNTIME_DIR/chainctl/chaind.sock, "
+     "/tmp/chainctl-$UID/chaind.sock)"},
+    {"--state-dir", Into(&DaemonConfig::state_dir),
+     "State folder (default: $CHAINCTL_STATE_DIR, $XDG_STATE_HOME/chainctl, "
+     "~/.local/state/chainctl)"},
+    {"--log-file", Into(&DaemonConfig::log_file),
+     "Log to this file (appended to; opened anew on SIGHUP, for logrotate) instead of stderr"},
+    {"--log-level", Text("info", ApplyLogLevel), "debug, info, warning or error", kShowDefault,
+     CLI::IsMember({"debug", "info", "warning", "error"})},
+    {"--max-body", SizeText(&HttpLimits::max_body_bytes, "16Mi", {.above_zero = true}),
+     "Largest request body (413 above it)", kShowDefault},
+    {"--idle-timeout", DurationText(&HttpLimits::idle_timeout_ms, "60s", {.above_zero = true}),
+     "Close a connection idle this long", kShowDefault},
+    {"--request-timeout",
+     DurationText(&HttpLimits::request_timeout_ms, "30s", {.above_zero = true}),
+     "A request must arrive within this of its first byte (408 after)", kShowDefault},
+    {"--jobs,-j", Into(&DaemonConfig::jobs), "Tasks running at once, across runs (default: cores)",
+     kHideDefault, CLI::PositiveNumber},
+    {"--kill-grace", DurationText(&DaemonConfig::kill_grace_ms, "5s"),
+     "After SIGTERM to a task that timed out or was cancelled, SIGKILL this much later",
+     kShowDefault},
+    {"--history-retention", Into(&DaemonConfig::history_retention),
+     "History records kept (the oldest are dropped)", kShowDefault, CLI::PositiveNumber},
+    {"--keep-run-files", Into(&DaemonConfig::keep_run_files),
+     "Keep the folders (logs, workdirs) of this many ended runs; older ones are removed",
+     kShowDefault},
+    {"--keep-runs", Into(&DaemonConfig::keep_runs),
+     "Keep the records (tasks, outputs, events) of this many ended runs in the store; older ones "
+     "are deleted (their history stays)",
+     kShowDefault, CLI::PositiveNumber},
+    {"--keep-runs-for",
+     DurationText(&DaemonConfig::keep_runs_for_ms, "",
+                  {.above_zero = true, .empty_keeps_default = true}),
+     "And delete the records and folder of a run this long after it ended, e.g. 30d (default: "
+     "kept whatever their age, within --keep-runs)"},
+    {"--no-task-cgroups", TurnsOff(&DaemonConfig::task_cgroups),
+     "Run tasks without a cgroup each even where chaind can make them (their escaped descendants "
+     "are then found by CHAIN_WORKDIR)"},
+    {"--resume-interrupted", Into(&DaemonConfig::resume_interrupted),
+     "Resume at start the runs that a crashed or killed chaind left running"},
+    {"--cpus", CpuText(&DaemonConfig::cpu_millis),
+     "Cores that tasks' cpu requests are admitted against, e.g. 4 or 2.5 (default: the "
+     "machine's)"},
+    {"--memory",
+     SizeText(&DaemonConfig::memory_bytes, "", {.above_zero = true, .empty_keeps_default = true}),
+     "Memory that tasks' memory requests are admitted against, e.g. 8Gi (default: the machine's, "
+     "MemTotal)"},
+    {"--gpus", Text("", ApplyGpus),
+     "GPU device ids handed out to tasks that request GPUs, comma separated, e.g. 0,1 (default: "
+     "none)"},
+    {"--train-every", Into(&DaemonConfig::train_every),
+     "Train the predictor after this many new history records (or a tenth of the history, if "
+     "more)",
+     kShowDefault, CLI::PositiveNumber},
+    {"--train-interval",
+     DurationText(&DaemonConfig::train_interval_ms, "10m", {.above_zero = true}),
+     "Train the predictor at the latest this long after a new history record", kShowDefault},
+    {"--model-half-life", Into(&DaemonConfig::model_half_life),
+     "Half-life of the predictor's counts, in a chain's task starts (0: no decay; default 1000)",
+     kHideDefault, CLI::NonNegativeNumber},
+    {"--max-log", SizeText(&DaemonConfig::max_log_bytes, "64Mi", {.empty_keeps_default = true}),
+     "A task's stderr log kept within this on disk: its first and last halves; 0: no bound",
+     kShowDefault},
+    {"--no-prefetch", TurnsOff(&DaemonConfig::prefetch),
+     "Prewarm and stage nothing ahead (for comparison); inputs are staged at start"},
+    {"--prefetch-processes", Into(&DaemonConfig::prefetch_max_warm),
+     "Prewarmed processes and workers alive at once, within --prefetch-memory (default: 32)"},
+    {"--prefetch-memory",
+     SizeText(&DaemonConfig::prefetch_memory, "", {.empty_keeps_default = true}),
+     "Memory that prewarmed processes may hold, e.g. 2Gi (default: 25% of RAM)"},
+    {"--prefetch-staged",
+     SizeText(&DaemonConfig::prefetch_staged, "1Gi", {.empty_keeps_default = true}),
+     "Bytes of inputs staged ahead", kShowDefault},
+    {"--prefetch-ttl", DurationText(&DaemonConfig::prefetch_ttl_ms, "10m", {.above_zero = true}),
+     "The longest a prewarm is kept unused (keep-alives come from history, up to this)",
+     kShowDefault},
+    {"--max-idle-workers", Into(&DaemonConfig::max_idle_workers),
+     "Idle mode: worker processes kept for reuse (default: 4 per core)"},
+    {"--max-connections", Into(&HttpLimits::max_connections),
+     "Connections served at once (503 above)", kShowDefault, CLI::PositiveNumber},
+};
 
-int main(int argc, char** argv) {
-  using namespace chainctl;
-  daemon::DaemonConfig config;
-  std::string log_level = "info";
-  std::string max_body = "16Mi";
-  std::string idle_timeout = "60s";
-  std::string request_timeout = "30s";
+// Puts `flag` on `app`, its value going into `config` or `value`.
+void AddFlag(CLI::App* app, const Flag& flag, DaemonConfig* config, FlagValue* value) {
+  value->text = flag.target.default_text;
+  CLI::Option* option = flag.target.add(app, flag, config, value);
+  if (flag.show_default) option->capture_default_str();
+  if (flag.check) option->check(*flag.check);
+}
+
+// chaind's command line into `config`, the socket and state folder not given left "". nullopt:
+// go on; else the exit status, having printed the help, the version or what is wrong.
+std::optional<int> ParseCommandLine(int argc, char** argv, DaemonConfig* config) {
   CLI::App app{"chaind: the chainctl daemon. It serves the API of DESIGN.md §6 on a Unix socket.",
                "chaind"};
-  app.set_version_flag("--version", daemon::VersionLine());
-  app.add_option("--socket", config.socket_path,
-                 "Socket to listen on (default: $CHAINCTL_SOCKET, "
-                 "$XDG_RUNTIME_DIR/chainctl/chaind.sock, /tmp/chainctl-$UID/chaind.sock)");
-  app.add_option("--state-dir", config.state_dir,
-                 "State folder (default: $CHAINCTL_STATE_DIR, $XDG_STATE_HOME/chainctl, "
-                 "~/.local/state/chainctl)");
-  app.add_option("--log-file", config.log_file,
-                 "Log to this file (appended to; opened anew on SIGHUP, for logrotate) instead "
-                 "of stderr");
-  app.add_option("--log-level", log_level, "debug, info, warning or error")
-      ->check(CLI::IsMember({"debug", "info", "warning", "error"}))
-      ->capture_default_str();
-  app.add_option("--max-body", max_body, "Largest request body (413 above it)")
-      ->capture_default_str();
-  app.add_option("--idle-timeout", idle_timeout, "Close a connection idle this long")
-      ->capture_default_str();
-  app.add_option("--request-timeout", request_timeout,
-                 "A request must arrive within this of its first byte (408 after)")
-      ->capture_default_str();
-  app.add_option("--jobs,-j", config.jobs, "Tasks running at once, across runs (default: cores)")
-      ->check(CLI::PositiveNumber);
-  std::string kill_grace = "5s";
-  app.add_option("--kill-grace", kill_grace,
-                 "After SIGTERM to a task that timed out or was cancelled, SIGKILL this much later")
-      ->capture_default_str();
-  app.add_option("--history-retention", config.history_retention,
-                 "History records kept (the oldest are dropped)")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option(
-         "--keep-run-files", config.keep_run_files,
-         "Keep the folders (logs, workdirs) of this many ended runs; older ones are removed")
-      ->capture_default_str();
-  app.add_option("--keep-runs", config.keep_runs,
-                 "Keep the records (tasks, outputs, events) of this many ended runs in the "
-                 "store; older ones are deleted (their history stays)")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  std::string keep_runs_for;
-  app.add_option("--keep-runs-for", keep_runs_for,
-                 "And delete the records and folder of a run this long after it ended, e.g. "
-                 "30d (default: kept whatever their age, within --keep-runs)");
-  bool no_task_cgroups = false;
-  app.add_flag("--no-task-cgroups", no_task_cgroups,
-               "Run tasks without a cgroup each even where chaind can make them (their escaped "
-               "descendants are then found by CHAIN_WORKDIR)");
-  app.add_flag("--resume-interrupted", config.resume_interrupted,
-               "Resume at start the runs that a crashed or killed chaind left running");
-  std::string cpus, memory, gpus;
-  app.add_option("--cpus", cpus,
-                 "Cores that tasks' cpu requests are admitted against, e.g. 4 or 2.5 "
-                 "(default: the machine's)");
-  app.add_option("--memory", memory,
-                 "Memory that tasks' memory requests are admitted against, e.g. 8Gi "
-                 "(default: the machine's, MemTotal)");
-  app.add_option("--gpus", gpus,
-                 "GPU device ids handed out to tasks that request GPUs, comma separated, e.g. "
-                 "0,1 (default: none)");
-  std::string train_interval = "10m";
-  app.add_option("--train-every", config.train_every,
-                 "Train the predictor after this many new history records (or a tenth of the "
-                 "history, if more)")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--train-interval", train_interval,
-                 "Train the predictor at the latest this long after a new history record")
-      ->capture_default_str();
-  app.add_option("--model-half-life", config.model_half_life,
-                 "Half-life of the predictor's counts, in a chain's task starts (0: no decay; "
-                 "default 1000)")
-      ->check(CLI::NonNegativeNumber);
-  bool no_prefetch = false;
-  std::string max_log = "64Mi";
-  app.add_option("--max-log", max_log,
-                 "A task's stderr log kept within this on disk: its first and last halves; "
-                 "0: no bound")
-      ->capture_default_str();
-  std::string prefetch_memory, prefetch_staged = "1Gi", prefetch_ttl = "10m";
-  app.add_flag("--no-prefetch", no_prefetch,
-               "Prewarm and stage nothing ahead (for comparison); inputs are staged at start");
-  app.add_option("--prefetch-processes", config.prefetch_max_warm,
-                 "Prewarmed processes and workers alive at once, within --prefetch-memory "
-                 "(default: 32)");
-  app.add_option("--prefetch-memory", prefetch_memory,
-                 "Memory that prewarmed processes may hold, e.g. 2Gi (default: 25% of RAM)");
-  app.add_option("--prefetch-staged", prefetch_staged, "Bytes of inputs staged ahead")
-      ->capture_default_str();
-  app.add_option("--prefetch-ttl", prefetch_ttl,
-                 "The longest a prewarm is kept unused (keep-alives come from history, up to this)")
-      ->capture_default_str();
-  app.add_option("--max-idle-workers", config.max_idle_workers,
-                 "Idle mode: worker processes kept for reuse (default: 4 per core)");
-  app.add_option("--max-connections", config.limits.max_connections,
-                 "Connections served at once (503 above)")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+  app.set_version_flag("--version", chainctl::daemon::VersionLine());
+  std::vector<FlagValue> values(std::size(kFlags));  // sized once: CLI11 keeps pointers into it
+  for (size_t i = 0; i < values.size(); ++i) AddFlag(&app, kFlags[i], config, &values[i]);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -163,71 +294,23 @@ int main(int argc, char** argv) {
     std::cerr << "chaind: " << e.what() << "\nRun 'chaind --help' for usage.\n";
     return 2;
   }
+  for (size_t i = 0; i < values.size(); ++i) {
+    const Flag& flag = kFlags[i];
+    if (!flag.target.apply) continue;
+    if (std::string wrong = flag.target.apply(values[i], config); !wrong.empty()) {
+      std::cerr << "chaind: " << flag.names << ": " << wrong << "\n";
+      return 2;
+    }
+  }
+  return std::nullopt;
+}
 
-  daemon::LogLevel level;
-  daemon::ParseLogLevel(log_level, &level);
-  daemon::SetLogLevel(level);
-  std::string err;
-  std::optional<uint64_t> body_limit = ParseSize(max_body, &err);
-  if (!body_limit || *body_limit == 0) {
-    std::cerr << "chaind: --max-body: " << (err.empty() ? "must be above 0" : err) << "\n";
-    return 2;
-  }
-  config.limits.max_body_bytes = *body_limit;
-  for (auto [flag, text, out] :
-       {std::tuple{"--idle-timeout", &idle_timeout, &config.limits.idle_timeout_ms},
-        std::tuple{"--request-timeout", &request_timeout, &config.limits.request_timeout_ms}}) {
-    std::optional<Duration> d = ParseDuration(*text, &err);
-    if (!d || d->count() == 0) {
-      std::cerr << "chaind: " << flag << ": " << (d ? "must be longer than 0" : err) << "\n";
-      return 2;
-    }
-    *out = static_cast<uint64_t>(d->count());
-  }
-  std::optional<Duration> grace = ParseDuration(kill_grace, &err);
-  if (!grace) {
-    std::cerr << "chaind: --kill-grace: " << err << "\n";
-    return 2;
-  }
-  config.kill_grace_ms = static_cast<uint64_t>(grace->count());
-  if (!keep_runs_for.empty()) {
-    std::optional<Duration> age = ParseDuration(keep_runs_for, &err);
-    if (!age || age->count() == 0) {
-      std::cerr << "chaind: --keep-runs-for: " << (age ? "must be longer than 0" : err) << "\n";
-      return 2;
-    }
-    config.keep_runs_for_ms = static_cast<uint64_t>(age->count());
-  }
-  std::optional<Duration> interval = ParseDuration(train_interval, &err);
-  if (!interval || interval->count() == 0) {
-    std::cerr << "chaind: --train-interval: " << (interval ? "must be longer than 0" : err) << "\n";
-    return 2;
-  }
-  config.train_interval_ms = static_cast<uint64_t>(interval->count());
-  config.prefetch = !no_prefetch;
-  config.task_cgroups = !no_task_cgroups;
-  for (auto [flag, text, out] :
-       {std::tuple{"--prefetch-memory", &prefetch_memory, &config.prefetch_memory},
-        std::tuple{"--prefetch-staged", &prefetch_staged, &config.prefetch_staged},
-        std::tuple{"--max-log", &max_log, &config.max_log_bytes}}) {
-    if (text->empty()) continue;
-    std::optional<uint64_t> size = ParseSize(*text, &err);
-    if (!size) {
-      std::cerr << "chaind: " << flag << ": " << err << "\n";
-      return 2;
-    }
-    *out = *size;
-  }
-  std::optional<Duration> ttl = ParseDuration(prefetch_ttl, &err);
-  if (!ttl || ttl->count() == 0) {
-    std::cerr << "chaind: --prefetch-ttl: " << (ttl ? "must be longer than 0" : err) << "\n";
-    return 2;
-  }
-  config.prefetch_ttl_ms = static_cast<uint64_t>(ttl->count());
-  if (std::string wrong = ParseCapacity(cpus, memory, gpus, &config); !wrong.empty()) {
-    std::cerr << "chaind: " << wrong << "\n";
-    return 2;
-  }
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace chainctl;
+  daemon::DaemonConfig config;
+  if (std::optional<int> exit_status = ParseCommandLine(argc, argv, &config)) return *exit_status;
   EnvLookup env = RealEnv();
   if (config.socket_path.empty()) config.socket_path = DefaultSocketPath(env, getuid());
   if (config.state_dir.empty()) config.state_dir = DefaultStateDir(env, getuid());

@@ -1,0 +1,30 @@
+// One chaind per state folder and per socket: the lock on STATE_DIR/chaind.lock, and the socket
+// path made ready unless a live chaind answers there. Failures are described in *err.
+#pragma once
+
+#include <string>
+
+namespace chainctl::daemon {
+
+// Holds an exclusive flock on STATE_DIR/chaind.lock for the daemon's life, so
+// that a second chaind on the same state directory refuses to start.
+class StateLock {
+ public:
+  StateLock() = default;
+  StateLock(const StateLock&) = delete;
+  StateLock& operator=(const StateLock&) = delete;
+  ~StateLock();
+
+  // Takes the lock and writes chaind's pid into the file; false if it cannot, or if another
+  // process (its pid read from the file) holds it.
+  bool Acquire(const std::string& state_dir, std::string* err);
+
+ private:
+  int fd_ = -1;
+};
+
+// Makes the socket's folder and clears a stale socket file (logged); refuses if a
+// live daemon answers there.
+bool PrepareSocketPath(const std::string& path, std::string* err);
+
+}  // namespace chainctl::daemon
