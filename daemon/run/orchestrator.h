@@ -47,12 +47,12 @@
 #include <string>
 #include <vector>
 
-#include "daemon/store/history.h"
-#include "daemon/store/registry.h"
+#include "daemon/exec/task_runner.h"
 #include "daemon/run/resources.h"
 #include "daemon/run/scheduler.h"
+#include "daemon/store/history.h"
+#include "daemon/store/registry.h"
 #include "daemon/store/store_writer.h"
-#include "daemon/exec/task_runner.h"
 
 namespace chainctl::daemon {
 
@@ -119,9 +119,9 @@ class Orchestrator {
       std::function<std::optional<double>(const std::string& chain_id, const std::string& task_id)>;
   void UseDurations(Durations durations) { durations_ = std::move(durations); }
 
-  // Prefetching (daemon/prefetch/prefetcher.h) and worker mode (daemon/exec/worker_pool.h); either may
-  // be null (no prefetching; mode: worker tasks then run as one-shot processes). Set before runs
-  // start. Tasks with inputs.files need the prefetcher: it stages them (prefetched or not).
+  // Prefetching (daemon/prefetch/prefetcher.h) and worker mode (daemon/exec/worker_pool.h); either
+  // may be null (no prefetching; mode: worker tasks then run as one-shot processes). Set before
+  // runs start. Tasks with inputs.files need the prefetcher: it stages them (prefetched or not).
   void UsePrefetcher(Prefetcher* prefetcher) { prefetcher_ = prefetcher; }
   void UseWorkers(WorkerPool* workers) { workers_ = workers; }
   // For the prefetcher: the latest definition of a chain (null if none), and the launch of a
@@ -201,36 +201,38 @@ class Orchestrator {
       return priority != o.priority ? priority > o.priority : seq < o.seq;
     }
   };
-
-  bool MarkInterrupted(const std::vector<orchestrator_detail::StoredRun>& runs, std::string* err);
-  // The Run of a stored ended run, its unfinished tasks pending again, made active.
-  Run& Restart(orchestrator_detail::StoredRun stored, std::shared_ptr<const Plan> plan,
-               std::string dir);
-  std::shared_ptr<const Plan> PlanFor(const ChainVersion& version, std::string* err);
-  // A 422 if a task of `plan` could never be admitted (chaind restarted with less capacity).
-  std::optional<RunError> CheckCapacity(const Plan& plan) const;
-  std::vector<double> Weights(const Plan& plan) const;  // the Scheduler's, by history
-  void PrepareDirs(const Run& run);  // make the tasks' folders ahead, off the loop
-  struct Ended {                     // a stored ended run, as retention sees it
+  struct Ended {  // a stored ended run, as retention sees it
     uint64_t n;
     int64_t ended_ms;  // unix ms; 0 if its record does not say
   };
-  // Retention (orchestrator_retention.cc). A run's records are deleted in one commit, and its
-  // folder removed once that commit succeeded; folders may go earlier (keep_run_dirs).
-  void RunDirEnded(uint64_t n);  // keep_run_dirs: remove the oldest folders, off the loop
-  // At Open: the stored runs' folders, oldest first, to RunDirEnded; the others removed.
-  void OpenRunDirs(const std::vector<Ended>& ended,
-                   const std::vector<orchestrator_detail::StoredRun>& left);
-  // keep_runs: removes the oldest runs over the count; and one over the age (ExpireRuns).
-  void RunRecordEnded(uint64_t n, int64_t ended_ms);
-  void ExpireRuns(size_t most);  // keep_runs_for_ms: removes at most `most`, then ArmExpiry
-  void RemoveRun(uint64_t n);    // its records in the next commit, then its folder
-  void RemoveDirs(std::vector<uint64_t> runs);  // off the loop
-  void ArmExpiry();  // wakes when the oldest ended run expires (keep_runs_for_ms)
-  void CloseExpiry();
+
+  // The run lifecycle (orchestrator.cc).
+  std::shared_ptr<const Plan> PlanFor(const ChainVersion& version, std::string* err);
+  // The plan of `version` for a run to start: 500 bad_chain if the stored chain does not load,
+  // else CheckCapacity's refusal, if any.
+  std::optional<RunError> RunnablePlan(const ChainVersion& version,
+                                       std::shared_ptr<const Plan>* plan);
+  // A 422 if a task of `plan` could never be admitted (chaind restarted with less capacity).
+  std::optional<RunError> CheckCapacity(const Plan& plan) const;
+  std::vector<double> Weights(const Plan& plan) const;  // the Scheduler's, by history
+  // Why no run can start now (Trigger, Resume): 503 chaind is stopping, 507 the store fails.
+  std::optional<RunError> Unavailable() const;
+  // A 422 with the violations if `input` does not fit the input_schema of a root task that
+  // takes the trigger's input as it is (no input_map).
+  std::optional<RunError> CheckInput(const Plan& plan, const nlohmann::json& input) const;
+  // A new active run of `plan` with the next run number, its folder made; null with *err if
+  // the folder cannot be made (the number is used up all the same).
+  Run* NewRun(std::shared_ptr<const Plan> plan, nlohmann::json input, std::string* err);
+  // Starts a run made active by Trigger or Resume, its events emitted: its run and task
+  // records stored at the next commit, `accepted` called once that commit is done, its
+  // folders made ahead, its deadline armed and its ready tasks queued. The caller dispatches.
+  void StartRun(Run& run, Accepted accepted);
   void ArmDeadline(Run& run);  // the chain's `timeout`: StopRun when it passes
   // Cancels what has not started and stops what runs (Cancel, the chain's timeout, Shutdown).
   void StopRun(Run& run);
+
+  // From the ready queue to a started attempt (orchestrator_launch.cc).
+  void PrepareDirs(const Run& run);  // make the tasks' folders ahead, off the loop
   void Pump(Run& run);  // queue the tasks that became ready; skip those whose `when` is false
   nlohmann::json ConditionContext(Run& run, int task);
   // Starts queued tasks, first in line first, while a --jobs slot is free and the first's
@@ -246,14 +248,35 @@ class Orchestrator {
   // system call in *error_number, else 0).
   bool PrepareInput(Run& run, int task, std::string* err, int* error_number);
   TaskLaunch MakeLaunch(const Run& run, int task, int attempt) const;
+
+  // From an attempt's result to the end of its task and run (orchestrator_results.cc).
   void OnResult(uint64_t n, int task, int attempt, TaskResult result);
+  // The attempt's history record (`ok`: its output was accepted; else `error` says why), told
+  // to the OnAttemptRecorded observer and appended at the next commit.
+  void RecordAttempt(const Run& run, int task, int attempt, const TaskResult& result, bool ok,
+                     const std::string& error);
+  // The task succeeded with `output`: stored at the next commit, kept for its dependents.
+  void TaskSucceeded(Run& run, int task, nlohmann::json output);
   void Retry(Run& run, int task, const std::string& error);
   // An attempt that found chaind short of descriptors, processes or memory (IsResourceShortage)
   // retried without counting against retry.max_attempts. False: not retried (the run ends, or
   // kMaxShortRetries such retries happened while no other task ran to free what it holds).
   bool RetryShortOfResources(Run& run, int task, const std::string& error);
   void FinishTask(Run& run, int task, TaskState state, const std::string& error);
+  // The tasks the scheduler decided in its last call without being asked (scheduler.h:
+  // decided), each ended at `ended_ms` with a task_finished event; returned for the caller to
+  // save.
+  std::vector<int> EmitDecided(Run& run, int64_t ended_ms);
   void MaybeFinishRun(Run& run);
+  // The status and error of a run whose tasks are all decided: interrupted (Shutdown), failed
+  // over the chain's timeout, cancelled, succeeded, or failed naming the first failed task.
+  void DecideRunStatus(Run& run);
+  // The commit holding run n's end is done: `ok`, or not when chaind stops while the store
+  // fails (then the end is never told). Its followers get the end and are let go, the run
+  // leaves memory for retention, and the idle and Shutdown observers are told.
+  void RunEndStored(uint64_t n, bool ok);
+
+  // Events, records, followers and the read side (orchestrator_events.cc).
   void Emit(Run& run, nlohmann::json event);
   void FlushEvents();                 // the uv_check callback: SendEvents of every run with news
   void SendEvents(Run& run);          // the events followers have not had, in one piece
@@ -266,6 +289,36 @@ class Orchestrator {
   // is not shown ("Acknowledgement" above).
   nlohmann::json ShownRecord(const Run& run, nlohmann::json record) const;
   Run* Active(std::string_view run_id);
+
+  // After a crash and on demand (orchestrator_recovery.cc).
+  bool MarkInterrupted(const std::vector<orchestrator_detail::StoredRun>& runs, std::string* err);
+  // The stored run `run_id` if it can be resumed; else Resume's refusal: Unavailable, 409 it is
+  // running or its end is being stored, the store failed, 404 no run, 409 it succeeded.
+  std::optional<RunError> StoredToResume(std::string_view run_id,
+                                         std::optional<orchestrator_detail::StoredRun>* stored);
+  // The plan of the chain version of run `id`'s stored `record`: 409 chain_gone if that
+  // version is no longer stored, the store failed, or RunnablePlan's refusal.
+  std::optional<RunError> PlanToResume(const std::string& id, const nlohmann::json& record,
+                                       std::shared_ptr<const Plan>* plan);
+  // The Run of a stored ended run, its unfinished tasks pending again, made active.
+  Run& Restart(orchestrator_detail::StoredRun stored, std::shared_ptr<const Plan> plan,
+               std::string dir);
+  // run_resumed {resumed, tasks: those that run again}, then the tasks the restore decided.
+  void EmitResumed(Run& run);
+
+  // Retention (orchestrator_retention.cc). A run's records are deleted in one commit, and its
+  // folder removed once that commit succeeded; folders may go earlier (keep_run_dirs).
+  void RunDirEnded(uint64_t n);  // keep_run_dirs: remove the oldest folders, off the loop
+  // At Open: the stored runs' folders, oldest first, to RunDirEnded; the others removed.
+  void OpenRunDirs(const std::vector<Ended>& ended,
+                   const std::vector<orchestrator_detail::StoredRun>& left);
+  // keep_runs: removes the oldest runs over the count; and one over the age (ExpireRuns).
+  void RunRecordEnded(uint64_t n, int64_t ended_ms);
+  void ExpireRuns(size_t most);  // keep_runs_for_ms: removes at most `most`, then ArmExpiry
+  void RemoveRun(uint64_t n);    // its records in the next commit, then its folder
+  void RemoveDirs(std::vector<uint64_t> runs);  // off the loop
+  void ArmExpiry();  // wakes when the oldest ended run expires (keep_runs_for_ms)
+  void CloseExpiry();
 
   uv_loop_t* loop_;
   Registry* registry_;

@@ -1,5 +1,7 @@
-// What orchestrator.cc, orchestrator_recovery.cc and orchestrator_retention.cc share: a run's
-// state in memory and the helpers that read stored runs. Only those files include this.
+// What the orchestrator's files share (orchestrator.cc, orchestrator_launch.cc,
+// orchestrator_results.cc, orchestrator_events.cc, orchestrator_recovery.cc,
+// orchestrator_retention.cc): a run's state in memory, the timers of retries and deadlines, and
+// the helpers that read stored runs. Only those files include this.
 #pragma once
 
 #include <uv.h>
@@ -17,10 +19,10 @@
 #include "common/chain/chain.h"
 #include "common/chain/dag.h"
 #include "common/json_schema.h"
+#include "daemon/exec/task_runner.h"
 #include "daemon/run/orchestrator.h"
 #include "daemon/run/scheduler.h"
 #include "daemon/store/store.h"
-#include "daemon/exec/task_runner.h"
 
 namespace chainctl::daemon {
 
@@ -106,6 +108,16 @@ struct StoredRun {
 // mkdir that is fine with an existing folder.
 bool MakeDir(const std::string& path, std::string* err);
 RunError StoreFailure(const std::string& err);
+
+// What a retry or deadline timer's data points to; made with the timer, freed by CloseTimer.
+struct TimerTarget {
+  Orchestrator* self;
+  uint64_t n;
+  int task;  // -1 for a run's deadline
+};
+
+// Stops and frees a timer and its target.
+void CloseTimer(uv_timer_t* timer);
 
 // Stored runs (orchestrator_recovery.cc). A record that does not decode is an error here and
 // is skipped by the scans.

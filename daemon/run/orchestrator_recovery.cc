@@ -8,11 +8,11 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "daemon/util/log.h"
 #include "daemon/run/orchestrator.h"
 #include "daemon/run/orchestrator_internal.h"
-#include "daemon/store/run_keys.h"
 #include "daemon/run/task_io.h"
+#include "daemon/store/run_keys.h"
+#include "daemon/util/log.h"
 
 namespace chainctl::daemon {
 
@@ -254,52 +254,73 @@ void Orchestrator::ResumeInterrupted() {
 }
 
 void Orchestrator::Resume(std::string_view run_id, Accepted accepted) {
-  auto refuse = [&](int status, std::string code, std::string message) {
-    accepted(RunError{status, std::move(code), std::move(message), nullptr}, "");
-  };
-  const std::string id(run_id);
-  if (stopping_) return refuse(503, "stopping", "chaind is stopping");
-  if (writer_->degraded()) return refuse(507, "insufficient_storage", writer_->DegradedMessage());
-  if (Run* active = Active(run_id)) {
-    return refuse(409, "run_running",
-                  active->ended ? id + " has just ended and is being stored; try again"
-                                : id + " is running; only an ended run can be resumed");
-  }
-  std::optional<uint64_t> n = ParseRunId(run_id);
   std::optional<StoredRun> stored;
-  std::string err;
-  if (n && !store_->Read([&](ReadTxn& txn,
-                             std::string* e) { return ReadStoredRun(txn, *n, true, &stored, e); },
-                         &err)) {
-    return accepted(StoreFailure(err), "");
+  if (std::optional<RunError> refusal = StoredToResume(run_id, &stored)) {
+    return accepted(refusal, "");
   }
-  if (!stored || removing_.contains(*n)) return accepted(NoRun(id), "");
-  std::string status = stored->record.value("status", "");
-  if (status == "succeeded") {
-    return refuse(409, "nothing_to_resume", id + " succeeded: there is nothing to resume");
+  const std::string id(run_id);
+  std::shared_ptr<const Plan> plan;
+  if (std::optional<RunError> refusal = PlanToResume(id, stored->record, &plan)) {
+    return accepted(refusal, "");
   }
-  std::string chain_id = stored->record.value("chain_id", "");
-  int version = stored->record.value("chain_version", 0);
-  std::optional<ChainVersion> chain;
-  if (!registry_->GetChain(chain_id, version, &chain, &err)) {
-    return accepted(StoreFailure(err), "");
-  }
-  if (!chain) {
-    return refuse(409, "chain_gone",
-                  "chain " + chain_id + " version " + std::to_string(version) + " of " + id +
-                      " is no longer stored, so " + id + " cannot be resumed");
-  }
-  std::shared_ptr<const Plan> plan = PlanFor(*chain, &err);
-  if (!plan) return refuse(500, "bad_chain", err);
-  if (std::optional<RunError> misfit = CheckCapacity(*plan)) return accepted(misfit, "");
   std::string dir = options_.runs_dir + "/" + id;
   if (!IsDir(dir)) {
-    return refuse(409, "files_removed",
-                  "the folder of " + id +
-                      " was removed (chaind --keep-run-files), so its tasks' files are gone and "
-                      "it cannot be resumed");
+    return accepted(RunError{409, "files_removed",
+                             "the folder of " + id +
+                                 " was removed (chaind --keep-run-files), so its tasks' files "
+                                 "are gone and it cannot be resumed",
+                             nullptr},
+                    "");
   }
   Run& run = Restart(std::move(*stored), std::move(plan), dir);
+  EmitResumed(run);
+  StartRun(run, std::move(accepted));  // the chain's timeout counts from the resume
+  MaybeFinishRun(run);                 // every task left may have been decided by the restore
+  Dispatch();
+}
+
+std::optional<RunError> Orchestrator::StoredToResume(std::string_view run_id,
+                                                     std::optional<StoredRun>* stored) {
+  const std::string id(run_id);
+  if (std::optional<RunError> refusal = Unavailable()) return refusal;
+  if (Run* active = Active(run_id)) {
+    return RunError{409, "run_running",
+                    active->ended ? id + " has just ended and is being stored; try again"
+                                  : id + " is running; only an ended run can be resumed",
+                    nullptr};
+  }
+  std::optional<uint64_t> n = ParseRunId(run_id);
+  std::string err;
+  if (n && !store_->Read([&](ReadTxn& txn,
+                             std::string* e) { return ReadStoredRun(txn, *n, true, stored, e); },
+                         &err)) {
+    return StoreFailure(err);
+  }
+  if (!*stored || removing_.contains(*n)) return NoRun(id);
+  if ((*stored)->record.value("status", "") == "succeeded") {
+    return RunError{409, "nothing_to_resume", id + " succeeded: there is nothing to resume",
+                    nullptr};
+  }
+  return std::nullopt;
+}
+
+std::optional<RunError> Orchestrator::PlanToResume(const std::string& id, const json& record,
+                                                   std::shared_ptr<const Plan>* plan) {
+  std::string chain_id = record.value("chain_id", "");
+  int version = record.value("chain_version", 0);
+  std::optional<ChainVersion> chain;
+  std::string err;
+  if (!registry_->GetChain(chain_id, version, &chain, &err)) return StoreFailure(err);
+  if (!chain) {
+    return RunError{409, "chain_gone",
+                    "chain " + chain_id + " version " + std::to_string(version) + " of " + id +
+                        " is no longer stored, so " + id + " cannot be resumed",
+                    nullptr};
+  }
+  return RunnablePlan(*chain, plan);
+}
+
+void Orchestrator::EmitResumed(Run& run) {
   std::vector<std::string> again;
   for (size_t i = 0; i < run.tasks.size(); ++i) {
     if (!IsFinal(run.scheduler->state(static_cast<int>(i)))) {
@@ -307,23 +328,7 @@ void Orchestrator::Resume(std::string_view run_id, Accepted accepted) {
     }
   }
   Emit(run, {{"type", "run_resumed"}, {"resumed", run.resumes}, {"tasks", again}});
-  for (int d : run.scheduler->decided()) {
-    run.task(d).ended_ms = clock_();
-    Emit(run, {{"type", "task_finished"},
-               {"task_id", run.spec(d).task_id},
-               {"state", ToString(run.scheduler->state(d))}});
-  }
-  SaveRun(run);
-  for (size_t i = 0; i < run.tasks.size(); ++i) SaveTask(run, static_cast<int>(i));
-  writer_->Sync([accepted, id](bool ok, const std::string& e) {
-    if (!ok) return accepted(StoreFailure(e), "");
-    accepted(std::nullopt, id);
-  });
-  PrepareDirs(run);
-  ArmDeadline(run);  // the chain's timeout counts from the resume
-  Pump(run);
-  MaybeFinishRun(run);  // every task left may have been decided by the restore
-  Dispatch();
+  EmitDecided(run, clock_());
 }
 
 Orchestrator::Run& Orchestrator::Restart(orchestrator_detail::StoredRun stored,

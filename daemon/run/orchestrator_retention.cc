@@ -9,10 +9,10 @@
 #include <filesystem>
 
 #include "common/units.h"
-#include "daemon/util/log.h"
 #include "daemon/run/orchestrator.h"
 #include "daemon/run/orchestrator_internal.h"
 #include "daemon/store/run_keys.h"
+#include "daemon/util/log.h"
 #include "daemon/util/work_queue.h"
 
 namespace chainctl::daemon {
