@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "daemon/store/history.h"
 #include "daemon/prefetch/prediction_service.h"
 #include "daemon/prefetch/prefetcher.h"
+#include "daemon/store/history.h"
 #include "daemon/store/registry.h"
 #include "daemon/store/store.h"
 
@@ -64,23 +64,19 @@ std::shared_ptr<chainctl::Chain> MakeChain(bool linear, int width) {
   return chain;
 }
 
-Result Measure(bool linear, int width, int events, const std::string& dir) {
-  std::filesystem::remove_all(dir);
-  uv_loop_t loop;
-  uv_loop_init(&loop);
+// A fresh store in `dir`/store; exits if it cannot be opened.
+std::unique_ptr<cd::Store> OpenStore(const std::string& dir) {
   std::string err;
   auto store = cd::Store::Open({.dir = dir + "/store", .initial_map_size = 1 << 26}, &err);
   if (!store) {
     std::fprintf(stderr, "store: %s\n", err.c_str());
     std::exit(1);
   }
-  cd::History history(store.get());
-  cd::Registry registry(store.get());
-  cd::PredictionOptions popts;
-  popts.train_every = popts.train_interval_ms = uint64_t{1} << 40;
-  auto predictions =
-      std::make_unique<cd::PredictionService>(&loop, store.get(), &history, &registry, popts);
-  std::shared_ptr<const chainctl::Chain> chain = MakeChain(linear, width);
+  return store;
+}
+
+// 3 runs of history of the chain made by MakeChain(_, width): every task, in order, 10 ms apart.
+void ObserveHistory(cd::PredictionService* predictions, int width) {
   for (int r = 0; r < 3; ++r) {
     for (int i = 0; i <= width; ++i) {
       chainctl::HistoryRecord rec;
@@ -93,8 +89,14 @@ Result Measure(bool linear, int width, int events, const std::string& dir) {
       predictions->Observe(rec);
     }
   }
-  NullRunner runner;
-  int64_t now = 2'000'000'000;
+}
+
+// The prefetcher under test, opened: `chain` is the latest version of "bench", its prewarms go
+// to `runner`, its clock reads *now.
+std::unique_ptr<cd::Prefetcher> OpenPrefetcher(uv_loop_t* loop, const std::string& dir,
+                                               std::shared_ptr<const chainctl::Chain> chain,
+                                               cd::PredictionService* predictions,
+                                               NullRunner* runner, const int64_t* now) {
   cd::PrefetchHooks hooks{.latest_chain = [chain](const std::string&) { return chain; },
                           .warm_launch =
                               [](const chainctl::TaskSpec& t, const std::string&) {
@@ -106,24 +108,56 @@ Result Measure(bool linear, int width, int events, const std::string& dir) {
   cd::PrefetchOptions options;
   options.dir = dir + "/prewarm";
   options.cores = 64;
-  auto prefetcher = std::make_unique<cd::Prefetcher>(
-      &loop, options, hooks, predictions.get(), &runner, nullptr, nullptr, [&now] { return now; });
+  auto prefetcher = std::make_unique<cd::Prefetcher>(loop, options, hooks, predictions, runner,
+                                                     nullptr, nullptr, [now] { return *now; });
+  std::string err;
   prefetcher->Open(&err);
+  return prefetcher;
+}
+
+// The run's first `n` task starts, 10 ms apart, each taking its warm process and then planned
+// in its own loop turn: the figures per event.
+Result TimeEvents(cd::Prefetcher* prefetcher, uv_loop_t* loop,
+                  const std::shared_ptr<const chainctl::Chain>& chain, int n, int64_t* now) {
   std::vector<double> us;
   uint64_t candidates = prefetcher->work().model.candidates;
   double doing = prefetcher->work().doing_s;
-  int n = std::min(events, width + 1);
   std::string context;
   for (int i = 0; i < n; ++i) {
-    now += 10;
+    *now += 10;
     prefetcher->TakeProcess("bench", chain, i, &context);
     prefetcher->TaskStarted("run", "bench", chain, i);
     double before = prefetcher->work().deciding_s;
-    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_run(loop, UV_RUN_NOWAIT);
     us.push_back((prefetcher->work().deciding_s - before) * 1e6);
   }
   candidates = prefetcher->work().model.candidates - candidates;
   doing = prefetcher->work().doing_s - doing;
+  std::sort(us.begin(), us.end());
+  return {.median_us = us[us.size() / 2],
+          .p99_us = us[std::min(us.size() - 1, us.size() * 99 / 100)],
+          .doing_us = doing * 1e6 / n,
+          .candidates = static_cast<double>(candidates) / n};
+}
+
+// One shape and width, measured on a fresh store, model and prefetcher in `dir` (removed after).
+Result Measure(bool linear, int width, int events, const std::string& dir) {
+  std::filesystem::remove_all(dir);
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  std::unique_ptr<cd::Store> store = OpenStore(dir);
+  cd::History history(store.get());
+  cd::Registry registry(store.get());
+  cd::PredictionOptions popts;
+  popts.train_every = popts.train_interval_ms = uint64_t{1} << 40;
+  auto predictions =
+      std::make_unique<cd::PredictionService>(&loop, store.get(), &history, &registry, popts);
+  std::shared_ptr<const chainctl::Chain> chain = MakeChain(linear, width);
+  ObserveHistory(predictions.get(), width);
+  NullRunner runner;
+  int64_t now = 2'000'000'000;
+  auto prefetcher = OpenPrefetcher(&loop, dir, chain, predictions.get(), &runner, &now);
+  Result result = TimeEvents(prefetcher.get(), &loop, chain, std::min(events, width + 1), &now);
   prefetcher->Shutdown();
   predictions->Shutdown();
   uv_run(&loop, UV_RUN_DEFAULT);
@@ -131,11 +165,7 @@ Result Measure(bool linear, int width, int events, const std::string& dir) {
   predictions.reset();
   uv_loop_close(&loop);
   std::filesystem::remove_all(dir);
-  std::sort(us.begin(), us.end());
-  return {.median_us = us[us.size() / 2],
-          .p99_us = us[std::min(us.size() - 1, us.size() * 99 / 100)],
-          .doing_us = doing * 1e6 / n,
-          .candidates = static_cast<double>(candidates) / n};
+  return result;
 }
 
 }  // namespace

@@ -42,6 +42,9 @@ long RssKb(pid_t pid) {
   return -1;
 }
 
+// The baseline's request, and the probes'.
+const HttpClientRequest kHealth{"GET", "/health", "", ""};
+
 bool Call(const std::string& sock, const HttpClientRequest& request, int expect, double* ms,
           bool quiet = false) {
   HttpClientResponse response;
@@ -86,6 +89,104 @@ double Percentile(const std::vector<double>& sorted, double p) {
   return sorted[i];
 }
 
+// Starts CHAIND on `sock` with its state in `dir` and waits until it answers GET /health (20 s
+// at most). False if it could not be spawned or did not answer.
+bool StartDaemon(const char* chaind, const std::string& dir, const std::string& sock, pid_t* pid) {
+  std::vector<std::string> args = {chaind,         "--socket",    sock,     "--state-dir",
+                                   dir + "/state", "--log-level", "warning"};
+  std::vector<char*> cargs;
+  for (auto& a : args) cargs.push_back(a.data());
+  cargs.push_back(nullptr);
+  if (posix_spawn(pid, chaind, nullptr, nullptr, cargs.data(), environ) != 0) return false;
+  double ms;
+  auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (!Call(sock, kHealth, 200, &ms, /*quiet=*/true)) {  // bounded poll until the daemon answers
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+// POST /chains of chain "load-C-I": a task "a" and a task "bI" after it.
+HttpClientRequest ApplyRequest(int c, int i) {
+  std::string id = "load-" + std::to_string(c) + "-" + std::to_string(i);
+  nlohmann::json chain = {
+      {"chain_id", id},
+      {"tasks",
+       {{{"task_id", "a"}, {"command", "echo '{}'"}},
+        {{"task_id", "b" + std::to_string(i)}, {"command", "cat"}, {"dependencies", {"a"}}}}}};
+  return HttpClientRequest{"POST", "/chains", "application/json", chain.dump()};
+}
+
+// The applies' latencies (sorted), and the GET /health probes made back to back meanwhile.
+struct ApplyFigures {
+  std::vector<double> applies;
+  std::vector<double> probes;  // sorted
+  double seconds = 0;          // the applies' wall time
+};
+
+// The applies of `clients` x `per_client` chains while one more client probes GET /health back
+// to back: its latency shows whether commits ever stall the event loop.
+ApplyFigures ApplyWhileProbing(int clients, int per_client, const std::string& sock,
+                               std::atomic<int>* errors) {
+  ApplyFigures out;
+  std::atomic<bool> loading{true};
+  std::thread prober([&] {
+    while (loading) {
+      double probe_ms;
+      if (!Call(sock, kHealth, 200, &probe_ms)) ++*errors;
+      out.probes.push_back(probe_ms);
+    }
+  });
+  auto start = Clock::now();
+  out.applies = Load(clients, per_client, sock, 201, ApplyRequest, errors);
+  out.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  loading = false;
+  prober.join();
+  std::sort(out.probes.begin(), out.probes.end());
+  return out;
+}
+
+// The number of chains GET /chains lists; 0 if the call fails.
+size_t StoredChains(const std::string& sock) {
+  HttpClientResponse list;
+  HttpCallError error;
+  std::string err;
+  if (!HttpCall(sock, {"GET", "/chains", "", ""}, std::chrono::seconds(60), &list, &error, &err)) {
+    return 0;
+  }
+  return nlohmann::json::parse(list.body)["chains"].size();
+}
+
+// Stops the daemon (SIGTERM), waits for it and removes `dir`; returns its wait status.
+int StopDaemon(pid_t pid, const std::string& dir) {
+  kill(pid, SIGTERM);
+  int status;
+  waitpid(pid, &status, 0);
+  std::string rm = "rm -rf " + dir;
+  if (system(rm.c_str()) != 0) fprintf(stderr, "could not remove %s\n", dir.c_str());
+  return status;
+}
+
+// The latencies: of the applies (`expected` of them), of the baseline, of the probes.
+void PrintLatencies(int clients, int per_client, size_t expected,
+                    const std::vector<double>& baseline, const ApplyFigures& f) {
+  printf("registry load: %d clients x %d chains = %zu applies in %.2f s (%.0f/s)\n", clients,
+         per_client, expected, f.seconds, static_cast<double>(expected) / f.seconds);
+  printf("  POST /chains   p50 %.2f ms   p99 %.2f ms\n", Percentile(f.applies, 0.5),
+         Percentile(f.applies, 0.99));
+  printf("  GET /health    p50 %.2f ms   p99 %.2f ms   (baseline, same run)\n",
+         Percentile(baseline, 0.5), Percentile(baseline, 0.99));
+  printf(
+      "  GET /health during the applies (loop responsiveness): p50 %.2f ms   p99 %.2f ms   "
+      "max %.2f ms (%zu probes)\n",
+      Percentile(f.probes, 0.5), Percentile(f.probes, 0.99), f.probes.empty() ? 0 : f.probes.back(),
+      f.probes.size());
+  printf("  ratio apply/health: p50 %.1fx   p99 %.1fx\n",
+         Percentile(f.applies, 0.5) / Percentile(baseline, 0.5),
+         Percentile(f.applies, 0.99) / Percentile(baseline, 0.99));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -98,88 +199,20 @@ int main(int argc, char** argv) {
   char dir_template[] = "/tmp/chainctl-bench-XXXXXX";
   std::string dir = mkdtemp(dir_template);
   std::string sock = dir + "/chaind.sock";
-  std::vector<std::string> args = {argv[1],        "--socket",    sock,     "--state-dir",
-                                   dir + "/state", "--log-level", "warning"};
-  std::vector<char*> cargs;
-  for (auto& a : args) cargs.push_back(a.data());
-  cargs.push_back(nullptr);
   pid_t pid;
-  if (posix_spawn(&pid, argv[1], nullptr, nullptr, cargs.data(), environ) != 0) return 1;
-  double ms;
-  HttpClientRequest health{"GET", "/health", "", ""};
-  auto deadline = Clock::now() + std::chrono::seconds(20);
-  while (!Call(sock, health, 200, &ms, /*quiet=*/true)) {  // bounded poll until the daemon answers
-    if (Clock::now() > deadline) return 1;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  if (!StartDaemon(argv[1], dir, sock, &pid)) return 1;
   long rss_before = RssKb(pid);
   std::atomic<int> errors{0};
 
   auto baseline = Load(
-      clients, per_client, sock, 200,
-      [](int, int) {
-        return HttpClientRequest{"GET", "/health", "", ""};
-      },
-      &errors);
-  // While the applies run, one more client probes GET /health back to back:
-  // its latency shows whether commits ever stall the event loop.
-  std::atomic<bool> loading{true};
-  std::vector<double> probes;
-  std::thread prober([&] {
-    while (loading) {
-      double probe_ms;
-      if (!Call(sock, health, 200, &probe_ms)) ++errors;
-      probes.push_back(probe_ms);
-    }
-  });
-  auto start = Clock::now();
-  auto applies = Load(
-      clients, per_client, sock, 201,
-      [](int c, int i) {
-        std::string id = "load-" + std::to_string(c) + "-" + std::to_string(i);
-        nlohmann::json chain = {{"chain_id", id},
-                                {"tasks",
-                                 {{{"task_id", "a"}, {"command", "echo '{}'"}},
-                                  {{"task_id", "b" + std::to_string(i)},
-                                   {"command", "cat"},
-                                   {"dependencies", {"a"}}}}}};
-        return HttpClientRequest{"POST", "/chains", "application/json", chain.dump()};
-      },
-      &errors);
-  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  loading = false;
-  prober.join();
-  std::sort(probes.begin(), probes.end());
+      clients, per_client, sock, 200, [](int, int) { return kHealth; }, &errors);
+  ApplyFigures applies = ApplyWhileProbing(clients, per_client, sock, &errors);
   long rss_after = RssKb(pid);
-
-  HttpClientResponse list;
-  HttpCallError error;
-  std::string err;
-  size_t stored = 0;
-  if (HttpCall(sock, {"GET", "/chains", "", ""}, std::chrono::seconds(60), &list, &error, &err)) {
-    stored = nlohmann::json::parse(list.body)["chains"].size();
-  }
-  kill(pid, SIGTERM);
-  int status;
-  waitpid(pid, &status, 0);
-  std::string rm = "rm -rf " + dir;
-  if (system(rm.c_str()) != 0) fprintf(stderr, "could not remove %s\n", dir.c_str());
+  size_t stored = StoredChains(sock);
+  int status = StopDaemon(pid, dir);
 
   const size_t expected = static_cast<size_t>(clients) * static_cast<size_t>(per_client);
-  printf("registry load: %d clients x %d chains = %zu applies in %.2f s (%.0f/s)\n", clients,
-         per_client, expected, seconds, static_cast<double>(expected) / seconds);
-  printf("  POST /chains   p50 %.2f ms   p99 %.2f ms\n", Percentile(applies, 0.5),
-         Percentile(applies, 0.99));
-  printf("  GET /health    p50 %.2f ms   p99 %.2f ms   (baseline, same run)\n",
-         Percentile(baseline, 0.5), Percentile(baseline, 0.99));
-  printf(
-      "  GET /health during the applies (loop responsiveness): p50 %.2f ms   p99 %.2f ms   "
-      "max %.2f ms (%zu probes)\n",
-      Percentile(probes, 0.5), Percentile(probes, 0.99), probes.empty() ? 0 : probes.back(),
-      probes.size());
-  printf("  ratio apply/health: p50 %.1fx   p99 %.1fx\n",
-         Percentile(applies, 0.5) / Percentile(baseline, 0.5),
-         Percentile(applies, 0.99) / Percentile(baseline, 0.99));
+  PrintLatencies(clients, per_client, expected, baseline, applies);
   printf("  daemon RSS: %ld KiB before, %ld KiB after; errors %d; stored %zu of %zu\n", rss_before,
          rss_after, errors.load(), stored, expected);
   bool ok = errors == 0 && stored == expected && WIFEXITED(status) && WEXITSTATUS(status) == 0;

@@ -47,6 +47,43 @@ void Normalize(std::vector<MarkovCounts::Weighted>* p) {
   for (auto& w : *p) w.weight /= total;
 }
 
+// How many times each of the shape's tasks is in `started`; names not in the shape count nowhere.
+std::vector<int> StartsPerTask(const ChainShape& shape, const std::vector<std::string>& started) {
+  std::unordered_map<std::string_view, int> node;
+  for (size_t i = 0; i < shape.tasks.size(); ++i) node.emplace(shape.tasks[i], i);
+  std::vector<int> times(shape.tasks.size());
+  for (const std::string& s : started) {
+    auto it = node.find(s);
+    if (it != node.end()) ++times[static_cast<size_t>(it->second)];
+  }
+  return times;
+}
+
+// The shape's tasks that the DAG rules out, given the starts of each (`times`): the ancestors
+// of a started task, which cannot start any more, and a task that needs all its dependencies
+// while one of them has not started.
+std::vector<bool> RuledOutByDag(const ChainShape& shape, const std::vector<int>& times) {
+  std::vector<bool> ruled_out(shape.tasks.size(), false);
+  std::vector<int> stack;
+  for (size_t i = 0; i < times.size(); ++i) {
+    if (times[i] > 0) stack.push_back(static_cast<int>(i));
+  }
+  while (!stack.empty()) {
+    size_t n = Ix(stack.back());
+    stack.pop_back();
+    for (int d : shape.deps[n]) {
+      if (!ruled_out[Ix(d)]) stack.push_back(d);
+      ruled_out[Ix(d)] = true;
+    }
+  }
+  for (size_t i = 0; i < shape.tasks.size(); ++i) {
+    if (i < shape.needs_all_deps.size() && shape.needs_all_deps[i]) {
+      for (int d : shape.deps[i]) ruled_out[i] = ruled_out[i] || times[Ix(d)] == 0;
+    }
+  }
+  return ruled_out;
+}
+
 }  // namespace
 
 nlohmann::json PredictorParams::ToJson() const {
@@ -214,6 +251,30 @@ void Predictor::LearnChainTrigger(int32_t chain, int64_t start_ms) {
   last_trigger_ms_ = start_ms;
 }
 
+int32_t Predictor::SymbolOf(const ChainState* chain, const std::string& task_id) {
+  if (!chain) return kUnknown;
+  auto it = chain->index.find(task_id);
+  return it == chain->index.end() ? kUnknown : it->second;
+}
+
+void Predictor::ShapeCandidates(const ChainState* chain, const ChainShape& shape,
+                                const std::vector<std::string>& started,
+                                std::vector<std::string>* names,
+                                std::vector<MarkovCounts::Weighted>* p) {
+  std::vector<int> times = StartsPerTask(shape, started);
+  std::vector<bool> ruled_out = RuledOutByDag(shape, times);
+  for (size_t i = 0; i < shape.tasks.size(); ++i) {
+    // A task runs once in a run, or more (retries) as often as history has seen it.
+    int32_t symbol = SymbolOf(chain, shape.tasks[i]);
+    int most = symbol == kUnknown ? 1 : std::max(1, chain->max_per_run[Ix(symbol)]);
+    if (ruled_out[i] || times[i] >= most) continue;
+    names->push_back(shape.tasks[i]);
+    if (symbol == kUnknown) symbol = -4 - static_cast<int32_t>(i);  // unique, never counted
+    double weight = i < shape.weights.size() ? shape.weights[i] : 1.0;
+    p->push_back({symbol, std::max(weight, kMinPrior)});
+  }
+}
+
 std::vector<TaskCandidate> Predictor::PredictTasks(std::string_view chain_id,
                                                    const std::vector<std::string>& started,
                                                    const ChainShape* shape) const {
@@ -227,50 +288,8 @@ std::vector<TaskCandidate> Predictor::PredictTasks(std::string_view chain_id,
   // history's task indices; tasks history does not know get symbols no count has.
   std::vector<std::string> names;
   std::vector<MarkovCounts::Weighted> p;
-  auto symbol_of = [&](const std::string& name) {
-    if (!chain) return kUnknown;
-    auto it = chain->index.find(name);
-    return it == chain->index.end() ? kUnknown : it->second;
-  };
-  std::vector<bool> ruled_out;
   if (shape) {
-    std::unordered_map<std::string_view, int> node;
-    for (size_t i = 0; i < shape->tasks.size(); ++i) node.emplace(shape->tasks[i], i);
-    std::vector<bool> has_started(shape->tasks.size());
-    std::vector<int> times(shape->tasks.size());
-    for (const std::string& s : started) {
-      auto it = node.find(s);
-      if (it == node.end()) continue;
-      has_started[static_cast<size_t>(it->second)] = true;
-      ++times[static_cast<size_t>(it->second)];
-    }
-    // Ancestors of a started task cannot start any more.
-    ruled_out.assign(shape->tasks.size(), false);
-    std::vector<int> stack;
-    for (size_t i = 0; i < has_started.size(); ++i) {
-      if (has_started[i]) stack.push_back(static_cast<int>(i));
-    }
-    while (!stack.empty()) {
-      size_t n = Ix(stack.back());
-      stack.pop_back();
-      for (int d : shape->deps[n]) {
-        if (!ruled_out[Ix(d)]) stack.push_back(d);
-        ruled_out[Ix(d)] = true;
-      }
-    }
-    for (size_t i = 0; i < shape->tasks.size(); ++i) {
-      if (i < shape->needs_all_deps.size() && shape->needs_all_deps[i]) {
-        for (int d : shape->deps[i]) ruled_out[i] = ruled_out[i] || !has_started[Ix(d)];
-      }
-      // A task runs once in a run, or more (retries) as often as history has seen it.
-      int32_t symbol = symbol_of(shape->tasks[i]);
-      int most = symbol == kUnknown ? 1 : std::max(1, chain->max_per_run[Ix(symbol)]);
-      if (ruled_out[i] || times[i] >= most) continue;
-      names.push_back(shape->tasks[i]);
-      if (symbol == kUnknown) symbol = -4 - static_cast<int32_t>(i);  // unique, never counted
-      double weight = i < shape->weights.size() ? shape->weights[i] : 1.0;
-      p.push_back({symbol, std::max(weight, kMinPrior)});
-    }
+    ShapeCandidates(chain, *shape, started, &names, &p);
   } else {
     for (size_t i = 0; i < chain->tasks.size(); ++i) {
       names.push_back(chain->tasks[i]);
@@ -279,7 +298,7 @@ std::vector<TaskCandidate> Predictor::PredictTasks(std::string_view chain_id,
   }
   if (p.empty()) return {};
   std::vector<int32_t> last{MarkovContext::kBegin};
-  for (const std::string& s : started) last.push_back(symbol_of(s));
+  for (const std::string& s : started) last.push_back(SymbolOf(chain, s));
   std::vector<uint64_t> started_bits;
   std::vector<int> times(chain ? chain->tasks.size() : 0);
   for (int32_t s : last) {
@@ -382,24 +401,19 @@ std::vector<TaskCandidate> Predictor::PredictNext(
   if (candidates.empty() || run->model_ != this) return {};
   Refresh(run);
   const ChainState* chain = run->space_ >= 0 ? &chains_[Ix(run->space_)] : nullptr;
-  auto symbol_of = [chain](std::string_view name) {
-    if (!chain) return kUnknown;
-    auto it = chain->index.find(std::string(name));
-    return it == chain->index.end() ? kUnknown : it->second;
-  };
   std::vector<std::string> names;
   std::vector<MarkovCounts::Weighted> p;
   names.reserve(candidates.size());
   p.reserve(candidates.size());
   for (const CandidateTask& c : candidates) {
-    int32_t symbol = symbol_of(c.task_id);
+    int32_t symbol = SymbolOf(chain, std::string(c.task_id));
     if (symbol == kUnknown) symbol = -4 - static_cast<int32_t>(names.size());  // never counted
     names.emplace_back(c.task_id);
     p.push_back({symbol, std::max(c.weight, kMinPrior)});
   }
   std::vector<int32_t> last;
   if (run->starts_ < static_cast<size_t>(kMaxMarkovOrder)) last.push_back(MarkovContext::kBegin);
-  for (const std::string& s : run->recent_) last.push_back(symbol_of(s));
+  for (const std::string& s : run->recent_) last.push_back(SymbolOf(chain, s));
   return Rank(chain, run->space_, std::move(names), std::move(p), last, run->started_, nullptr);
 }
 

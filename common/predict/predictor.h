@@ -1,7 +1,7 @@
 // The predictor's model (DESIGN.md §5 "Model"): what task a run starts next, which chain is
 // triggered next, and when. Pure, single-threaded and deterministic; chaind trains it on the
-// thread pool and swaps it in (daemon/prefetch/prediction_service.h), `chainctl model evaluate` runs it
-// offline (common/predict/model_eval.h).
+// thread pool and swaps it in (daemon/prefetch/prediction_service.h), `chainctl model evaluate`
+// runs it offline (common/predict/model_eval.h).
 //
 // In a run: a variable-order Markov model over task starts. The context of a start is the last
 // k tasks the run started (k = 0..max_order; a run's first start has the context "begin").
@@ -213,6 +213,18 @@ class Predictor {
   void LearnStructure(ChainState& chain, const RunState& run, size_t position, int32_t task);
   std::vector<MarkovContext> Contexts(int32_t space, const std::vector<int32_t>& last,
                                       int max_order) const;
+  // The task's symbol in `chain` (its task index), or a negative one if history (or `chain`,
+  // which may be null) does not know it.
+  static int32_t SymbolOf(const ChainState* chain, const std::string& task_id);
+  // PredictTasks' candidates from a chain's definition after `started`, appended to `names` and
+  // `p` in the shape's order: the tasks the DAG does not rule out that have started fewer times
+  // than history has seen them start in a run (once, if it has not), each with its symbol
+  // (unique and never counted for tasks history does not know) and its weight as the prior
+  // (at least kMinPrior).
+  static void ShapeCandidates(const ChainState* chain, const ChainShape& shape,
+                              const std::vector<std::string>& started,
+                              std::vector<std::string>* names,
+                              std::vector<MarkovCounts::Weighted>* p);
   // The core of PredictTasks and PredictNext: `p` (symbols and prior weights of the candidates
   // `names`; symbols < 0 are tasks history does not know) blended with the counts after `last`,
   // what history says cannot come now made unlikely (`times`: the starts of each symbol in the

@@ -28,6 +28,66 @@ std::vector<std::string> SplitList(const std::string& text) {
 
 json Optional(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
 
+// The chains likely to be triggered next, the first `limit` of them.
+json ChainsJson(const Predictor& model, uint64_t limit) {
+  json chains = json::array();
+  for (const ChainCandidate& c : model.PredictChains()) {
+    if (chains.size() >= limit) break;
+    chains.push_back({{"chain_id", c.chain_id},
+                      {"probability", c.probability},
+                      {"expected_in_ms", Optional(c.expected_in_ms)}});
+  }
+  return chains;
+}
+
+// The one chain whose history has run `task`, in *chain; else the error to answer (404 if none
+// has, 400 if several have).
+std::optional<HttpResponse> ChainOfTask(const Predictor& model, const std::string& task,
+                                        std::string* chain) {
+  std::vector<std::string> chains = model.ChainsWithTask(task);
+  if (chains.empty()) {
+    return JsonError(
+        404, "unknown_task",
+        "no chain in the history has run task " + task + "; name the chain with chain=");
+  }
+  if (chains.size() > 1) {
+    std::string names;
+    for (const std::string& c : chains) names += (names.empty() ? "" : ", ") + c;
+    return JsonError(
+        400, "ambiguous_task",
+        "task " + task + " runs in several chains (" + names + "); name one with chain=",
+        {{"chains", chains}});
+  }
+  *chain = chains[0];
+  return std::nullopt;
+}
+
+// The first `limit` of `candidates` for the next task of a run of `chain` that has started
+// `after`, each with its timing.
+json CandidatesJson(const Predictor& model, const std::string& chain,
+                    const std::vector<std::string>& after,
+                    const std::vector<TaskCandidate>& candidates, uint64_t limit) {
+  json list = json::array();
+  for (const TaskCandidate& c : candidates) {
+    if (list.size() >= limit) break;
+    json item = {{"task_id", c.task_id},
+                 {"probability", c.probability},
+                 {"expected_in_ms", Optional(c.expected_in_ms)},
+                 {"expected_in_p90_ms", Optional(c.expected_in_p90_ms)}};
+    // Not seen right after the last task: needed when the last task ends, at the earliest.
+    if (!c.expected_in_ms && !after.empty()) {
+      json timing = model.TaskTiming(chain, after.back());
+      if (!timing.is_null() && !timing["duration_ms"].is_null()) {
+        item["expected_in_ms"] = timing["duration_ms"]["p50"];
+        item["expected_in_p90_ms"] = timing["duration_ms"]["p90"];
+      }
+    }
+    item["timing"] = model.TaskTiming(chain, c.task_id);
+    list.push_back(std::move(item));
+  }
+  return list;
+}
+
 }  // namespace
 
 // GET /predictions?after=T1,T2,...&chain=C&limit=N: the candidates for the next task of a run of
@@ -44,32 +104,12 @@ void Api::GetPredictions(const std::string& query, Responder respond) {
   json body = {{"model_version", service->model_version()}};
 
   if (after.empty() && chain.empty()) {
-    json chains = json::array();
-    for (const ChainCandidate& c : model.PredictChains()) {
-      if (chains.size() >= *limit) break;
-      chains.push_back({{"chain_id", c.chain_id},
-                        {"probability", c.probability},
-                        {"expected_in_ms", Optional(c.expected_in_ms)}});
-    }
-    body["chains"] = std::move(chains);
+    body["chains"] = ChainsJson(model, *limit);
     return respond(Json(200, body));
   }
   if (chain.empty()) {
-    std::vector<std::string> chains = model.ChainsWithTask(after.back());
-    if (chains.empty()) {
-      return respond(JsonError(
-          404, "unknown_task",
-          "no chain in the history has run task " + after.back() + "; name the chain with chain="));
-    }
-    if (chains.size() > 1) {
-      std::string names;
-      for (const std::string& c : chains) names += (names.empty() ? "" : ", ") + c;
-      return respond(JsonError(
-          400, "ambiguous_task",
-          "task " + after.back() + " runs in several chains (" + names + "); name one with chain=",
-          {{"chains", chains}}));
-    }
-    chain = chains[0];
+    std::optional<HttpResponse> error = ChainOfTask(model, after.back(), &chain);
+    if (error) return respond(std::move(*error));
   }
   std::optional<ChainShape> shape = service->ShapeOf(chain);
   if (!shape && !model.KnowsChain(chain)) {
@@ -78,28 +118,10 @@ void Api::GetPredictions(const std::string& query, Responder respond) {
   }
   std::vector<TaskCandidate> candidates =
       model.PredictTasks(chain, after, shape ? &*shape : nullptr);
-  json list = json::array();
-  for (const TaskCandidate& c : candidates) {
-    if (list.size() >= *limit) break;
-    json item = {{"task_id", c.task_id},
-                 {"probability", c.probability},
-                 {"expected_in_ms", Optional(c.expected_in_ms)},
-                 {"expected_in_p90_ms", Optional(c.expected_in_p90_ms)}};
-    // Not seen right after the last task: needed when the last task ends, at the earliest.
-    if (!c.expected_in_ms && !after.empty()) {
-      json timing = model.TaskTiming(chain, after.back());
-      if (!timing.is_null() && !timing["duration_ms"].is_null()) {
-        item["expected_in_ms"] = timing["duration_ms"]["p50"];
-        item["expected_in_p90_ms"] = timing["duration_ms"]["p90"];
-      }
-    }
-    item["timing"] = model.TaskTiming(chain, c.task_id);
-    list.push_back(std::move(item));
-  }
   body["chain_id"] = chain;
   body["after"] = after;
   body["from_definition"] = shape.has_value();
-  body["candidates"] = std::move(list);
+  body["candidates"] = CandidatesJson(model, chain, after, candidates, *limit);
   respond(Json(200, body));
 }
 

@@ -142,84 +142,105 @@ void Stagger(std::vector<Desire>* queue, size_t lanes) {
   }
 }
 
-}  // namespace
-
-PlanDecision Decide(PlanInput in) {
-  PlanDecision out;
-  const double now = static_cast<double>(in.now_ms);
+// Rule 1: the entries past their keep-alive and not busy staging go to out->expired; returns
+// their ids (gone from what the later rules see).
+std::set<uint64_t> Expire(const PlanInput& in, PlanDecision* out) {
   std::set<uint64_t> gone;
-  for (const WarmEntry& e : in.entries) {  // rule 1
+  for (const WarmEntry& e : in.entries) {
     if (e.expires_ms <= in.now_ms && !e.busy) {
-      out.expired.push_back(e.id);
+      out->expired.push_back(e.id);
       gone.insert(e.id);
     }
   }
-  Rank(&in.desires);
-  Working w;
-  Match(in, gone, &w, &out);
-  Stagger(&out.queue, in.budgets.lanes);
+  return gone;
+}
 
-  // Rule 4: admission, best first.
-  struct Admitted {
-    size_t queued;  // index in out.queue
-    std::vector<uint64_t> victims;
-  };
+// A desire admitted by rule 4: its index in PlanDecision::queue, and the entries to stop for it.
+struct Admitted {
+  size_t queued;
+  std::vector<uint64_t> victims;
+};
+
+// Rule 4: admission, best first, of the desires of `queue` that are due, each added to `w` if
+// the budgets allow it (with the victims that make room for it). *next_fire: the earliest fire
+// time of those not yet due, -1 if none.
+std::vector<Admitted> Admit(const std::vector<Desire>& queue, const PlanBudgets& budgets,
+                            int64_t now_ms, Working* w, double* next_fire) {
+  const double now = static_cast<double>(now_ms);
   std::vector<Admitted> admitted;
   std::vector<double> reserved;  // fire times of better process desires not yet due
-  double next_fire = -1;
-  for (size_t i = 0; i < out.queue.size(); ++i) {
-    const Desire& d = out.queue[i];
+  *next_fire = -1;
+  for (size_t i = 0; i < queue.size(); ++i) {
+    const Desire& d = queue[i];
     if (d.fire_ms > now) {
-      next_fire = next_fire < 0 ? d.fire_ms : std::min(next_fire, d.fire_ms);
+      *next_fire = *next_fire < 0 ? d.fire_ms : std::min(*next_fire, d.fire_ms);
       if (d.process() && d.holds_room) reserved.push_back(d.fire_ms);
       continue;
     }
     // Room is kept for those that will come while `d` would still wait to be used.
     size_t kept = static_cast<size_t>(std::count_if(
         reserved.begin(), reserved.end(), [&d](double fire) { return fire < d.need_ms; }));
-    if (d.process() && kept > 0 && w.processes + kept + 1 > in.budgets.processes) continue;
+    if (d.process() && kept > 0 && w->processes + kept + 1 > budgets.processes) continue;
     std::vector<uint64_t> victims;
-    if (!w.MakeRoom(d, in.budgets, &victims)) continue;
-    w.Add({.key = d.key,
-           .process = d.process(),
-           .score = d.score,
-           .memory = d.memory,
-           .staged = d.staged_bytes});
+    if (!w->MakeRoom(d, budgets, &victims)) continue;
+    w->Add({.key = d.key,
+            .process = d.process(),
+            .score = d.score,
+            .memory = d.memory,
+            .staged = d.staged_bytes});
     admitted.push_back({i, std::move(victims)});
   }
+  return admitted;
+}
 
-  // Rule 5: starts in need order, processes while few enough start up.
-  std::stable_sort(admitted.begin(), admitted.end(), [&out](const Admitted& a, const Admitted& b) {
-    return out.queue[a.queued].fire_ms < out.queue[b.queued].fire_ms;
-  });
+// The prewarmed processes still starting up now (those of entries not gone); *slow_from: the
+// earliest time one of them stops counting, -1 if none.
+size_t StartingUp(const PlanInput& in, const std::set<uint64_t>& gone, int64_t* slow_from) {
   size_t starting = 0;
-  int64_t slow_from = -1;  // when the first start-up under way stops counting
+  *slow_from = -1;
   for (const WarmEntry& e : in.entries) {
     if (gone.count(e.id) || !e.process() || e.starting_until_ms <= in.now_ms) continue;
     ++starting;
-    slow_from = slow_from < 0 ? e.starting_until_ms : std::min(slow_from, e.starting_until_ms);
+    *slow_from = *slow_from < 0 ? e.starting_until_ms : std::min(*slow_from, e.starting_until_ms);
   }
+  return starting;
+}
+
+// Rule 5: starts in need order, processes while fewer than `most_starting` (at least 1) start
+// up, `starting` already. Moves the admitted desires that start from out->queue to out->start
+// (in need order), their victims to out->evicted. Returns whether a process was held back.
+bool Start(std::vector<Admitted> admitted, size_t starting, size_t most_starting,
+           PlanDecision* out) {
+  std::stable_sort(admitted.begin(), admitted.end(), [out](const Admitted& a, const Admitted& b) {
+    return out->queue[a.queued].fire_ms < out->queue[b.queued].fire_ms;
+  });
   bool held = false;
   std::set<size_t> started;
   for (Admitted& a : admitted) {
-    const Desire& d = out.queue[a.queued];
-    if (d.process() && (held || starting >= std::max<size_t>(1, in.budgets.starting))) {
+    const Desire& d = out->queue[a.queued];
+    if (d.process() && (held || starting >= std::max<size_t>(1, most_starting))) {
       held = true;
       continue;
     }
     starting += d.process();
-    out.evicted.insert(out.evicted.end(), a.victims.begin(), a.victims.end());
+    out->evicted.insert(out->evicted.end(), a.victims.begin(), a.victims.end());
     started.insert(a.queued);
   }
   std::vector<Desire> waiting;
-  for (size_t i = 0; i < out.queue.size(); ++i) {
-    (started.count(i) ? out.start : waiting).push_back(std::move(out.queue[i]));
+  for (size_t i = 0; i < out->queue.size(); ++i) {
+    (started.count(i) ? out->start : waiting).push_back(std::move(out->queue[i]));
   }
-  out.queue = std::move(waiting);
-  std::stable_sort(out.start.begin(), out.start.end(),
+  out->queue = std::move(waiting);
+  std::stable_sort(out->start.begin(), out->start.end(),
                    [](const Desire& a, const Desire& b) { return a.fire_ms < b.fire_ms; });
+  return held;
+}
 
-  // Rule 6.
+// Rule 6: when to plan again (PlanDecision::wake_ms): the earliest of `next_fire`, the
+// keep-alive ends of the entries that stay (not gone, busy or evicted) and `held_until` (the
+// end of a start-up held as slow, when starts wait on it); -1 for none of them (each -1: none).
+int64_t WakeTime(const PlanInput& in, const std::set<uint64_t>& gone, const PlanDecision& out,
+                 double next_fire, int64_t held_until) {
   double wake = next_fire;
   auto sooner = [&wake](double t) { wake = wake < 0 ? t : std::min(wake, t); };
   for (const WarmEntry& e : in.entries) {
@@ -228,8 +249,25 @@ PlanDecision Decide(PlanInput in) {
       sooner(static_cast<double>(e.expires_ms));
     }
   }
-  if (held && slow_from >= 0) sooner(static_cast<double>(slow_from));
-  out.wake_ms = wake < 0 ? -1 : static_cast<int64_t>(std::ceil(wake));
+  if (held_until >= 0) sooner(static_cast<double>(held_until));
+  return wake < 0 ? -1 : static_cast<int64_t>(std::ceil(wake));
+}
+
+}  // namespace
+
+PlanDecision Decide(PlanInput in) {
+  PlanDecision out;
+  std::set<uint64_t> gone = Expire(in, &out);
+  Rank(&in.desires);
+  Working w;
+  Match(in, gone, &w, &out);
+  Stagger(&out.queue, in.budgets.lanes);
+  double next_fire;
+  std::vector<Admitted> admitted = Admit(out.queue, in.budgets, in.now_ms, &w, &next_fire);
+  int64_t slow_from;
+  size_t starting = StartingUp(in, gone, &slow_from);
+  bool held = Start(std::move(admitted), starting, in.budgets.starting, &out);
+  out.wake_ms = WakeTime(in, gone, out, next_fire, held ? slow_from : -1);
   return out;
 }
 

@@ -15,10 +15,12 @@ std::vector<std::string> Messages(const Diagnostics& diags) {
   return out;
 }
 
-TEST(ChainLoad, DecodesEveryField) {
-  ScopedTempDir dir;
-  dir.WriteFile("bin/run.sh", "#!/bin/sh\n", /*executable=*/true);
-  std::string path = dir.WriteFile("chains/etl.yaml", R"(
+// A chain file that sets every field, written with the executable it names and loaded.
+class ChainLoadEveryField : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_.WriteFile("bin/run.sh", "#!/bin/sh\n", /*executable=*/true);
+    std::string path = dir_.WriteFile("chains/etl.yaml", R"(
 chain_id: etl
 description: demo
 timeout: 10m
@@ -44,24 +46,44 @@ tasks:
     trigger_rule: all_done
     input_map: {rows: /extract/rows, day: /trigger/date}
 )");
-  Diagnostics diags;
-  std::optional<Chain> chain = LoadChainFile(path, {}, &diags);
-  ASSERT_TRUE(chain) << Messages(diags)[0];
-  EXPECT_EQ(chain->chain_id, "etl");
-  EXPECT_EQ(chain->description, "demo");
-  EXPECT_EQ(chain->timeout, std::chrono::minutes(10));
-  ASSERT_EQ(chain->tasks.size(), 2u);
+    Diagnostics diags;
+    chain_ = LoadChainFile(path, {}, &diags);
+    ASSERT_TRUE(chain_) << Messages(diags)[0];
+    ASSERT_EQ(chain_->tasks.size(), 2u);
+  }
+  const TaskSpec& extract() const { return chain_->tasks[0]; }
+  const TaskSpec& load() const { return chain_->tasks[1]; }
 
-  const TaskSpec& e = chain->tasks[0];
-  EXPECT_EQ(e.executable_code_location, dir.path() + "/bin/run.sh");  // made absolute
+  ScopedTempDir dir_;
+  std::optional<Chain> chain_;
+};
+
+TEST_F(ChainLoadEveryField, DecodesTheChainsFields) {
+  EXPECT_EQ(chain_->chain_id, "etl");
+  EXPECT_EQ(chain_->description, "demo");
+  EXPECT_EQ(chain_->timeout, std::chrono::minutes(10));
+}
+
+TEST_F(ChainLoadEveryField, DecodesHowATaskIsRun) {
+  const TaskSpec& e = extract();
+  EXPECT_EQ(e.executable_code_location, dir_.path() + "/bin/run.sh");  // made absolute
   EXPECT_EQ(e.args, std::vector<std::string>{"--fast"});
   EXPECT_EQ(e.env.at("MODE"), "quick");
   EXPECT_EQ(e.input_schema["required"][0], "date");
-  EXPECT_EQ(e.resource_requirements.cpu_millis, 500);
-  EXPECT_EQ(e.resource_requirements.memory_bytes, 512u << 20);
-  EXPECT_EQ(e.resource_requirements.gpu, 1);
-  EXPECT_EQ(e.resource_requirements.timeout, std::chrono::seconds(60));
-  EXPECT_EQ(e.resource_requirements.max_output_bytes, 1u << 20);
+  EXPECT_EQ(load().command, "cat > /dev/null");
+}
+
+TEST_F(ChainLoadEveryField, DecodesResourceRequirements) {
+  const ResourceRequirements& r = extract().resource_requirements;
+  EXPECT_EQ(r.cpu_millis, 500);
+  EXPECT_EQ(r.memory_bytes, 512u << 20);
+  EXPECT_EQ(r.gpu, 1);
+  EXPECT_EQ(r.timeout, std::chrono::seconds(60));
+  EXPECT_EQ(r.max_output_bytes, 1u << 20);
+}
+
+TEST_F(ChainLoadEveryField, DecodesPrefetchingAndRetries) {
+  const TaskSpec& e = extract();
   EXPECT_DOUBLE_EQ(e.prefetch_weight, 0.8);
   EXPECT_EQ(e.prewarm, PrewarmLevel::kSpawn);
   EXPECT_EQ(e.mode, TaskMode::kWorker);
@@ -69,12 +91,16 @@ tasks:
   EXPECT_EQ(e.retry.initial_backoff, std::chrono::seconds(1));
   EXPECT_EQ(e.retry.max_backoff, std::chrono::seconds(30));
   EXPECT_DOUBLE_EQ(e.retry.multiplier, 2.5);
-  EXPECT_EQ(e.input_files.size(), 2u);
-  EXPECT_TRUE(e.link_inputs);
-  EXPECT_FALSE(chain->tasks[1].link_inputs);  // by default, staged files are the task's own
+}
 
-  const TaskSpec& l = chain->tasks[1];
-  EXPECT_EQ(l.command, "cat > /dev/null");
+TEST_F(ChainLoadEveryField, DecodesInputFiles) {
+  EXPECT_EQ(extract().input_files.size(), 2u);
+  EXPECT_TRUE(extract().link_inputs);
+  EXPECT_FALSE(load().link_inputs);  // by default, staged files are the task's own
+}
+
+TEST_F(ChainLoadEveryField, DecodesDependenciesConditionsAndInputMap) {
+  const TaskSpec& l = load();
   EXPECT_EQ(l.dependencies, std::vector<std::string>{"extract"});
   ASSERT_EQ(l.when.size(), 2u);
   EXPECT_EQ(l.when[0].op, ConditionOp::kGt);
