@@ -120,8 +120,12 @@ class ProcessRunner : public TaskRunner {
   void StopOrphan(const nlohmann::json& where) override;
 
  private:
-  struct Attempt;  // one started attempt: its process, handles and result so far
+  // One started attempt or prewarm: its process, handles and result so far (process_attempt.h).
+  struct Attempt;
 
+  // Start with launch.warm: the prewarm taken as the attempt (its handle), or 0
+  // (process_prewarm.cc).
+  Handle TakeWarm(TaskLaunch* launch, Done* done);
   void WatchLogs();            // after an attempt is added: the log check runs while there are any
   void Forget(Handle handle);  // the attempt leaves attempts_ (the log check closes with the last)
   void CheckLogs();            // every kLogCheckMs: BoundLog of each live attempt's log

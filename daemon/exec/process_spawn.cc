@@ -250,6 +250,31 @@ int CloneSpawn(const SpawnFds& fds, const std::string& workdir, int cgroup_procs
   return 0;
 }
 
+// The descriptors of one spawn of `launch`: stdin (a pipe, or launch.stdin_file), stdout, the
+// log and, through the spawn helper (`helped`), the report pipe. False with `*err` and `*error`
+// at the first that fails (~SpawnFds closes those already open).
+bool OpenSpawnFds(const TaskLaunch& launch, bool helped, SpawnFds* fds, std::string* err,
+                  int* error) {
+  return (launch.stdin_file.empty()
+              ? MakePipe(fds->stdin_pipe, err, error)
+              : OpenInput(launch.stdin_file, &fds->stdin_pipe[0], err, error)) &&
+         MakePipe(fds->stdout_pipe, err, error) &&
+         OpenLog(launch.log_path, &fds->log, err, error) &&
+         (!helped || MakeReportPipe(fds->report_pipe, err, error));
+}
+
+// pidfd_open(pid), always close-on-exec. Without one the process cannot be watched: it is killed
+// and reaped, and -1 is returned with `*err` and `*error`.
+int OpenPidfd(pid_t pid, std::string* err, int* error) {
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd >= 0) return pidfd;
+  *error = errno;
+  KillGroupAndReap(pid);
+  *err = "cannot watch the task's process: pidfd_open: " + ErrnoText(*error) +
+         (*error == ENOSYS ? " (Linux 5.3 or later is required)" : "");
+  return -1;
+}
+
 }  // namespace
 
 SpawnAttributes::SpawnAttributes() {
@@ -288,12 +313,7 @@ bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
   }
   SpawnFds fds;
   int* error = &process->error;
-  if (!(launch.stdin_file.empty() ? MakePipe(fds.stdin_pipe, err, error)
-                                  : OpenInput(launch.stdin_file, &fds.stdin_pipe[0], err, error)) ||
-      !MakePipe(fds.stdout_pipe, err, error) || !OpenLog(launch.log_path, &fds.log, err, error) ||
-      (helped && !MakeReportPipe(fds.report_pipe, err, error))) {
-    return false;
-  }
+  if (!OpenSpawnFds(launch, helped, &fds, err, error)) return false;
   FileActions actions;
   int rc = cgroup_procs_fd >= 0 ? 0 : AddFileActions(fds, launch.workdir, &actions);
   if (rc != 0) {
@@ -321,14 +341,8 @@ bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
         DescribeSpawnError(launch, helped ? "the spawn helper " + exec_helper : launch.argv[0], rc);
     return false;
   }
-  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));  // always close-on-exec
-  if (pidfd < 0) {
-    *error = errno;
-    KillGroupAndReap(pid);
-    *err = "cannot watch the task's process: pidfd_open: " + ErrnoText(*error) +
-           (*error == ENOSYS ? " (Linux 5.3 or later is required)" : "");
-    return false;
-  }
+  int pidfd = OpenPidfd(pid, err, error);
+  if (pidfd < 0) return false;
   process->pid = pid;
   process->pidfd = pidfd;
   process->stdin_fd = SpawnFds::Release(&fds.stdin_pipe[1]);

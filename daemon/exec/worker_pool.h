@@ -144,7 +144,7 @@ class WorkerPool {
   void OnIdleStopped(IdleStopped cb) { idle_stopped_ = std::move(cb); }
 
  private:
-  struct Worker;  // one worker process, its handles and its request in flight
+  struct Worker;  // one worker process and its request in flight (pool_worker.h)
   struct KeyStats {
     uint64_t spawned = 0, reused = 0, stopped_idle = 0, evicted = 0, requests = 0;
   };
