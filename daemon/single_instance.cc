@@ -1,7 +1,6 @@
 #include "daemon/single_instance.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -38,7 +37,10 @@ bool StateLock::Acquire(const std::string& state_dir, std::string* err) {
     *err = "cannot open " + path + ": " + std::strerror(errno);
     return false;
   }
-  if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+  struct flock whole_file {};
+  whole_file.l_type = F_WRLCK;
+  whole_file.l_whence = SEEK_SET;  // l_start 0, l_len 0: the whole file
+  if (fcntl(fd_, F_SETLK, &whole_file) != 0) {
     char pid[32] = {};
     ssize_t n = pread(fd_, pid, sizeof pid - 1, 0);
     std::string who = n > 0 ? std::string(pid, static_cast<size_t>(n)) : "?";

@@ -6,8 +6,12 @@
 
 namespace chainctl::daemon {
 
-// Holds an exclusive flock on STATE_DIR/chaind.lock for the daemon's life, so
-// that a second chaind on the same state directory refuses to start.
+// Holds an exclusive lock on STATE_DIR/chaind.lock for the daemon's life, so that a second
+// chaind on the same state directory refuses to start. A POSIX record lock (fcntl F_SETLK), not
+// flock: it belongs to chaind's process, so it goes the moment chaind dies, even while a child
+// it was spawning still holds a copy of the descriptor (a task moving itself into its cgroup
+// between clone and exec takes milliseconds; a flock would be held that long, and a chaind
+// restarted at once after a kill -9 would find the folder "in use").
 class StateLock {
  public:
   StateLock() = default;
