@@ -190,24 +190,28 @@ struct CloneChild {
   bool moved = false;  // into its cgroup
 };
 
-// The child of CloneSpawn: what posix_spawn does with SpawnAttributes and AddFileActions, after
-// moving itself into its cgroup. Not instrumented: it runs on a stack of its own, in the parent's
-// memory, until execve.
+// The child of CloneSpawn: what posix_spawn does with SpawnAttributes and AddFileActions, and
+// moving itself into its cgroup before execve. Not instrumented: it runs on a stack of its own,
+// in the parent's memory, until execve. Its copies of the daemon's descriptors are closed first:
+// the move into the cgroup can take milliseconds (the kernel's cgroup migration), and a chaind
+// killed meanwhile must not leave its listening socket open in a child.
 __attribute__((no_sanitize("address", "undefined"))) int CloneChildMain(void* arg) {
   auto* child = static_cast<CloneChild*>(arg);
   const SpawnFds& fds = *child->fds;
   struct sigaction default_action {};
   default_action.sa_handler = SIG_DFL;
-  int first_closed = fds.report_pipe[1] >= 0 ? kReportFd + 1 : 3;
-  bool ok = child->moved = write(child->cgroup_procs_fd, "0", 1) == 1;
+  // The task keeps 0, 1, 2 and the report fd; the cgroup's procs file goes just above them.
+  int procs = fds.report_pipe[1] >= 0 ? kReportFd + 1 : 3;
+  bool ok = dup2(fds.stdin_pipe[0], 0) == 0 && dup2(fds.stdout_pipe[1], 1) == 1 &&
+            dup2(fds.log, 2) == 2 &&
+            (fds.report_pipe[1] < 0 || dup2(fds.report_pipe[1], kReportFd) == kReportFd) &&
+            dup2(child->cgroup_procs_fd, procs) == procs &&
+            close_range(static_cast<unsigned>(procs) + 1, ~0U, 0) == 0;
+  ok = ok && (child->moved = write(procs, "0", 1) == 1) && close(procs) == 0;
   for (int sig = 1; ok && sig < 32; ++sig) {
     if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &default_action, nullptr);
   }
-  ok = ok && setpgid(0, 0) == 0 && dup2(fds.stdin_pipe[0], 0) == 0 &&
-       dup2(fds.stdout_pipe[1], 1) == 1 && dup2(fds.log, 2) == 2 &&
-       (fds.report_pipe[1] < 0 || dup2(fds.report_pipe[1], kReportFd) == kReportFd) &&
-       (child->workdir == nullptr || chdir(child->workdir) == 0) &&
-       close_range(static_cast<unsigned>(first_closed), ~0U, 0) == 0;
+  ok = ok && setpgid(0, 0) == 0 && (child->workdir == nullptr || chdir(child->workdir) == 0);
   if (ok) {
     sigset_t none;
     sigemptyset(&none);
