@@ -1,7 +1,7 @@
 // Training and prediction cost of the predictor (DESIGN.md §5 "Model",
-// daemon/prefetch/prediction_service.h). In one run, on a temporary store filled with RECORDS synthetic
-// history records (about 50 per run over 10 chains of 10-100 tasks with branches and retries; the
-// fill is timed but is not a result), it measures:
+// daemon/prefetch/prediction_service.h). In one run, on a temporary store filled with RECORDS
+// synthetic history records (about 50 per run over 10 chains of 10-100 tasks with branches and
+// retries; the fill is timed but is not a result), it measures:
 //   1. TrainFromHistory over the whole history, against two baselines of the same run: reading
 //      every record through History::Find in pages of 10,000 (the decode floor), and
 //      Predictor::Learn alone over the same records already in memory and sorted. Median of 3,
@@ -33,8 +33,8 @@
 
 #include "common/predict/history_record.h"
 #include "common/predict/predictor.h"
-#include "daemon/store/history.h"
 #include "daemon/prefetch/prediction_service.h"
+#include "daemon/store/history.h"
 #include "daemon/store/store.h"
 
 using chainctl::ChainShape;

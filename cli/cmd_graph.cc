@@ -3,9 +3,9 @@
 #include <ostream>
 
 #include "cli/app.h"
-#include "common/chain/load.h"
 #include "common/chain/dag.h"
 #include "common/chain/graph_render.h"
+#include "common/chain/load.h"
 
 namespace chainctl::cli {
 

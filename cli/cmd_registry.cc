@@ -6,9 +6,9 @@
 #include "cli/api_call.h"
 #include "cli/app.h"
 #include "cli/output.h"
-#include "common/chain/load.h"
 #include "common/chain/dag.h"
 #include "common/chain/graph_render.h"
+#include "common/chain/load.h"
 
 namespace chainctl::cli {
 namespace {

@@ -7,8 +7,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "common/chain/internal.h"
 #include "common/chain/dag.h"
+#include "common/chain/internal.h"
 #include "common/json_pointer.h"
 #include "common/json_schema.h"
 

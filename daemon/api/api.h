@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "daemon/store/history.h"
 #include "daemon/http/types.h"
-#include "daemon/run/orchestrator.h"
 #include "daemon/prefetch/prediction_service.h"
+#include "daemon/run/orchestrator.h"
+#include "daemon/store/history.h"
 #include "daemon/store/registry.h"
 
 namespace chainctl::daemon {

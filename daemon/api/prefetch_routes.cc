@@ -9,11 +9,11 @@
 
 #include "daemon/api/api.h"
 #include "daemon/api/internal.h"
+#include "daemon/exec/worker_pool.h"
 #include "daemon/prefetch/input_stager.h"
-#include "daemon/run/orchestrator.h"
 #include "daemon/prefetch/prediction_service.h"
 #include "daemon/prefetch/prefetcher.h"
-#include "daemon/exec/worker_pool.h"
+#include "daemon/run/orchestrator.h"
 
 namespace chainctl::daemon {
 

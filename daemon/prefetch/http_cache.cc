@@ -15,9 +15,9 @@
 #include <utility>
 #include <vector>
 
-#include "daemon/util/content_hash.h"
 #include "daemon/prefetch/http_get.h"
 #include "daemon/prefetch/input_stager.h"
+#include "daemon/util/content_hash.h"
 
 namespace chainctl::daemon {
 namespace {

@@ -1,6 +1,7 @@
-// The predictor in chaind (DESIGN.md §5 "Model"): keeps the current model (common/predict/predictor.h),
-// trains a new one from the whole history on the thread pool, persists it and swaps it in, and
-// updates the current one online with every record appended between trainings.
+// The predictor in chaind (DESIGN.md §5 "Model"): keeps the current model
+// (common/predict/predictor.h), trains a new one from the whole history on the thread pool,
+// persists it and swaps it in, and updates the current one online with every record appended
+// between trainings.
 //
 // Training. A training reads every history record (in pages, off the loop), sorts them by
 // (start, end, task_id), learns them into a fresh model, stores the model in the `model`
