@@ -76,6 +76,17 @@ struct RunOptions {
   bool wait = false;
   bool follow = false;
   std::string progress = "auto";  // auto | tty | plain | quiet
+  // run, trigger, resume: the caller's environment for the run's tasks, in the order given (a
+  // later one wins). Values are sent with the request and never stored (DESIGN.md §7).
+  std::vector<std::string> env;        // --env K=V
+  std::vector<std::string> env_files;  // --env-file F (KEY=VALUE lines)
+  std::vector<std::string> pass_env;   // --pass-env NAME|GLOB: from chainctl's own environment
+  // run: only these tasks and what they depend on (empty: all); --dry-run prints what would run.
+  std::vector<std::string> tasks;
+  bool dry_run = false;
+  bool no_daemon = false;    // run: a private chaind for this command only
+  std::string junit_file;    // --junit FILE: one testcase per task (ci_report.h)
+  std::string summary_file;  // --summary FILE: the run as JSON (ci_report.h)
 };
 int RunTrigger(const RunOptions& options, std::ostream& out, std::ostream& err);
 int RunRun(const RunOptions& options, std::ostream& out, std::ostream& err);
