@@ -5,6 +5,7 @@
 #include <memory>
 #include <ostream>
 
+#include "cli/cmd_setup.h"
 #include "common/version.h"
 
 namespace chainctl::cli {
@@ -297,6 +298,25 @@ void AddDaemonCommand(CLI::App* app, const DaemonOptions& daemon, Commands* comm
   commands->push_back({daemon_cmd, DaemonAction(daemon_command, daemon, RunDaemonCommand)});
 }
 
+// completion SHELL, schema: what a shell and an editor need (cmd_setup.h). completion walks
+// *app, which outlives the parse and the actions.
+void AddSetupCommands(CLI::App* app, Commands* commands) {
+  auto shell = std::make_shared<std::string>();
+  CLI::App* completion_cmd = app->add_subcommand(
+      "completion", "Print a shell completion script, e.g. source <(chainctl completion bash)");
+  completion_cmd->add_option("SHELL", *shell, "bash, zsh or fish")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh", "fish"}));
+  commands->push_back({completion_cmd, [app, shell](std::ostream& out, std::ostream& err) {
+                         return RunCompletion(app, *shell, out, err);
+                       }});
+
+  CLI::App* schema_cmd = app->add_subcommand(
+      "schema", "Print the JSON Schema of chain files (for editors: yaml-language-server)");
+  commands->push_back(
+      {schema_cmd, [](std::ostream& out, std::ostream&) { return RunSchema(out); }});
+}
+
 }  // namespace
 
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -325,6 +345,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   AddModelCommands(&app, daemon, &commands);
   AddPrefetchCommands(&app, daemon, &commands);
   AddDaemonCommand(&app, daemon, &commands);
+  AddSetupCommands(&app, &commands);
 
   // CLI11 wants argv in reverse order without the program name.
   std::vector<std::string> rest(args.rbegin(), args.rend());
