@@ -13,12 +13,14 @@
 #include <vector>
 
 #include "common/paths.h"
+#include "common/units.h"
 #include "common/version.h"
 #include "daemon/api/api.h"
 #include "daemon/exec/orphans.h"
 #include "daemon/exec/process_runner.h"
 #include "daemon/exec/task_cgroups.h"
 #include "daemon/http/server.h"
+#include "daemon/lifetime.h"
 #include "daemon/machine_limits.h"
 #include "daemon/prefetch/prediction_service.h"
 #include "daemon/prefetch/prefetcher.h"
@@ -39,11 +41,14 @@ bool Fail(const std::string& message) {
   return false;
 }
 
-// Signal handles that start the shutdown; owned by the loop until closed.
+// What starts the shutdown: signal handles (owned by the loop until closed) and the watches of
+// daemon/lifetime.h (null where not asked for); and the parts it stops.
 struct Signals {
   uv_signal_t term;
   uv_signal_t interrupt;
   uv_signal_t hangup;
+  IdleExit* idle = nullptr;
+  ParentWatch* parent = nullptr;
   HttpServer* server;
   Orchestrator* orchestrator;
   PredictionService* predictions;
@@ -53,15 +58,17 @@ struct Signals {
   bool stopping = false;
 };
 
-void OnSignal(uv_signal_t* handle, int signum) {
-  auto* signals = static_cast<Signals*>(handle->data);
+// The shutdown, whatever started it (`why`, logged); once.
+void Shutdown(Signals* signals, const std::string& why) {
   if (signals->stopping) return;
   signals->stopping = true;
-  Log(LogLevel::kInfo, std::string("received ") + strsignal(signum) + ": shutting down");
+  Log(LogLevel::kInfo, why + ": shutting down");
   SystemdNotify("STOPPING=1");
   uv_close(reinterpret_cast<uv_handle_t*>(&signals->term), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&signals->interrupt), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&signals->hangup), nullptr);
+  if (signals->idle) signals->idle->Close();
+  if (signals->parent) signals->parent->Close();
   signal(SIGHUP, SIG_IGN);  // libuv restored SIG_DFL: a SIGHUP must not cut the shutdown short
   // Writes that a failing store refused are tried once more, then logged as lost: stopping
   // must not wait for a disk to be freed.
@@ -72,6 +79,18 @@ void OnSignal(uv_signal_t* handle, int signum) {
   // No prewarmed process or idle worker outlives chaind; busy workers end with their runs.
   signals->prefetcher->Shutdown();
   signals->workers->StopIdle("");
+}
+
+void OnSignal(uv_signal_t* handle, int signum) {
+  Shutdown(static_cast<Signals*>(handle->data), std::string("received ") + strsignal(signum));
+}
+
+// What --exit-when-idle watches: runs, their tasks and the server's connections.
+IdleExit::Activity ActivityOf(const Orchestrator& orchestrator, const HttpServer& server) {
+  HttpServer::Stats stats = server.stats();
+  return {.busy = orchestrator.active_runs() > 0 || orchestrator.running_tasks() > 0 ||
+                  stats.open_connections > 0 || stats.requests_in_flight > 0,
+          .events = stats.connections};
 }
 
 // SIGHUP, the logrotate convention: the log file is opened anew, and chaind goes on.
@@ -195,11 +214,13 @@ class Daemon {
   bool OpenPrefetcher();
   void MakeApi();
   bool Listen(HttpServer* server, Signals* signals);
+  void WatchLifetime(HttpServer* server, Signals* signals);
 
   const DaemonConfig& config_;
   const std::string runs_dir_;
   uint64_t descriptors_ = 0;  // the RLIMIT_NOFILE chaind has
   StateLock lock_;
+  ParentWatch parent_;   // --parent-pid
   int systemd_fd_ = -1;  // the socket systemd passed, if it did
   std::unique_ptr<Store> store_;
   std::optional<Registry> registry_;
@@ -217,11 +238,13 @@ class Daemon {
   std::optional<InputStager> stager_;
   std::optional<Prefetcher> prefetcher_;
   std::optional<Api> api_;
+  std::optional<IdleExit> idle_exit_;  // --exit-when-idle, from Listen
 };
 
 bool Daemon::Start() {
   std::string err;
   if (!config_.log_file.empty() && !OpenLogFile(config_.log_file, &err)) return Fail(err);
+  if (config_.parent_pid && !parent_.Open(config_.parent_pid, &err)) return Fail(err);
   descriptors_ = RaiseDescriptorLimit();
   if (!ClaimStateDir() || !OpenStore()) return false;
   uv_loop_init(&loop_);
@@ -388,12 +411,34 @@ bool Daemon::Listen(HttpServer* server, Signals* signals) {
   }
   uv_signal_init(&loop_, &signals->hangup);
   uv_signal_start(&signals->hangup, OnHangup, SIGHUP);
+  WatchLifetime(server, signals);
   Log(LogLevel::kInfo, "chaind " + std::string(kVersion) + " (pid " + std::to_string(getpid()) +
                            ") listening on " +
                            (systemd_fd_ >= 0 ? "the socket from systemd" : config_.socket_path) +
                            ", state in " + config_.state_dir);
   SystemdNotify("READY=1");
   return true;
+}
+
+// --exit-when-idle and --parent-pid, if given: their end is the shutdown of SIGTERM. Logged.
+void Daemon::WatchLifetime(HttpServer* server, Signals* signals) {
+  if (config_.parent_pid) {
+    signals->parent = &parent_;
+    parent_.Start(&loop_, [signals, pid = config_.parent_pid] {
+      Shutdown(signals, "the parent process " + std::to_string(pid) + " exited (--parent-pid)");
+    });
+    Log(LogLevel::kInfo, "exits when process " + std::to_string(config_.parent_pid) + " exits");
+  }
+  if (uint64_t ms = config_.exit_when_idle_ms) {
+    Orchestrator* orchestrator = &*orchestrator_;
+    std::string idle = FormatDuration(std::chrono::milliseconds(ms));
+    idle_exit_.emplace(
+        &loop_, ms, [orchestrator, server] { return ActivityOf(*orchestrator, *server); },
+        [signals, idle] { Shutdown(signals, "idle for " + idle + " (--exit-when-idle)"); });
+    signals->idle = &*idle_exit_;
+    Log(LogLevel::kInfo,
+        "exits after " + idle + " with no run active and no client connected (--exit-when-idle)");
+  }
 }
 
 void Daemon::Close(int status) {

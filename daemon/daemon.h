@@ -41,9 +41,13 @@ struct DaemonConfig {
   uint64_t prefetch_staged = 1ull << 30;
   uint64_t prefetch_ttl_ms = 600'000;
   size_t max_idle_workers = 0;  // mode: worker processes kept idle; 0: 4 per core
+  // When chaind stops by itself, as on SIGTERM (daemon/lifetime.h).
+  uint64_t exit_when_idle_ms = 0;  // after this long idle; 0: never
+  int parent_pid = 0;              // when this process, chaind's parent, exits; 0: never
 };
 
-// Runs until SIGTERM or SIGINT, then stops accepting, answers what is in
+// Runs until SIGTERM or SIGINT (or, as if one came, until idle for exit_when_idle_ms or until
+// parent_pid exits: logged), then stops accepting, answers what is in
 // flight, closes the store and returns 0. SIGHUP reopens the log file and goes on. Returns 1,
 // having logged why, if it cannot start: the state dir or socket is taken by another chaind, a path
 // is unusable, or the store cannot be opened.

@@ -1,5 +1,9 @@
 // chaind: the chainctl daemon (DESIGN.md §1, §6). Its flags are the table kFlags below; the rest
 // is in daemon/daemon.cc.
+//
+// Every flag may also come from the environment, CHAIND_ and its name (CHAIND_JOBS for --jobs),
+// and from the configuration file (daemon/config_file.h): the command line wins over the
+// environment, which wins over the file, which wins over the default.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -17,6 +21,7 @@
 
 #include "common/paths.h"
 #include "common/units.h"
+#include "daemon/config_file.h"
 #include "daemon/daemon.h"
 #include "daemon/version_info.h"
 
@@ -24,6 +29,10 @@ namespace {
 
 using chainctl::daemon::DaemonConfig;
 using chainctl::daemon::HttpLimits;
+using chainctl::daemon::config::ConfigSource;
+using chainctl::daemon::config::Describe;
+using chainctl::daemon::config::EnvName;
+using chainctl::daemon::config::FirstName;
 
 // What CLI11 parses a flag into when not straight into a DaemonConfig field.
 struct FlagValue {
@@ -113,6 +122,17 @@ Target Text(std::string default_text, ApplyText apply) {
       .apply = [apply = std::move(apply)](
                    const FlagValue& value,
                    DaemonConfig* config) { return apply(value.text, config); }};
+}
+
+// As Text, for a list separated by commas: several values (the configuration file's `key = 0,1`
+// or `key = [0, 1]`, the flag given twice) are joined into one text with commas.
+Target ListText(ApplyText apply) {
+  Target target = Text("", std::move(apply));
+  target.add = [add = target.add](CLI::App* app, const Flag& flag, DaemonConfig* config,
+                                  FlagValue* value) {
+    return add(app, flag, config, value)->join(',');
+  };
+  return target;
 }
 
 // What a size's, a duration's or a cpu's text may be beyond its syntax (common/units.h).
@@ -231,7 +251,7 @@ const Flag kFlags[] = {
      SizeText(&DaemonConfig::memory_bytes, "", {.above_zero = true, .empty_keeps_default = true}),
      "Memory that tasks' memory requests are admitted against, e.g. 8Gi (default: the machine's, "
      "MemTotal)"},
-    {"--gpus", Text("", ApplyGpus),
+    {"--gpus", ListText(ApplyGpus),
      "GPU device ids handed out to tasks that request GPUs, comma separated, e.g. 0,1 (default: "
      "none)"},
     {"--train-every", Into(&DaemonConfig::train_every),
@@ -264,22 +284,35 @@ const Flag kFlags[] = {
      "Idle mode: worker processes kept for reuse (default: 4 per core)"},
     {"--max-connections", Into(&HttpLimits::max_connections),
      "Connections served at once (503 above)", kShowDefault, CLI::PositiveNumber},
+    {"--exit-when-idle",
+     DurationText(&DaemonConfig::exit_when_idle_ms, "", {.empty_keeps_default = true}),
+     "Exit, as on SIGTERM, once no run has been active and no client connected for this long, "
+     "e.g. 5m (default: never; 0s: never). chainctl starting chaind under CI=true sets "
+     "CHAIND_EXIT_WHEN_IDLE=5m"},
+    {"--parent-pid", Into(&DaemonConfig::parent_pid),
+     "Exit, as on SIGTERM, when this process, chaind's parent, exits (chainctl run --no-daemon "
+     "passes its own pid)",
+     kHideDefault, CLI::PositiveNumber},
 };
 
 // Puts `flag` on `app`, its value going into `config` or `value`.
 void AddFlag(CLI::App* app, const Flag& flag, DaemonConfig* config, FlagValue* value) {
   value->text = flag.target.default_text;
   CLI::Option* option = flag.target.add(app, flag, config, value);
+  option->envname(EnvName(flag.names));
   if (flag.show_default) option->capture_default_str();
   if (flag.check) option->check(*flag.check);
 }
 
-// chaind's command line into `config`, the socket and state folder not given left "". nullopt:
-// go on; else the exit status, having printed the help, the version or what is wrong.
+// chaind's command line, environment and configuration file into `config`, the socket and state
+// folder not given left "". nullopt: go on; else the exit status, having printed the help, the
+// version or what is wrong.
 std::optional<int> ParseCommandLine(int argc, char** argv, DaemonConfig* config) {
   CLI::App app{"chaind: the chainctl daemon. It serves the API of DESIGN.md §6 on a Unix socket.",
                "chaind"};
   app.set_version_flag("--version", chainctl::daemon::VersionLine());
+  ConfigSource source;
+  std::string fallback = chainctl::daemon::config::AddConfig(&app, &source);
   std::vector<FlagValue> values(std::size(kFlags));  // sized once: CLI11 keeps pointers into it
   for (size_t i = 0; i < values.size(); ++i) AddFlag(&app, kFlags[i], config, &values[i]);
   try {
@@ -291,14 +324,18 @@ std::optional<int> ParseCommandLine(int argc, char** argv, DaemonConfig* config)
     std::cout << app.version() << "\n";
     return 0;
   } catch (const CLI::ParseError& e) {
-    std::cerr << "chaind: " << e.what() << "\nRun 'chaind --help' for usage.\n";
+    const CLI::Option* given = app.get_config_ptr();
+    source.file = given->count() ? given->as<std::string>() : fallback;
+    std::cerr << "chaind: " << Describe(e, source) << "\nRun 'chaind --help' for usage.\n";
     return 2;
   }
+  source.file = app.get_config_ptr()->as<std::string>();
   for (size_t i = 0; i < values.size(); ++i) {
     const Flag& flag = kFlags[i];
     if (!flag.target.apply) continue;
     if (std::string wrong = flag.target.apply(values[i], config); !wrong.empty()) {
-      std::cerr << "chaind: " << flag.names << ": " << wrong << "\n";
+      std::cerr << "chaind: " << flag.names << ": " << wrong << source.Where(FirstName(flag.names))
+                << "\n";
       return 2;
     }
   }
