@@ -102,20 +102,22 @@ std::optional<int64_t> ReadyTime(const std::string& task, int attempt, int64_t s
 // µs from t0 (ms).
 int64_t Micros(int64_t ms, int64_t t0_ms) { return (ms - t0_ms) * 1000; }
 
-json Complete(const std::string& name, const char* category, int64_t ts, int64_t dur, int tid,
-              json args) {
+// An "X" (complete) event; `args` null: none.
+json Complete(const std::string& name, const char* category, int64_t ts, int64_t dur, int pid,
+              int tid, json args) {
   json e = {{"name", name},
             {"cat", category},
             {"ph", "X"},
             {"ts", ts},
             {"dur", std::max<int64_t>(dur, 0)},
-            {"pid", 1},
+            {"pid", pid},
             {"tid", tid}};
   if (!args.is_null()) e["args"] = std::move(args);
   return e;
 }
 
-// The attempt and its parts ("queued", "cold start"/"warm start", "work") on its slot.
+// The attempt and its parts ("cold start"/"warm start", "work") on its slot; its wait
+// ("TASK queued") on its queue lane.
 void AddAttempt(const TraceAttempt& a, int64_t t0, json* events) {
   int tid = a.slot + 1;
   int64_t ready = Micros(a.ready_ms, t0), start = Micros(a.start_ms, t0);
@@ -127,16 +129,46 @@ void AddAttempt(const TraceAttempt& a, int64_t t0, json* events) {
                {"queue_ms", a.ready_known ? json(a.start_ms - a.ready_ms) : json(nullptr)}};
   if (a.startup_ms) args["startup_ms"] = *a.startup_ms;
   if (!a.cause.empty()) args["cause"] = a.cause;
-  events->push_back(Complete(a.task_id, "attempt", ready, end - ready, tid, args));
-  if (start > ready) events->push_back(Complete("queued", "queue", ready, start - ready, tid, {}));
+  events->push_back(Complete(a.task_id, "attempt", start, end - start, 1, tid, args));
   int64_t work_from = start;
   if (a.startup_ms) {
     int64_t startup = std::min(static_cast<int64_t>(*a.startup_ms * 1000), end - start);
     std::string name = start_kind == "unknown" ? "start-up" : start_kind + " start";
-    events->push_back(Complete(name, "startup", start, startup, tid, {}));
+    events->push_back(Complete(name, "startup", start, startup, 1, tid, {}));
     work_from = start + std::max<int64_t>(startup, 0);
   }
-  events->push_back(Complete("work", "work", work_from, end - work_from, tid, {}));
+  events->push_back(Complete("work", "work", work_from, end - work_from, 1, tid, {}));
+  if (a.queue_lane >= 0) {
+    events->push_back(Complete(a.task_id + " queued", "queue", ready, start - ready, 2,
+                               a.queue_lane + 1, {{"attempt", a.attempt}}));
+  }
+}
+
+// "M" events: process `pid` named `name`, and its `tracks` tracks named `track` 1, 2, ...
+void AddNames(int pid, const std::string& name, int tracks, const std::string& track,
+              json* events) {
+  events->push_back({{"name", "process_name"},
+                     {"ph", "M"},
+                     {"pid", pid},
+                     {"tid", 0},
+                     {"args", {{"name", name}}}});
+  events->push_back({{"name", "process_sort_index"},
+                     {"ph", "M"},
+                     {"pid", pid},
+                     {"tid", 0},
+                     {"args", {{"sort_index", pid}}}});
+  for (int t = 1; t <= tracks; ++t) {
+    events->push_back({{"name", "thread_name"},
+                       {"ph", "M"},
+                       {"pid", pid},
+                       {"tid", t},
+                       {"args", {{"name", track + " " + std::to_string(t)}}}});
+    events->push_back({{"name", "thread_sort_index"},
+                       {"ph", "M"},
+                       {"pid", pid},
+                       {"tid", t},
+                       {"args", {{"sort_index", t}}}});
+  }
 }
 
 }  // namespace
@@ -168,23 +200,43 @@ std::vector<TraceAttempt> TraceAttempts(const json& records, const json& events,
   return attempts;
 }
 
-int AssignSlots(std::vector<TraceAttempt>* attempts) {
-  std::vector<size_t> order(attempts->size());
+std::vector<int> AssignLanes(const std::vector<std::pair<int64_t, int64_t>>& spans) {
+  std::vector<size_t> order(spans.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) {
-    const TraceAttempt &a = (*attempts)[x], &b = (*attempts)[y];
-    return std::pair(a.ready_ms, a.end_ms) < std::pair(b.ready_ms, b.end_ms);
-  });
-  std::vector<int64_t> busy_until;  // per slot: the end of its last attempt
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t x, size_t y) { return spans[x] < spans[y]; });
+  std::vector<int> lanes(spans.size());
+  std::vector<int64_t> busy_until;  // per lane: the end of its last span
   for (size_t i : order) {
-    TraceAttempt& a = (*attempts)[i];
     auto free = std::find_if(busy_until.begin(), busy_until.end(),
-                             [&](int64_t until) { return until <= a.ready_ms; });
+                             [&](int64_t until) { return until <= spans[i].first; });
     if (free == busy_until.end()) free = busy_until.insert(busy_until.end(), 0);
-    *free = a.end_ms;
-    a.slot = static_cast<int>(free - busy_until.begin());
+    *free = spans[i].second;
+    lanes[i] = static_cast<int>(free - busy_until.begin());
   }
-  return static_cast<int>(busy_until.size());
+  return lanes;
+}
+
+int AssignSlots(std::vector<TraceAttempt>* attempts) {
+  std::vector<std::pair<int64_t, int64_t>> runs, waits;
+  std::vector<size_t> waited;  // attempts with a wait, in the order of `waits`
+  for (size_t i = 0; i < attempts->size(); ++i) {
+    const TraceAttempt& a = (*attempts)[i];
+    runs.emplace_back(a.start_ms, a.end_ms);
+    if (a.ready_ms < a.start_ms) {
+      waits.emplace_back(a.ready_ms, a.start_ms);
+      waited.push_back(i);
+    }
+  }
+  std::vector<int> slots = AssignLanes(runs), lanes = AssignLanes(waits);
+  int count = 0;
+  for (size_t i = 0; i < attempts->size(); ++i) {
+    (*attempts)[i].slot = slots[i];
+    (*attempts)[i].queue_lane = -1;
+    count = std::max(count, slots[i] + 1);
+  }
+  for (size_t k = 0; k < waited.size(); ++k) (*attempts)[waited[k]].queue_lane = lanes[k];
+  return count;
 }
 
 json TraceJson(const json& run, const std::vector<TraceAttempt>& attempts) {
@@ -192,26 +244,14 @@ json TraceJson(const json& run, const std::vector<TraceAttempt>& attempts) {
   for (const TraceAttempt& a : attempts) t0 = std::min(t0, a.ready_ms);
   std::string run_id = run.value("run_id", ""), chain_id = run.value("chain_id", "");
   std::string status = run.value("status", "");
-  json events = json::array();
-  events.push_back({{"name", "process_name"},
-                    {"ph", "M"},
-                    {"pid", 1},
-                    {"tid", 0},
-                    {"args", {{"name", run_id + " (" + chain_id + ", " + status + ")"}}}});
-  int slots = 0;
-  for (const TraceAttempt& a : attempts) slots = std::max(slots, a.slot + 1);
-  for (int s = 0; s < slots; ++s) {
-    events.push_back({{"name", "thread_name"},
-                      {"ph", "M"},
-                      {"pid", 1},
-                      {"tid", s + 1},
-                      {"args", {{"name", "slot " + std::to_string(s + 1)}}}});
-    events.push_back({{"name", "thread_sort_index"},
-                      {"ph", "M"},
-                      {"pid", 1},
-                      {"tid", s + 1},
-                      {"args", {{"sort_index", s + 1}}}});
+  int slots = 0, lanes = 0;
+  for (const TraceAttempt& a : attempts) {
+    slots = std::max(slots, a.slot + 1);
+    lanes = std::max(lanes, a.queue_lane + 1);
   }
+  json events = json::array();
+  AddNames(1, run_id + " (" + chain_id + ", " + status + ")", slots, "slot", &events);
+  if (lanes > 0) AddNames(2, run_id + ": waiting for a slot", lanes, "queue", &events);
   for (const TraceAttempt& a : attempts) AddAttempt(a, t0, &events);
   return {{"traceEvents", std::move(events)},
           {"displayTimeUnit", "ms"},

@@ -1,11 +1,13 @@
 // chainctl trace RUN -o FILE: a run as Chrome trace JSON (the Trace Event Format), which
 // Perfetto and chrome://tracing open, like ninjatracing or `bazel --profile` (DESIGN.md §7).
 //
-// One track (thread) per slot; each attempt is an "X" event on the lowest slot free over its
-// whole span (ninjatracing's rule), from when it was ready to its end, holding up to three
-// "X" events: "queued" (ready to started), "cold start" or "warm start" (start-up_ms, from its
-// history record) and "work" (the rest). A slot is therefore a lane that holds one attempt at
-// a time, its wait included: while tasks wait for --jobs, there are more lanes than jobs.
+// Process 1 is the run: one track (thread) per slot, each attempt an "X" event on the lowest
+// slot free over [start, end) (ninjatracing's rule; so no more slots than ran at once, at most
+// --jobs), holding "cold start" or "warm start" (startup_ms, from its history record) and
+// "work" (the rest). Process 2 holds the queue waits: an "X" event "TASK queued" from when the
+// attempt was ready to its start, on the lowest lane free over that span. Trace viewers nest
+// events of one track by time, so a wait cannot share its attempt's slot (another attempt
+// runs there meanwhile).
 //
 // chaind records no "ready" time: it is derived from the run's events (TraceAttempts).
 #pragma once
@@ -14,6 +16,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cli/daemon_client.h"
@@ -41,7 +44,8 @@ struct TraceAttempt {
   std::string cause;
   std::optional<bool> cold;
   std::optional<double> startup_ms;
-  int slot = 0;  // from 0; set by AssignSlots
+  int slot = 0;         // from 0; set by AssignSlots
+  int queue_lane = -1;  // from 0; -1: no wait (ready_ms == start_ms); set by AssignSlots
 };
 
 // The attempts of a run, in the order of `records` (GET /history?run=, the API form). The
@@ -53,13 +57,17 @@ struct TraceAttempt {
 std::vector<TraceAttempt> TraceAttempts(const nlohmann::json& records, const nlohmann::json& events,
                                         const nlohmann::json& definition);
 
-// Gives each attempt the lowest slot free over [ready_ms, end_ms) (a slot is free again at the
-// end of its last attempt), taking them in order of ready_ms, then end_ms. Returns the number
-// of slots used.
+// Gives each span [from, to) the lowest lane free over it (a lane is free again at the end of
+// its last span), taking them in order of from, then to; returns each span's lane.
+std::vector<int> AssignLanes(const std::vector<std::pair<int64_t, int64_t>>& spans);
+
+// Sets each attempt's slot (AssignLanes over [start_ms, end_ms)) and queue_lane (over
+// [ready_ms, start_ms), for those that waited). Returns the number of slots.
 int AssignSlots(std::vector<TraceAttempt>* attempts);
 
 // The trace: {"traceEvents": [...], "displayTimeUnit": "ms", "otherData": {run_id, chain_id,
-// status}}. Times in µs from the run's created_unix_ms; pid 1 is the run, tid N+1 slot N.
+// status}}. Times in µs from the run's created_unix_ms (or the earliest ready time); pid 1 tid
+// N+1 is slot N, pid 2 tid N+1 queue lane N; "M" events name them.
 nlohmann::json TraceJson(const nlohmann::json& run, const std::vector<TraceAttempt>& attempts);
 
 }  // namespace chainctl::cli

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "cli/cmd_trace.h"
@@ -108,50 +109,67 @@ TEST(Trace, ResumedRunIsReadyFromTheResume) {
   EXPECT_EQ(TraceAttempts(records, events, kDefinition)[0].ready_ms, 5000);
 }
 
-TEST(Trace, EventsNestQueueStartupAndWorkInTheAttempt) {
+TEST(Trace, WaitsTakeQueueLanesNotSlots) {
+  // --jobs 1: b and c were ready with a but waited for its slot.
+  std::vector<TraceAttempt> attempts = {Span("a", 0, 10), Span("b", 10, 20), Span("c", 20, 30)};
+  attempts[1].ready_ms = attempts[2].ready_ms = 0;
+  EXPECT_EQ(AssignSlots(&attempts), 1);
+  EXPECT_EQ(attempts[0].queue_lane, -1);  // no wait
+  EXPECT_EQ(attempts[1].queue_lane, 0);
+  EXPECT_EQ(attempts[2].queue_lane, 1);  // waited alongside b
+}
+
+TEST(Trace, EventsOfEachAttemptOnItsSlotAndItsWaitOnAQueueLane) {
   std::vector<TraceAttempt> attempts = TraceAttempts(kRecords, kEvents, kDefinition);
-  EXPECT_EQ(AssignSlots(&attempts), 2);  // b, a; b again, d; c on b's slot
+  EXPECT_EQ(AssignSlots(&attempts), 2);  // a, b; b again; d on a's slot; c on b's
   json run = {
       {"run_id", "run-4"}, {"chain_id", "ci"}, {"status", "succeeded"}, {"created_unix_ms", 999}};
   json trace = TraceJson(run, attempts);
   EXPECT_EQ(trace["displayTimeUnit"], "ms");
-  std::vector<json> whole, parts, meta;
+  std::vector<json> whole, meta, queued;
+  std::map<std::string, std::vector<json>> parts;  // "task/attempt" -> what follows it
+  std::string current;
   for (const json& e : trace["traceEvents"]) {
     if (e["ph"] == "M") {
       meta.push_back(e);
     } else if (e["cat"] == "attempt") {
       whole.push_back(e);
+      current = e["name"].get<std::string>() + "/" + e["args"]["attempt"].dump();
+    } else if (e["cat"] == "queue") {
+      queued.push_back(e);
     } else {
-      parts.push_back(e);
+      parts[current].push_back({{"name", e["name"]},
+                                {"ts", e["ts"]},
+                                {"dur", e["dur"]},
+                                {"pid", e["pid"]},
+                                {"tid", e["tid"]}});
     }
   }
-  ASSERT_EQ(whole.size(), 5u);         // one per attempt
-  EXPECT_EQ(meta.size(), 1u + 2 * 2);  // the process and each slot's name and order
-  EXPECT_EQ(meta[1], json::parse(R"({"name": "thread_name", "ph": "M", "pid": 1, "tid": 1,
+  ASSERT_EQ(whole.size(), 5u);   // one per attempt
+  ASSERT_EQ(queued.size(), 5u);  // each waited: from its ready time to its start
+  // Both processes, 2 slots and 2 queue lanes, each named and ordered.
+  EXPECT_EQ(meta.size(), 2 * (2u + 2 * 2));
+  EXPECT_EQ(meta[2], json::parse(R"({"name": "thread_name", "ph": "M", "pid": 1, "tid": 1,
                                      "args": {"name": "slot 1"}})"));
-  // b's second attempt: ready 1150, started 1155, 1 ms warm start, work to 1300.
+  // b's second attempt: ready 1150, started 1155, 1 ms warm start, work to 1300; on slot 2.
   const json& b2 = whole[1];
   EXPECT_EQ(b2["name"], "b");
-  EXPECT_EQ(b2["ts"], (1150 - 999) * 1000);
-  EXPECT_EQ(b2["dur"], 150 * 1000);
+  EXPECT_EQ(b2["pid"], 1);
+  EXPECT_EQ(b2["tid"], 2);
+  EXPECT_EQ(b2["ts"], (1155 - 999) * 1000);
+  EXPECT_EQ(b2["dur"], 145 * 1000);
   EXPECT_EQ(b2["args"]["attempt"], 2);
   EXPECT_EQ(b2["args"]["start"], "warm");
   EXPECT_EQ(b2["args"]["queue_ms"], 5);
-  std::vector<json> b2_parts;
-  for (const json& p : parts) {
-    if (p["tid"] == b2["tid"] && p["ts"] >= b2["ts"] &&
-        p["ts"].get<int64_t>() + p["dur"].get<int64_t>() <=
-            b2["ts"].get<int64_t>() + b2["dur"].get<int64_t>()) {
-      b2_parts.push_back({{"name", p["name"]}, {"ts", p["ts"]}, {"dur", p["dur"]}});
-    }
-  }
-  EXPECT_EQ(json(b2_parts), json::parse(R"([
-    {"name": "queued", "ts": 151000, "dur": 5000},
-    {"name": "warm start", "ts": 156000, "dur": 1000},
-    {"name": "work", "ts": 157000, "dur": 144000}])"));
+  EXPECT_EQ(json(parts["b/2"]), json::parse(R"([
+    {"name": "warm start", "ts": 156000, "dur": 1000, "pid": 1, "tid": 2},
+    {"name": "work", "ts": 157000, "dur": 144000, "pid": 1, "tid": 2}])"));
+  EXPECT_EQ(queued[1], json::parse(R"({"name": "b queued", "cat": "queue", "ph": "X",
+    "ts": 151000, "dur": 5000, "pid": 2, "tid": 1, "args": {"attempt": 2}})"));
   EXPECT_EQ(whole[0]["args"]["start"], "cold");
   EXPECT_EQ(whole[0]["args"]["state"], "failed");
   EXPECT_EQ(whole[2]["args"]["start"], "unknown");
+  EXPECT_EQ(json(parts["a/1"]).size(), 1u);  // no start-up known: work only
 }
 
 }  // namespace

@@ -130,25 +130,32 @@ assert sorted((e["name"], e["args"]["attempt"]) for e in attempts) == \
     sorted((r["task_id"], r["attempt"]) for r in records), (attempts, records)
 assert len(attempts) == 2  # build and test; deploy never ran
 for e in events:
-    assert e["ph"] in ("X", "M") and e["pid"] == 1, e
+    assert e["ph"] in ("X", "M") and e["pid"] in (1, 2), e
     if e["ph"] == "X":
         assert isinstance(e["ts"], int) and isinstance(e["dur"], int) and e["dur"] >= 0, e
         assert e["ts"] >= 0 and e["tid"] >= 1, e
 names = {e["args"]["name"] for e in events if e["name"] == "thread_name"}
 assert "slot 1" in names, names
-parts = {}  # each attempt's parts follow it
+parts, waits = {}, {}  # each attempt's parts and wait follow it
 for e in events:
     if e.get("cat") == "attempt":
         a = e
         parts[id(a)] = []
+    elif e.get("cat") == "queue":
+        assert e["pid"] == 2 and e["name"] == a["name"] + " queued", (a, e)
+        waits[id(a)] = e
     elif e["ph"] == "X":
         parts[id(a)].append(e)
-for a in attempts:  # its parts lie within it, on its track, one after the other
+for a in attempts:  # on slots (pid 1); its parts lie within it, one after the other
+    assert a["pid"] == 1, a
     p = parts[id(a)]
     assert [x["name"] for x in p][-1] == "work", (a, p)
     assert all(x["tid"] == a["tid"] for x in p), (a, p)
     assert p[0]["ts"] == a["ts"] and p[-1]["ts"] + p[-1]["dur"] == a["ts"] + a["dur"], (a, p)
     assert all(x["ts"] + x["dur"] == y["ts"] for x, y in zip(p, p[1:])), (a, p)
+    w = waits.get(id(a))  # a wait ends at the start
+    assert w is None or w["ts"] + w["dur"] == a["ts"], (a, w)
+    assert (w is None) == (a["args"]["queue_ms"] == 0), (a, w)
 # build then test, one after the other: the same slot.
 assert len({a["tid"] for a in attempts}) == 1, attempts
 PY
