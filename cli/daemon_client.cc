@@ -121,7 +121,18 @@ bool SpawnDetached(const DaemonOptions& o, std::vector<std::string> extra,
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);  // survives the terminal and Ctrl-C
+  // A session of its own: it survives the terminal and Ctrl-C. No signal blocked, and SIGTERM and
+  // SIGINT at their default until chaind handles them, whatever this process inherited: a chaind
+  // that could not get SIGTERM would not stop (chainctl daemon stop, PrivateDaemon::Stop).
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGTERM);
+  sigaddset(&defaults, SIGINT);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
   int rc = posix_spawnp(pid, chaind.c_str(), &actions, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
