@@ -34,6 +34,7 @@ int Call(const DaemonOptions& daemon, const HttpClientRequest& request,
     }
   }
   int s = response->status;
+  if (s == 404) return kExitNotFound;
   return s == 400 || s == 413 || s == 415 || s == 422 ? kExitInvalid : kExitUnreachable;
 }
 

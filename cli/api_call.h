@@ -13,7 +13,8 @@ namespace chainctl::cli {
 
 // Calls the daemon. Returns kExitOk with a 2xx answer in *response, else prints why to `err`
 // (with the error's details, one per line) and returns the exit status of DESIGN.md §7: 2
-// for a request the daemon found invalid (400, 413, 415, 422), 3 otherwise.
+// for a request the daemon found invalid (400, 413, 415, 422), 4 for 404 (no such chain, run
+// or task), 3 otherwise.
 int Call(const DaemonOptions& daemon, const HttpClientRequest& request,
          HttpClientResponse* response, std::ostream& err);
 

@@ -6,6 +6,7 @@
 #include <ostream>
 
 #include "cli/cmd_setup.h"
+#include "cli/cmd_trace.h"
 #include "common/version.h"
 
 namespace chainctl::cli {
@@ -61,6 +62,15 @@ void AddChainFileCommands(CLI::App* app, Commands* commands) {
       ->capture_default_str();
   commands->push_back({graph_cmd, [graph](std::ostream& out, std::ostream& err) {
                          return RunGraph(*graph, out, err);
+                       }});
+
+  auto tasks = std::make_shared<TasksOptions>();
+  CLI::App* tasks_cmd =
+      app->add_subcommand("tasks", "List a chain file's tasks with their descriptions");
+  tasks_cmd->add_option("FILE", tasks->file, "Chain file (YAML or JSON; - for stdin)")->required();
+  AddOutputOption(tasks_cmd, &tasks->output);
+  commands->push_back({tasks_cmd, [tasks](std::ostream& out, std::ostream& err) {
+                         return RunTasks(*tasks, out, err);
                        }});
 }
 
@@ -137,11 +147,34 @@ void AddWaitFlags(CLI::App* cmd, RunOptions* run) {
   cmd->add_flag("--follow", run->follow, "Show progress until the run ends (implies --wait)");
 }
 
-// -i,--input and --progress of a command that starts a run of a chain (trigger, run).
+// --env, --env-file, --pass-env of a command that starts or resumes a run: the caller's
+// environment for its tasks (run_env.h).
+void AddEnvOptions(CLI::App* cmd, RunOptions* run) {
+  cmd->add_option("-e,--env", run->env,
+                  "NAME=VALUE (or NAME: chainctl's own value) for the run's tasks; repeat. Never "
+                  "stored: `resume` needs it again");
+  cmd->add_option("--env-file", run->env_files, "A file of NAME=VALUE lines for the run's tasks");
+  cmd->add_option("--pass-env", run->pass_env,
+                  "Pass chainctl's own NAME, or the names matching a glob such as 'CI_*'");
+}
+
+// -i,--input, --progress and the environment of a command that starts a run of a chain
+// (trigger, run).
 void AddInputOptions(CLI::App* cmd, RunOptions* run) {
   cmd->add_option("-i,--input", run->input, "Trigger input: JSON, @FILE or - for stdin")
       ->capture_default_str();
   AddProgressOption(cmd, &run->progress);
+  AddEnvOptions(cmd, run);
+}
+
+// --junit and --summary of a command that can wait for a run (trigger, run, resume): what
+// the ended run is reported as (ci_report.h).
+void AddReportOptions(CLI::App* cmd, RunOptions* run) {
+  cmd->add_option("--junit", run->junit_file,
+                  "When the run ends, write it as JUnit XML to FILE (a testcase per task)");
+  cmd->add_option("--summary", run->summary_file,
+                  "When the run ends, write it as JSON to FILE (every task: state, attempts, "
+                  "times, warm or cold)");
 }
 
 // trigger, run, cancel, resume, logs: runs and their tasks' logs.
@@ -152,12 +185,19 @@ void AddRunCommands(CLI::App* app, const DaemonOptions& daemon, Commands* comman
   trigger_cmd->add_option("CHAIN", run->chain, "The chain's id")->required();
   AddInputOptions(trigger_cmd, run.get());
   AddWaitFlags(trigger_cmd, run.get());
+  AddReportOptions(trigger_cmd, run.get());
   commands->push_back({trigger_cmd, DaemonAction(run, daemon, RunTrigger)});
 
   CLI::App* run_cmd = app->add_subcommand(
       "run", "Apply a chain file, run it and show progress; print the output on success");
   run_cmd->add_option("-f,--file", run->file, "Chain file (YAML or JSON; - for stdin)")->required();
+  run_cmd->add_option("TASK", run->tasks, "Run only these tasks and what they depend on");
+  run_cmd->add_flag("--dry-run", run->dry_run,
+                    "Print what would run, in order and where, and run nothing");
+  run_cmd->add_flag("--no-daemon", run->no_daemon,
+                    "Run with a private chaind that ends with this command (for CI machines)");
   AddInputOptions(run_cmd, run.get());
+  AddReportOptions(run_cmd, run.get());
   commands->push_back({run_cmd, DaemonAction(run, daemon, RunRun)});
 
   CLI::App* cancel_cmd = app->add_subcommand("cancel", "Cancel a run");
@@ -169,6 +209,8 @@ void AddRunCommands(CLI::App* app, const DaemonOptions& daemon, Commands* comman
   resume_cmd->add_option("RUN", run->run_id, "The run's id")->required();
   AddWaitFlags(resume_cmd, run.get());
   AddProgressOption(resume_cmd, &run->progress);
+  AddEnvOptions(resume_cmd, run.get());
+  AddReportOptions(resume_cmd, run.get());
   commands->push_back({resume_cmd, DaemonAction(run, daemon, RunResume)});
 
   auto logs = std::make_shared<RunsOptions>();
@@ -295,7 +337,18 @@ void AddDaemonCommand(CLI::App* app, const DaemonOptions& daemon, Commands* comm
   daemon_cmd->add_option("ACTION", daemon_command->action, "start, stop, status or run")
       ->required()
       ->check(CLI::IsMember({"start", "stop", "status", "run"}));
+  AddOutputOption(daemon_cmd, &daemon_command->output);
   commands->push_back({daemon_cmd, DaemonAction(daemon_command, daemon, RunDaemonCommand)});
+}
+
+// trace RUN -o FILE: a run as Chrome trace JSON (cmd_trace.h).
+void AddTraceCommand(CLI::App* app, const DaemonOptions& daemon, Commands* commands) {
+  auto trace = std::make_shared<TraceOptions>();
+  CLI::App* trace_cmd = app->add_subcommand(
+      "trace", "Write a run as Chrome trace JSON (Perfetto, chrome://tracing): a track per slot");
+  trace_cmd->add_option("RUN", trace->run_id, "The run's id")->required();
+  trace_cmd->add_option("-o,--output", trace->file, "The file to write (- for stdout)")->required();
+  commands->push_back({trace_cmd, DaemonAction(trace, daemon, RunTrace)});
 }
 
 // completion SHELL, schema: what a shell and an editor need (cmd_setup.h). completion walks
@@ -326,6 +379,9 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       "chainctl"};
   app.set_version_flag("--version", std::string("chainctl ") + kVersion);
   app.require_subcommand(1);
+  // Global flags anywhere: `chainctl run -f F --socket S` as well as `chainctl --socket S run
+  // -f F` (subcommands made from here on inherit it, and hand options they lack to the app).
+  app.fallthrough();
 
   DaemonOptions daemon;
   app.add_option("--socket", daemon.socket,
@@ -346,6 +402,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   AddPrefetchCommands(&app, daemon, &commands);
   AddDaemonCommand(&app, daemon, &commands);
   AddSetupCommands(&app, &commands);
+  AddTraceCommand(&app, daemon, &commands);
 
   // CLI11 wants argv in reverse order without the program name.
   std::vector<std::string> rest(args.rbegin(), args.rend());

@@ -18,7 +18,9 @@ enum ExitCode {
   kExitChainFailed = 1,
   kExitInvalid = 2,      // usage, definition or input; nothing ran
   kExitUnreachable = 3,  // daemon unreachable or API error
+  kExitNotFound = 4,     // no such chain, run or task
   kExitInterrupted = 130,
+  kExitTerminated = 143,  // SIGTERM or SIGHUP to a waiting command: the run cancelled
 };
 
 // Runs chainctl with `args` (args[0] is the program name). Output goes to
@@ -39,6 +41,13 @@ struct GraphOptions {
   std::string format = "text";  // dot | mermaid | text
 };
 int RunGraph(const GraphOptions& options, std::ostream& out, std::ostream& err);
+
+// tasks FILE (cmd_tasks.cc): the tasks, their dependencies, where they run, their descriptions.
+struct TasksOptions {
+  std::string file;
+  std::string output;  // table, json or yaml; "": table on a terminal
+};
+int RunTasks(const TasksOptions& options, std::ostream& out, std::ostream& err);
 
 // Commands that talk to chaind; `output` is table, json, yaml or "" (table on
 // a terminal, JSON otherwise).
@@ -147,6 +156,7 @@ int RunStats(const SimpleOptions& options, std::ostream& out, std::ostream& err)
 struct DaemonCommandOptions {
   DaemonOptions daemon;
   std::string action;  // start | stop | status | run
+  std::string output;  // status: table, json or yaml
 };
 int RunDaemonCommand(const DaemonCommandOptions& options, std::ostream& out, std::ostream& err);
 

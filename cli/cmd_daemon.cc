@@ -9,6 +9,7 @@
 
 #include "cli/app.h"
 #include "cli/daemon_client.h"
+#include "cli/output.h"
 
 namespace chainctl::cli {
 namespace {
@@ -54,11 +55,16 @@ int Stop(const DaemonOptions& o, std::ostream& out, std::ostream& err) {
   return kExitUnreachable;
 }
 
-int Status(const DaemonOptions& o, std::ostream& out) {
+// `output`: "table" (or "" on a terminal) for the sentences below, json or yaml for /health.
+int Status(const DaemonOptions& o, const std::string& output, std::ostream& out) {
   nlohmann::json health;
   if (!DaemonHealth(o, &health)) {
     out << "chaind is not running on " << o.socket << "\n";
     return kExitUnreachable;
+  }
+  if (OutputFormat format = ParseOutputFormat(output, isatty(1)); format != OutputFormat::kTable) {
+    PrintData(out, health, format);
+    return kExitOk;
   }
   out << "chaind " << health.value("version", "?") << " is running (pid " << health.value("pid", 0)
       << ", up " << health.value("uptime_s", 0) << " s) on " << o.socket
@@ -88,7 +94,7 @@ int RunDaemonCommand(const DaemonCommandOptions& options, std::ostream& out, std
   DaemonOptions o = ResolveDaemonOptions(options.daemon);
   if (options.action == "start") return Start(o, out, err);
   if (options.action == "stop") return Stop(o, out, err);
-  if (options.action == "status") return Status(o, out);
+  if (options.action == "status") return Status(o, options.output, out);
   return Run(o, err);
 }
 

@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -9,8 +10,10 @@
 
 #include "cli/api_call.h"
 #include "cli/app.h"
+#include "cli/ci_report.h"
 #include "cli/output.h"
 #include "cli/progress.h"
+#include "cli/run_env.h"
 
 namespace chainctl::cli {
 namespace {
@@ -60,11 +63,24 @@ int ReadInput(const std::string& spec, json* input, std::ostream& err) {
   return kExitInvalid;
 }
 
-// Starts a run; prints nothing on success.
+// CallerEnv, printing why it failed. Returns kExitOk or kExitInvalid.
+int ReadEnv(const RunOptions& options, json* env, std::ostream& err) {
+  std::string why;
+  if (CallerEnv(options, environ, env, &why)) return kExitOk;
+  err << "chainctl: " << why << "\n";
+  return kExitInvalid;
+}
+
+// Starts a run with `input`, the caller's `env` and (run) the selected `tasks`; prints nothing
+// on success.
 int StartRun(const DaemonOptions& daemon, const std::string& chain_id, const json& input,
-             std::string* run_id, std::ostream& err) {
+             const json& env, const std::vector<std::string>& tasks, std::string* run_id,
+             std::ostream& err) {
+  json body = {{"input", input}};
+  if (!env.empty()) body["env"] = env;
+  if (!tasks.empty()) body["tasks"] = tasks;
   HttpClientRequest request{"POST", "/chains/" + chain_id + "/trigger", "application/json",
-                            json{{"input", input}}.dump()};
+                            body.dump()};
   HttpClientResponse response;
   if (int status = Call(daemon, request, &response, err); status != kExitOk) return status;
   *run_id = json::parse(response.body, nullptr, false).value("run_id", "");
@@ -87,47 +103,62 @@ void ShowLogTail(const DaemonOptions& daemon, const std::string& run_id, const s
   if (response.body.back() != '\n') err << "\n";
 }
 
-// While a command waits for a run, Ctrl-C cancels the run (DESIGN.md §7): the handler only
-// interrupts the call that waits; Wait then asks the daemon to cancel.
+// The signal that interrupted the wait: SIGINT, SIGTERM or SIGHUP (0: none yet).
+volatile sig_atomic_t g_signal = 0;
+
+// While a command waits for a run, Ctrl-C, SIGTERM (a CI's cancel) and SIGHUP (a closed
+// terminal) cancel the run (DESIGN.md §7): the handler only interrupts the call that waits;
+// Wait then asks the daemon to cancel.
 class CancelOnInterrupt {
  public:
   CancelOnInterrupt() {
     struct sigaction action {};
-    action.sa_handler = [](int) { InterruptCalls(); };
+    action.sa_handler = [](int signal) {
+      g_signal = signal;
+      InterruptCalls();
+    };
     sigemptyset(&action.sa_mask);
     action.sa_flags = 0;  // no SA_RESTART: the waiting poll() must return
-    sigaction(SIGINT, &action, &previous_);
+    for (size_t i = 0; i < kSignals.size(); ++i) sigaction(kSignals[i], &action, &previous_[i]);
   }
-  ~CancelOnInterrupt() { sigaction(SIGINT, &previous_, nullptr); }
+  ~CancelOnInterrupt() {
+    for (size_t i = 0; i < kSignals.size(); ++i) sigaction(kSignals[i], &previous_[i], nullptr);
+  }
   CancelOnInterrupt(const CancelOnInterrupt&) = delete;
   CancelOnInterrupt& operator=(const CancelOnInterrupt&) = delete;
 
  private:
-  struct sigaction previous_ {};
+  static constexpr std::array<int, 3> kSignals = {SIGINT, SIGTERM, SIGHUP};
+  std::array<struct sigaction, 3> previous_{};
 };
 
+// 130 after Ctrl-C, 143 after SIGTERM or SIGHUP (DESIGN.md §7), once the run is cancelled.
 int CancelAfterInterrupt(const DaemonOptions& daemon, const std::string& run_id,
                          std::ostream& err) {
   ClearInterrupt();
+  int status = g_signal == SIGINT || g_signal == 0 ? kExitInterrupted : kExitTerminated;
+  const char* what = g_signal == SIGTERM  ? "terminated (SIGTERM)"
+                     : g_signal == SIGHUP ? "hung up (SIGHUP)"
+                                          : "interrupted";
   HttpClientResponse response;
   std::string why;
   if (CallDaemon(daemon, {"POST", "/runs/" + run_id + "/cancel", "", ""}, &response, &why) &&
       response.status / 100 == 2) {
-    err << "\nchainctl: interrupted: " << run_id << " cancelled\n";
+    err << "\nchainctl: " << what << ": " << run_id << " cancelled\n";
   } else {
-    err << "\nchainctl: interrupted; cancelling " << run_id
+    err << "\nchainctl: " << what << "; cancelling " << run_id
         << " failed: " << (why.empty() ? ApiErrorMessage(response) : why) << "\n";
   }
-  return kExitInterrupted;
+  return status;
 }
 
 // Follows a run to its end; prints the output on success. Returns the exit status.
 int Wait(const DaemonOptions& daemon, const std::string& run_id, const RunOptions& options,
          std::ostream& out, std::ostream& err) {
   CancelOnInterrupt cancel_on_interrupt;
-  std::optional<ProgressMode> mode = ParseProgressMode(options.progress, isatty(2));
+  std::optional<ProgressMode> mode = ParseProgressMode(options.progress, EscapesWork(2));
   Progress progress(err, mode.value_or(ProgressMode::kPlain),
-                    isatty(2) && std::getenv("NO_COLOR") == nullptr);
+                    EscapesWork(2) && std::getenv("NO_COLOR") == nullptr);
   json last;
   std::string why;
   if (!FollowRun(daemon, run_id, &progress, &last, &why)) {
@@ -137,6 +168,9 @@ int Wait(const DaemonOptions& daemon, const std::string& run_id, const RunOption
         << run_id << "): " << why << "\n";
     return kExitUnreachable;
   }
+  // The run ended: --junit, --summary and the CI's groups and annotations. ReportRun says on
+  // `err` what it could not do; the exit status stays the run's.
+  ReportRun(daemon, run_id, {options.junit_file, options.summary_file, options.file}, err);
   if (last.value("status", "") == "succeeded") {
     out << last["output"].dump(2) << "\n";
     return kExitOk;
@@ -149,7 +183,8 @@ int Wait(const DaemonOptions& daemon, const std::string& run_id, const RunOption
     json run = json::parse(response.body, nullptr, false);
     if (run.is_object()) {
       for (const json& task : run["tasks"]) {
-        if (task.value("state", "") == "failed") {
+        // Under a CI, ReportRun has shown the log in the task's group already.
+        if (task.value("state", "") == "failed" && DetectCi() == CiKind::kNone) {
           ShowLogTail(daemon, run_id, task.value("task_id", ""), err);
         }
       }
@@ -173,21 +208,28 @@ int WaitIfAsked(const DaemonOptions& daemon, const std::string& run_id, const Ru
 }  // namespace
 
 int RunTrigger(const RunOptions& options, std::ostream& out, std::ostream& err) {
-  json input;
+  json input, env;
   if (int status = ReadInput(options.input, &input, err); status != kExitOk) return status;
+  if (int status = ReadEnv(options, &env, err); status != kExitOk) return status;
   DaemonOptions daemon = ResolveDaemonOptions(options.daemon);
   std::string run_id;
-  if (int status = StartRun(daemon, options.chain, input, &run_id, err); status != kExitOk) {
+  if (int status = StartRun(daemon, options.chain, input, env, {}, &run_id, err);
+      status != kExitOk) {
     return status;
   }
   return WaitIfAsked(daemon, run_id, options, out, err);
 }
 
 int RunResume(const RunOptions& options, std::ostream& out, std::ostream& err) {
+  json env;
+  if (int status = ReadEnv(options, &env, err); status != kExitOk) return status;
   DaemonOptions daemon = ResolveDaemonOptions(options.daemon);
   HttpClientResponse response;
-  if (int status =
-          Call(daemon, {"POST", "/runs/" + options.run_id + "/resume", "", ""}, &response, err);
+  std::string body = env.empty() ? "" : json{{"env", env}}.dump();
+  if (int status = Call(daemon,
+                        {"POST", "/runs/" + options.run_id + "/resume",
+                         body.empty() ? "" : "application/json", body},
+                        &response, err);
       status != kExitOk) {
     return status;
   }
@@ -197,14 +239,26 @@ int RunResume(const RunOptions& options, std::ostream& out, std::ostream& err) {
 int RunRun(const RunOptions& options, std::ostream& out, std::ostream& err) {
   std::optional<Chain> chain = LoadOrReport(options.file, err);
   if (!chain) return kExitInvalid;
-  json input;
+  json input, env;
   if (int status = ReadInput(options.input, &input, err); status != kExitOk) return status;
+  if (int status = ReadEnv(options, &env, err); status != kExitOk) return status;
+  std::vector<int> order;
+  std::string why;
+  if (!SelectedTasks(*chain, options.tasks, &order, &why)) {
+    err << "chainctl: " << why << "\n";
+    return kExitInvalid;
+  }
+  if (options.dry_run) {
+    PrintDryRun(*chain, order, env, out);
+    return kExitOk;
+  }
   DaemonOptions daemon = ResolveDaemonOptions(options.daemon);
   json applied;
   if (int status = ApplyChain(daemon, *chain, &applied, err); status != kExitOk) return status;
   std::string chain_id = applied.value("chain_id", "");
   std::string run_id;
-  if (int status = StartRun(daemon, chain_id, input, &run_id, err); status != kExitOk) {
+  if (int status = StartRun(daemon, chain_id, input, env, options.tasks, &run_id, err);
+      status != kExitOk) {
     return status;
   }
   return Wait(daemon, run_id, options, out, err);

@@ -97,7 +97,7 @@ int FollowLog(const RunsOptions& options, std::ostream& out, std::ostream& err) 
     std::string state = TaskState(run, options.task);
     if (state.empty()) {
       err << "chainctl: " << options.run_id << " has no task " << options.task << "\n";
-      return kExitUnreachable;
+      return kExitNotFound;
     }
     bool ended = state != "pending" && state != "ready" && state != "running";
     HttpClientResponse response;

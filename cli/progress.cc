@@ -1,10 +1,20 @@
 #include "cli/progress.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string_view>
+
 #include "cli/output.h"
 
 namespace chainctl::cli {
 
 using nlohmann::json;
+
+bool EscapesWork(int fd) {
+  const char* term = std::getenv("TERM");
+  return isatty(fd) && !(term && std::string_view(term) == "dumb");
+}
 
 std::optional<ProgressMode> ParseProgressMode(const std::string& name, bool stderr_is_tty) {
   if (name == "auto") return stderr_is_tty ? ProgressMode::kTty : ProgressMode::kPlain;

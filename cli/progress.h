@@ -15,6 +15,9 @@ namespace chainctl::cli {
 
 enum class ProgressMode { kTty, kPlain, kQuiet };
 
+// Whether `fd` is a terminal that takes escape sequences: a TTY, and TERM is not "dumb".
+bool EscapesWork(int fd);
+
 // "auto" (a terminal on stderr: tty, else plain), "tty", "plain", "quiet"; nullopt otherwise.
 std::optional<ProgressMode> ParseProgressMode(const std::string& name, bool stderr_is_tty);
 

@@ -94,6 +94,7 @@ nlohmann::json TaskToJson(const TaskSpec& t) {
   if (!t.input_files.empty()) j["inputs"] = {{"files", t.input_files}};
   if (t.link_inputs) j["inputs"]["link"] = true;
   if (!t.input_map.empty()) j["input_map"] = t.input_map;
+  if (!t.working_dir.empty()) j["working_dir"] = t.working_dir;
   return j;
 }
 
@@ -120,6 +121,11 @@ nlohmann::json ChainToJson(const Chain& chain) {
   if (!chain.chain_id.empty()) j["chain_id"] = chain.chain_id;
   if (!chain.description.empty()) j["description"] = chain.description;
   if (chain.timeout) j["timeout"] = FormatDuration(*chain.timeout);
+  for (auto [key, value] :
+       {std::pair{"source_dir", &chain.source_dir}, std::pair{"working_dir", &chain.working_dir},
+        std::pair{"env_file", &chain.env_file}}) {
+    if (!value->empty()) j[key] = *value;
+  }
   j["tasks"] = nlohmann::json::array();
   for (const TaskSpec& t : chain.tasks) j["tasks"].push_back(TaskToJson(t));
   return j;

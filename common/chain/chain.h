@@ -75,12 +75,24 @@ struct TaskSpec {
   std::vector<std::string> input_files;  // inputs.files: globs or http(s) URLs
   bool link_inputs = false;  // inputs.link: it never writes them, so they may be hard links
   std::map<std::string, std::string> input_map;  // input field -> JSON Pointer
+  std::string working_dir;  // as written: relative to the chain's source_dir, or absolute
+
+  // Made by the loader from the chain's source_dir and working_dirs, not in the file: where the
+  // task runs (absolute; "" when the chain has no source_dir: in its run's $CHAIN_WORKDIR), and
+  // the chain's source_dir ($CHAIN_SOURCE_DIR), so that a task can be launched on its own.
+  std::string cwd;
+  std::string source_dir;
 };
 
 struct Chain {
   std::string chain_id;  // empty: the daemon assigns one
   std::string description;
   std::optional<Duration> timeout;
+  // The chain file's folder, absolute (chainctl fills it in; "" for a chain posted without it):
+  // tasks run there or in their working_dir, and env_file is read from there (DESIGN.md §3).
+  std::string source_dir;
+  std::string working_dir;  // the tasks' default, relative to source_dir
+  std::string env_file;     // KEY=VALUE lines read at each run's start, relative to source_dir
   std::vector<TaskSpec> tasks;
 
   // Index of the task with this id, or -1.

@@ -365,6 +365,7 @@ void ChainChecker::CheckResources(size_t i) {
 
 void CheckChain(Chain* chain, const LoadOptions& options, Reporter* report) {
   ChainChecker(chain, options, report).Run();
+  CheckPlaces(chain, options, report);
 }
 
 }  // namespace chainctl::internal

@@ -101,6 +101,9 @@ Chain Decoder::Decode(const json& root) {
   String(root, "chain_id", &chain.chain_id);
   String(root, "description", &chain.description);
   Duration(root, "timeout", "", true, &chain.timeout);
+  String(root, "source_dir", &chain.source_dir);
+  String(root, "working_dir", &chain.working_dir);
+  String(root, "env_file", &chain.env_file);
   const json* tasks = Field(root, "tasks");
   if (tasks && tasks->is_array()) {
     for (size_t i = 0; i < tasks->size(); ++i) {
@@ -119,6 +122,7 @@ TaskSpec Decoder::DecodeTask(const json& j, const std::string& at) {
   String(j, "command", &t.command);
   Strings(j, "args", &t.args);
   StringMap(j, "env", &t.env);
+  String(j, "working_dir", &t.working_dir);
   for (auto [key, schema] :
        {std::pair{"input_schema", &t.input_schema}, std::pair{"output_schema", &t.output_schema}}) {
     const json* v = Field(j, key);

@@ -42,6 +42,12 @@ Chain DecodeChain(const nlohmann::json& root, Reporter* report);
 // executable paths against options.base_dir.
 void CheckChain(Chain* chain, const LoadOptions& options, Reporter* report);
 
+// The chain's places (check_places.cc): fills in source_dir (options.base_dir, absolute) unless
+// options.require_absolute_executables (the API: then it must be absolute if given), checks
+// that the working_dirs and env_file resolve (and, with options.check_executables, exist), and
+// sets each task's cwd and source_dir.
+void CheckPlaces(Chain* chain, const LoadOptions& options, Reporter* report);
+
 // "did you mean" helper: the candidate closest to `word` within an edit
 // distance of 2, or "".
 std::string ClosestMatch(const std::string& word, const std::vector<std::string>& candidates);

@@ -228,7 +228,7 @@ void Api::HandleRuns(const HttpRequest& request, const std::vector<std::string>&
   } else if (s.size() == 3 && s[2] == "cancel") {
     if (only("POST")) CancelRun(s[1], std::move(respond));
   } else if (s.size() == 3 && s[2] == "resume") {
-    if (only("POST")) ResumeRun(s[1], std::move(respond));
+    if (only("POST")) ResumeRun(s[1], request, std::move(respond));
   } else if (s.size() == 5 && s[2] == "tasks" && s[4] == "log") {
     if (only("GET")) TaskLog(s[1], s[3], request.query, std::move(respond));
   } else if (s.size() == 5 && s[2] == "tasks" && s[4] == "output") {

@@ -79,7 +79,7 @@ class Api {
                Responder respond);
   void TaskOutput(const std::string& id, const std::string& task, Responder respond);
   void CancelRun(const std::string& id, Responder respond);
-  void ResumeRun(const std::string& id, Responder respond);
+  void ResumeRun(const std::string& id, const HttpRequest& request, Responder respond);
   // api_history.cc
   void GetHistory(const std::string& query, Responder respond);
   // Imports the body, history JSONL v1: all its records in one transaction, or none.

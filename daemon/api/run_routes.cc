@@ -121,6 +121,30 @@ std::string LastLines(const std::string& text, size_t lines) {
   return lines > 0 ? text : text.substr(pos + 1);
 }
 
+// The "env" ({NAME: "value"}) and "tasks" (["task_id", ...]) of a trigger or resume body; a 400
+// if either is of the wrong shape (the orchestrator checks names and ids: 422).
+std::optional<HttpResponse> DecodeRunParams(const json& body, Orchestrator::RunParams* params) {
+  if (const auto env = body.find("env"); env != body.end()) {
+    if (!env->is_object()) {
+      return JsonError(400, "bad_env", "env must be an object of strings: {\"NAME\": \"value\"}");
+    }
+    for (const auto& [name, value] : env->items()) {
+      if (!value.is_string()) {
+        return JsonError(400, "bad_env", "env: the value of " + name + " must be a string");
+      }
+      params->env[name] = value.get<std::string>();
+    }
+  }
+  if (const auto tasks = body.find("tasks"); tasks != body.end()) {
+    if (!tasks->is_array()) return JsonError(400, "bad_tasks", "tasks must be a list of task ids");
+    for (const json& id : *tasks) {
+      if (!id.is_string()) return JsonError(400, "bad_tasks", "tasks must be a list of task ids");
+      params->tasks.push_back(id.get<std::string>());
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 void Api::Trigger(const std::string& chain_id, const HttpRequest& request, Responder respond) {
@@ -140,11 +164,13 @@ void Api::Trigger(const std::string& chain_id, const HttpRequest& request, Respo
                              "the body must be a JSON object such as {\"input\": {...}}"));
   }
   for (const auto& [key, value] : body.items()) {
-    if (key != "input" && key != "version") {
-      return respond(
-          JsonError(400, "unknown_field", "unknown field \"" + key + "\"; known: input, version"));
+    if (key != "input" && key != "version" && key != "env" && key != "tasks") {
+      return respond(JsonError(400, "unknown_field",
+                               "unknown field \"" + key + "\"; known: input, version, env, tasks"));
     }
   }
+  Orchestrator::RunParams params;
+  if (std::optional<HttpResponse> bad = DecodeRunParams(body, &params)) return respond(*bad);
   int version = 0;
   if (body.contains("version")) {
     if (!body["version"].is_number_unsigned() || body["version"].get<uint64_t>() < 1 ||
@@ -159,7 +185,8 @@ void Api::Trigger(const std::string& chain_id, const HttpRequest& request, Respo
       [respond](std::optional<RunError> error, const std::string& run_id) {
         if (error) return respond(ErrorResponse(*error));
         respond(Json(202, {{"run_id", run_id}}));
-      });
+      },
+      std::move(params));
 }
 
 void Api::ListRuns(const std::string& query, Responder respond) {
@@ -279,12 +306,30 @@ void Api::CancelRun(const std::string& id, Responder respond) {
   respond(Json(202, {{"run_id", id}, {"cancelling", true}}));
 }
 
-void Api::ResumeRun(const std::string& id, Responder respond) {
+void Api::ResumeRun(const std::string& id, const HttpRequest& request, Responder respond) {
+  json body = json::object();
+  JsonTextFault fault = JsonTextFault::kNone;
+  std::string why;
+  if (!request.body.empty() &&
+      (!DecodeJsonText(request.body, &body, &fault, &why) || !body.is_object())) {
+    return respond(JsonError(400, "malformed_request",
+                             "the body must be a JSON object such as {\"env\": {...}}" +
+                                 (why.empty() ? std::string() : ": " + why)));
+  }
+  for (const auto& [key, value] : body.items()) {
+    if (key != "env") {
+      return respond(JsonError(400, "unknown_field", "unknown field \"" + key + "\"; known: env"));
+    }
+  }
+  Orchestrator::RunParams params;
+  if (std::optional<HttpResponse> bad = DecodeRunParams(body, &params)) return respond(*bad);
   context_.orchestrator->Resume(
-      id, [respond](std::optional<RunError> error, const std::string& run_id) {
+      id,
+      [respond](std::optional<RunError> error, const std::string& run_id) {
         if (error) return respond(ErrorResponse(*error));
         respond(Json(202, {{"run_id", run_id}, {"resumed", true}}));
-      });
+      },
+      std::move(params));
 }
 
 }  // namespace chainctl::daemon

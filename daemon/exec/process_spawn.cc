@@ -168,12 +168,19 @@ int WorkdirError(const std::string& path) {
   return access(path.c_str(), X_OK) < 0 ? errno : 0;
 }
 
+// Where the task starts: its cwd, else its workdir ("" = the daemon's).
+const std::string& CurrentDir(const TaskLaunch& launch) {
+  return launch.cwd.empty() ? launch.workdir : launch.cwd;
+}
+
 // posix_spawn reports a failed chdir and a failed exec alike; tell them apart afterwards.
 // `program` is what was executed: the task's, or "the spawn helper PATH".
 std::string DescribeSpawnError(const TaskLaunch& launch, const std::string& program, int error) {
-  int workdir_error = launch.workdir.empty() ? 0 : WorkdirError(launch.workdir);
+  const std::string& dir = CurrentDir(launch);
+  int workdir_error = dir.empty() ? 0 : WorkdirError(dir);
   if (workdir_error != 0) {
-    return "cannot enter the workdir " + launch.workdir + ": " + ErrnoText(workdir_error);
+    return "cannot enter the " + std::string(launch.cwd.empty() ? "workdir " : "working_dir ") +
+           dir + ": " + ErrnoText(workdir_error);
   }
   return "cannot run " + program + ": " + ErrnoText(error);
 }
@@ -319,7 +326,7 @@ bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
   int* error = &process->error;
   if (!OpenSpawnFds(launch, helped, &fds, err, error)) return false;
   FileActions actions;
-  int rc = cgroup_procs_fd >= 0 ? 0 : AddFileActions(fds, launch.workdir, &actions);
+  int rc = cgroup_procs_fd >= 0 ? 0 : AddFileActions(fds, CurrentDir(launch), &actions);
   if (rc != 0) {
     *error = rc;
     *err = "cannot prepare the spawn: " + ErrnoText(rc);
@@ -330,10 +337,10 @@ bool SpawnProcess(const TaskLaunch& launch, const SpawnAttributes& attributes,
   std::vector<char*> envp = CStrings(launch.env);
   pid_t pid = -1;
   bool moved = true;
-  rc =
-      cgroup_procs_fd >= 0
-          ? CloneSpawn(fds, launch.workdir, cgroup_procs_fd, argv.data(), envp.data(), &pid, &moved)
-          : posix_spawn(&pid, argv[0], actions.get(), attributes.get(), argv.data(), envp.data());
+  rc = cgroup_procs_fd >= 0
+           ? CloneSpawn(fds, CurrentDir(launch), cgroup_procs_fd, argv.data(), envp.data(), &pid,
+                        &moved)
+           : posix_spawn(&pid, argv[0], actions.get(), attributes.get(), argv.data(), envp.data());
   if (rc != 0 && !moved) {
     *error = rc;
     *err = "cannot move the task into its cgroup: " + ErrnoText(rc);

@@ -28,7 +28,10 @@ struct TaskLaunch {
   // The complete environment of the task, "NAME=value" (the daemon's own environment, the
   // task's `env`, and the CHAIN_* variables: the orchestrator puts them all here).
   std::vector<std::string> env;
-  std::string workdir;     // the task's current directory ($CHAIN_WORKDIR)
+  // The run's scratch folder of the task ($CHAIN_WORKDIR): what tells its escaped processes
+  // (orphans.h), and its current directory unless `cwd` is set.
+  std::string workdir;
+  std::string cwd;  // the task's current directory (the project's; DESIGN.md §3); "": workdir
   std::string stdin_data;  // written to the task's stdin, then stdin is closed
   // If set, the task's stdin is this file instead (stdin_data is not used): no pipe and no
   // writing on the loop. The orchestrator gives the $CHAIN_INPUT_FILE it writes anyway.

@@ -30,6 +30,7 @@ std::string WarmKey(const std::string& chain_id, const std::string& task_id,
   };
   for (const std::string& a : launch.argv) mix(a);
   mix("\x01");
+  mix(launch.cwd);
   for (const std::string& e : launch.env) {
     if (!e.starts_with("CHAIN_WORKDIR=") && !e.starts_with("CHAIN_CONTEXT_FILE=")) mix(e);
   }

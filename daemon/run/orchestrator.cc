@@ -196,8 +196,8 @@ std::optional<RunError> Orchestrator::Unavailable() const {
   return std::nullopt;
 }
 
-void Orchestrator::Trigger(const std::string& chain_id, int version, json input,
-                           Accepted accepted) {
+void Orchestrator::Trigger(const std::string& chain_id, int version, json input, Accepted accepted,
+                           RunParams params) {
   if (std::optional<RunError> refusal = Unavailable()) return accepted(refusal, "");
   std::optional<ChainVersion> chain;
   std::string err;
@@ -215,12 +215,29 @@ void Orchestrator::Trigger(const std::string& chain_id, int version, json input,
   std::shared_ptr<const Plan> plan;
   if (std::optional<RunError> refusal = RunnablePlan(*chain, &plan)) return accepted(refusal, "");
   if (std::optional<RunError> refusal = CheckInput(*plan, input)) return accepted(refusal, "");
+  std::shared_ptr<const Chain> definition(plan, &plan->chain);
+  std::vector<int> targets;
+  if (std::optional<RunError> refusal = RunEnvironment(*plan, params.env, &definition)) {
+    return accepted(refusal, "");
+  }
+  if (std::optional<RunError> refusal = SelectTasks(*plan, params.tasks, &targets)) {
+    return accepted(refusal, "");
+  }
   Run* run = NewRun(plan, std::move(input), &err);
   if (!run) return accepted(RunError{500, "io_error", err, nullptr}, "");
-  Emit(*run, {{"type", "run_started"},
-              {"chain_id", chain->chain_id},
-              {"chain_version", chain->version},
-              {"tasks", plan->chain.tasks.size()}});
+  run->definition = std::move(definition);
+  for (const auto& [name, value] : params.env) run->env_names.push_back(name);
+  run->targets = std::move(targets);
+  json started = {{"type", "run_started"},
+                  {"chain_id", chain->chain_id},
+                  {"chain_version", chain->version},
+                  {"tasks", plan->chain.tasks.size()}};
+  if (!run->targets.empty()) {
+    ApplySelection(*run);
+    started["tasks"] = std::count(run->selected.begin(), run->selected.end(), true);
+    started["selected"] = RunSummary(*run)["selected"];
+  }
+  Emit(*run, std::move(started));
   StartRun(*run, std::move(accepted));
   Dispatch();
 }
@@ -252,6 +269,7 @@ Orchestrator::Run* Orchestrator::NewRun(std::shared_ptr<const Plan> plan, json i
   run->n = ++last_run_;
   run->id = RunId(run->n);
   run->plan = plan;
+  run->definition = std::shared_ptr<const Chain>(plan, &plan->chain);
   run->input = std::move(input);
   run->scheduler = std::make_unique<Scheduler>(plan->dag, Weights(*plan), plan->rules);
   run->tasks.resize(plan->chain.tasks.size());

@@ -137,7 +137,20 @@ class Orchestrator {
   // the run is stored durably, with its id, or with why it was refused (no chain, input
   // invalid for a root task's input_schema: 422 with the violations).
   using Accepted = std::function<void(std::optional<RunError> error, const std::string& run_id)>;
-  void Trigger(const std::string& chain_id, int version, nlohmann::json input, Accepted accepted);
+  // What a caller adds to a run (DESIGN.md §7; run_params.cc). Refusals: 422 invalid_env (a
+  // name that is not [A-Za-z_][A-Za-z0-9_]* or is CHAIN_*), env_file (the chain's env_file
+  // cannot be read or parsed), unknown_task (a task not in the chain).
+  struct RunParams {
+    // The caller's environment for every task of the run, over chaind's own, the chain's
+    // env_file and the tasks' `env`. Held in memory only: the run's record keeps the names
+    // ("env"), never the values, and Resume must be given them again.
+    std::map<std::string, std::string> env;
+    // Trigger: only these tasks and those they depend on run; the others end skipped, "not
+    // selected", and the run's output is theirs (the record's "selected"). Empty: every task.
+    std::vector<std::string> tasks;
+  };
+  void Trigger(const std::string& chain_id, int version, nlohmann::json input, Accepted accepted,
+               RunParams params = {});
 
   // The run record (above); nullopt if there is no such run.
   bool GetRun(std::string_view run_id, std::optional<nlohmann::json>* run, std::string* err);
@@ -167,7 +180,9 @@ class Orchestrator {
   // tasks}. `accepted` as for Trigger; refusals: 404 no run, 409 still running, succeeded,
   // chain version gone, or the run's folder removed (--keep-run-files), 422 a task over the
   // capacity. The re-run tasks' folders are cleared on the loop before this returns.
-  void Resume(std::string_view run_id, Accepted accepted);
+  // params.env: the run's environment again (422 env_required names those missing); the chain's
+  // env_file is read again; params.tasks is not used (the selection stays the run's).
+  void Resume(std::string_view run_id, Accepted accepted, RunParams params = {});
 
   // Cancels a running run: tasks not started are cancelled, running ones are stopped (their
   // process groups signalled). 409 if the run has already ended.
@@ -223,6 +238,17 @@ class Orchestrator {
   // A new active run of `plan` with the next run number, its folder made; null with *err if
   // the folder cannot be made (the number is used up all the same).
   Run* NewRun(std::shared_ptr<const Plan> plan, nlohmann::json input, std::string* err);
+  // The run's parameters (run_params.cc). RunEnvironment: *definition (the plan's chain when
+  // called) is left as it is, or, with an env_file or `env`, made a copy with those in every
+  // task's `env` (env_file, then the task's, then the caller's). SelectTasks: the indexes of
+  // params.tasks. ApplySelection: run.selected from run.targets and what they depend on, the
+  // others skipped "not selected".
+  std::optional<RunError> RunEnvironment(const Plan& plan,
+                                         const std::map<std::string, std::string>& env,
+                                         std::shared_ptr<const Chain>* definition) const;
+  std::optional<RunError> SelectTasks(const Plan& plan, const std::vector<std::string>& tasks,
+                                      std::vector<int>* targets) const;
+  void ApplySelection(Run& run);
   // Starts a run made active by Trigger or Resume, its events emitted: its run and task
   // records stored at the next commit, `accepted` called once that commit is done, its
   // folders made ahead, its deadline armed and its ready tasks queued. The caller dispatches.

@@ -82,14 +82,21 @@ struct Orchestrator::Run {
   size_t end_event = 0;
   bool end_stored = false;
   std::string dir;
+  // Its definition: the plan's, or a copy holding the run's environment (RunEnvironment), in
+  // memory only. What its tasks are launched with and what the prefetcher keys prewarms by, so
+  // that a prewarmed process is taken only by a run with the same environment.
+  std::shared_ptr<const Chain> definition;
+  std::vector<std::string> env_names;  // the caller's, stored for Resume to ask for again
+  std::vector<int> targets;            // the selected tasks (RunParams::tasks); empty: all
+  std::vector<bool> selected;          // with targets: the tasks that run (targets and deps)
 
   // The events clients may see: all of them but a run_finished not stored yet.
   size_t Shown() const { return ended && !end_stored ? end_event : events.size(); }
 
-  const TaskSpec& spec(int task) const { return plan->chain.tasks[Index(task)]; }
+  const TaskSpec& spec(int task) const { return definition->tasks[Index(task)]; }
   Task& task(int i) { return tasks[Index(i)]; }
-  // The run's definition, sharing the plan's life (for the prefetcher, which keys by it).
-  std::shared_ptr<const Chain> chain() const { return {plan, &plan->chain}; }
+  // The run's definition (for the prefetcher, which keys by it).
+  std::shared_ptr<const Chain> chain() const { return definition; }
   static size_t Index(int i) { return static_cast<size_t>(i); }
 };
 

@@ -58,14 +58,23 @@ bool WriteFile(const std::string& path, const std::string& data, std::string* er
   return ok;
 }
 
+// chaind's environment (`base`, without CHAIN_*), less what the task's `env` sets and PWD
+// (chaind's own folder is not the task's), then the task's `env` (with the run's values: the
+// run's definition holds them), then where the task runs: CHAIN_SOURCE_DIR and PWD for a task
+// of a chain with a source_dir (DESIGN.md §3).
 std::vector<std::string> TaskEnv(const std::vector<std::string>& base, const TaskSpec& spec) {
   std::vector<std::string> env;
-  env.reserve(base.size() + spec.env.size() + 8);
+  env.reserve(base.size() + spec.env.size() + 10);
   for (const std::string& v : base) {
-    if (!spec.env.empty() && spec.env.count(v.substr(0, v.find('=')))) continue;
+    std::string name = v.substr(0, v.find('='));
+    if (name == "PWD" || (!spec.env.empty() && spec.env.count(name))) continue;
     env.push_back(v);
   }
   for (const auto& [name, value] : spec.env) env.push_back(name + "=" + value);
+  if (!spec.cwd.empty()) {
+    env.push_back("CHAIN_SOURCE_DIR=" + spec.source_dir);
+    env.push_back("PWD=" + spec.cwd);
+  }
   return env;
 }
 
@@ -321,6 +330,7 @@ TaskLaunch Orchestrator::WarmLaunch(const TaskSpec& spec, const std::string& dir
   launch.argv = TaskArgv(spec);
   launch.env = TaskEnv(options_.base_env, spec);
   launch.workdir = dir;
+  launch.cwd = spec.cwd;
   launch.log_path = dir + "/stderr.log";
   for (auto [name, value] :
        {std::pair{"CHAIN_TASK_ID=", spec.task_id}, std::pair{"CHAIN_WORKDIR=", dir},
@@ -381,6 +391,7 @@ TaskLaunch Orchestrator::MakeLaunch(const Run& run, int i, int attempt) const {
   launch.argv = TaskArgv(spec);
   launch.env = TaskEnv(options_.base_env, spec);
   launch.workdir = dir + "/work";
+  launch.cwd = spec.cwd;
   launch.stdin_file = dir + "/input.json";
   launch.output_file = dir + "/output.json";
   launch.log_path = dir + "/attempt-" + std::to_string(attempt) + ".log";

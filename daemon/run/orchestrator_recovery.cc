@@ -253,7 +253,7 @@ void Orchestrator::ResumeInterrupted() {
   }
 }
 
-void Orchestrator::Resume(std::string_view run_id, Accepted accepted) {
+void Orchestrator::Resume(std::string_view run_id, Accepted accepted, RunParams params) {
   std::optional<StoredRun> stored;
   if (std::optional<RunError> refusal = StoredToResume(run_id, &stored)) {
     return accepted(refusal, "");
@@ -261,6 +261,26 @@ void Orchestrator::Resume(std::string_view run_id, Accepted accepted) {
   const std::string id(run_id);
   std::shared_ptr<const Plan> plan;
   if (std::optional<RunError> refusal = PlanToResume(id, stored->record, &plan)) {
+    return accepted(refusal, "");
+  }
+  std::shared_ptr<const Chain> definition(plan, &plan->chain);
+  std::vector<std::string> missing;
+  for (const json& name : stored->record.value("env", json::array())) {
+    if (name.is_string() && !params.env.contains(name.get<std::string>())) {
+      missing.push_back(name.get<std::string>());
+    }
+  }
+  if (!missing.empty()) {
+    std::string names;
+    for (const std::string& name : missing) names += (names.empty() ? "" : ", ") + name;
+    return accepted(RunError{422, "env_required",
+                             id + " was started with values of " + names +
+                                 ", which chaind never stores: give them again (chainctl resume " +
+                                 id + " --env NAME=VALUE, --env-file or --pass-env)",
+                             missing},
+                    "");
+  }
+  if (std::optional<RunError> refusal = RunEnvironment(*plan, params.env, &definition)) {
     return accepted(refusal, "");
   }
   std::string dir = options_.runs_dir + "/" + id;
@@ -273,6 +293,8 @@ void Orchestrator::Resume(std::string_view run_id, Accepted accepted) {
                     "");
   }
   Run& run = Restart(std::move(*stored), std::move(plan), dir);
+  run.definition = std::move(definition);
+  for (const auto& [name, value] : params.env) run.env_names.push_back(name);
   EmitResumed(run);
   StartRun(run, std::move(accepted));  // the chain's timeout counts from the resume
   MaybeFinishRun(run);                 // every task left may have been decided by the restore
@@ -337,7 +359,12 @@ Orchestrator::Run& Orchestrator::Restart(orchestrator_detail::StoredRun stored,
   run->n = stored.n;
   run->id = RunId(stored.n);
   run->plan = std::move(plan);
+  run->definition = std::shared_ptr<const Chain>(run->plan, &run->plan->chain);
   run->input = stored.record.value("input", json::object());
+  for (const json& id : stored.record.value("selected", json::array())) {
+    int i = id.is_string() ? run->plan->chain.FindTask(id.get<std::string>()) : -1;
+    if (i >= 0) run->targets.push_back(i);
+  }
   run->scheduler =
       std::make_unique<Scheduler>(run->plan->dag, Weights(*run->plan), run->plan->rules);
   run->tasks.resize(run->plan->chain.tasks.size());

@@ -1,0 +1,36 @@
+// chainctl tasks FILE: a chain file's tasks with their descriptions (DESIGN.md §7).
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "cli/app.h"
+#include "cli/output.h"
+
+namespace chainctl::cli {
+
+int RunTasks(const TasksOptions& options, std::ostream& out, std::ostream& err) {
+  std::optional<Chain> chain = LoadOrReport(options.file, err);
+  if (!chain) return kExitInvalid;
+  nlohmann::json list = nlohmann::json::array();
+  std::vector<std::vector<std::string>> rows;
+  for (const TaskSpec& t : chain->tasks) {
+    std::string where = std::filesystem::path(t.cwd).lexically_relative(chain->source_dir);
+    if (where.empty()) where = ".";
+    std::string deps;
+    for (const std::string& d : t.dependencies) deps += (deps.empty() ? "" : ",") + d;
+    list.push_back({{"task_id", t.task_id},
+                    {"description", t.description},
+                    {"dependencies", t.dependencies},
+                    {"working_dir", where}});
+    rows.push_back({t.task_id, deps.empty() ? "-" : deps, where, t.description});
+  }
+  OutputFormat format = ParseOutputFormat(options.output, isatty(1));
+  if (format != OutputFormat::kTable) {
+    PrintData(out, list, format);
+  } else {
+    PrintTable(out, {"task", "after", "in", "description"}, rows);
+  }
+  return kExitOk;
+}
+
+}  // namespace chainctl::cli
