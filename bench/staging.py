@@ -39,7 +39,7 @@ def main():
             {"task_id": "before", "command": "cat > /dev/null; sleep 2; echo '{}'",
              "prewarm": "off"},
             {"task_id": "use", "dependencies": ["before"],
-             "command": "cat > /dev/null; echo \"{\\\"bytes\\\": $(wc -c < inputs/files/data)}\"",
+             "command": "cat > /dev/null; echo \"{\\\"bytes\\\": $(wc -c < $CHAIN_WORKDIR/inputs/files/data)}\"",
              "inputs": {"files": ["http://127.0.0.1:%d/data" % port]}}]}
         path = os.path.join(root, "staging.json")
         with open(path, "w") as f:

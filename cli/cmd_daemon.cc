@@ -55,14 +55,16 @@ int Stop(const DaemonOptions& o, std::ostream& out, std::ostream& err) {
   return kExitUnreachable;
 }
 
-// `output`: "table" (or "" on a terminal) for the sentences below, json or yaml for /health.
+// `output`: "" or "table" for the sentences below (scripts read them: not JSON by default), json
+// or yaml for /health.
 int Status(const DaemonOptions& o, const std::string& output, std::ostream& out) {
   nlohmann::json health;
   if (!DaemonHealth(o, &health)) {
     out << "chaind is not running on " << o.socket << "\n";
     return kExitUnreachable;
   }
-  if (OutputFormat format = ParseOutputFormat(output, isatty(1)); format != OutputFormat::kTable) {
+  if (OutputFormat format = ParseOutputFormat(output.empty() ? "table" : output, true);
+      format != OutputFormat::kTable) {
     PrintData(out, health, format);
     return kExitOk;
   }

@@ -205,6 +205,20 @@ int WaitIfAsked(const DaemonOptions& daemon, const std::string& run_id, const Ru
   return Wait(daemon, run_id, follow, out, err);
 }
 
+// run -f: stores `chain` on `daemon`, starts a run of it and follows it to its end.
+int ApplyAndRun(const DaemonOptions& daemon, const Chain& chain, const json& input, const json& env,
+                const RunOptions& options, std::ostream& out, std::ostream& err) {
+  json applied;
+  if (int status = ApplyChain(daemon, chain, &applied, err); status != kExitOk) return status;
+  std::string run_id;
+  if (int status =
+          StartRun(daemon, applied.value("chain_id", ""), input, env, options.tasks, &run_id, err);
+      status != kExitOk) {
+    return status;
+  }
+  return Wait(daemon, run_id, options, out, err);
+}
+
 }  // namespace
 
 int RunTrigger(const RunOptions& options, std::ostream& out, std::ostream& err) {
@@ -252,16 +266,19 @@ int RunRun(const RunOptions& options, std::ostream& out, std::ostream& err) {
     PrintDryRun(*chain, order, env, out);
     return kExitOk;
   }
-  DaemonOptions daemon = ResolveDaemonOptions(options.daemon);
-  json applied;
-  if (int status = ApplyChain(daemon, *chain, &applied, err); status != kExitOk) return status;
-  std::string chain_id = applied.value("chain_id", "");
-  std::string run_id;
-  if (int status = StartRun(daemon, chain_id, input, env, options.tasks, &run_id, err);
-      status != kExitOk) {
-    return status;
+  if (!options.no_daemon) {
+    return ApplyAndRun(ResolveDaemonOptions(options.daemon), *chain, input, env, options, out, err);
   }
-  return Wait(daemon, run_id, options, out, err);
+  // --no-daemon: a chaind of this command's own, stopped before it returns (its history stays in
+  // the state folder; the run's end was stored before Wait saw it).
+  PrivateDaemon daemon;
+  if (!StartPrivateDaemon(options.daemon, &daemon, &why)) {
+    err << "chainctl: --no-daemon: " << why;
+    return kExitUnreachable;
+  }
+  int status = ApplyAndRun(daemon.options(), *chain, input, env, options, out, err);
+  if (!daemon.Stop(&why)) err << "chainctl: --no-daemon: " << why;
+  return status;
 }
 
 int RunCancel(const RunOptions& options, std::ostream& out, std::ostream& err) {

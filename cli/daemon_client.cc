@@ -77,12 +77,44 @@ bool ConfigHasKey(const std::string& key) {
   return false;
 }
 
-// The environment of a chaind StartDaemon starts: this one, and under CI=true
+// Whether an entry ("NAME=value") of chainctl's environment goes to a chaind it starts, and so
+// to every task that chaind runs, for any caller, for as long as it lives: what a login session
+// sets (PATH, HOME, USER, LOGNAME, SHELL, LANG, LANGUAGE, LC_*, TZ, TMPDIR, XDG_*), the ssh agent,
+// proxies (*_proxy, *_PROXY: chaind downloads inputs.files), the sanitizers' *SAN_OPTIONS, and
+// chaind's and chainctl's own settings (CHAIND_*, CHAINCTL_*). Nothing else: a variable (a secret)
+// of the shell or CI step that happened to start chaind must not reach later runs; a run's tasks
+// get the caller's variables explicitly, with the run (--env, --env-file, --pass-env; DESIGN.md
+// §7).
+bool InheritedByDaemon(std::string_view entry) {
+  std::string_view name = entry.substr(0, entry.find('='));
+  static constexpr std::string_view kNames[] = {"PATH",   "HOME",         "USER",     "LOGNAME",
+                                                "SHELL",  "LANG",         "LANGUAGE", "TZ",
+                                                "TMPDIR", "SSH_AUTH_SOCK"};
+  static constexpr std::string_view kPrefixes[] = {"LC_", "XDG_", "CHAIND_", "CHAINCTL_"};
+  for (std::string_view n : kNames) {
+    if (name == n) return true;
+  }
+  for (std::string_view p : kPrefixes) {
+    if (name.starts_with(p)) return true;
+  }
+  // The sanitizers' settings (scripts/test --sanitize) reach a sanitized chaind too.
+  return name.ends_with("_proxy") || name.ends_with("_PROXY") || name.ends_with("SAN_OPTIONS");
+}
+
+// The part of chainctl's environment a chaind it starts gets (InheritedByDaemon).
+std::vector<std::string> DaemonBaseEnv() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    if (InheritedByDaemon(*e)) env.emplace_back(*e);
+  }
+  return env;
+}
+
+// The environment of a chaind StartDaemon starts: DaemonBaseEnv, and under CI=true
 // CHAIND_EXIT_WHEN_IDLE=kCiExitWhenIdle where neither it nor the configuration file sets the
 // idle exit (logged to chaind's log).
 std::vector<std::string> AutostartEnv(const DaemonOptions& o) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  std::vector<std::string> env = DaemonBaseEnv();
   const char* ci = Env("CI");
   if (!ci || (std::strcmp(ci, "true") != 0 && std::strcmp(ci, "1") != 0)) return env;
   if (Env("CHAIND_EXIT_WHEN_IDLE") || ConfigHasKey("exit-when-idle")) return env;
@@ -336,8 +368,7 @@ bool StartPrivateDaemon(const DaemonOptions& base, PrivateDaemon* daemon, std::s
   std::string dir = MakeSocketDir(err);
   if (dir.empty()) return false;
   o.socket = dir + "/chaind.sock";
-  std::vector<std::string> env;
-  for (char** e = environ; *e; ++e) env.emplace_back(*e);
+  std::vector<std::string> env = DaemonBaseEnv();
   pid_t pid;
   if (!SpawnDetached(
           o, {"--parent-pid", std::to_string(getpid()), "--exit-when-idle", kPrivateExitWhenIdle},

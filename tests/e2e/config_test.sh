@@ -131,7 +131,7 @@ check "the task runs" poll 20 task_running run-1
 # The duration under test, not a wait for an event: twice the idle time with a run active.
 sleep 2
 check "chaind stays while the run is active, no client connected" kill -0 "$pid"
-echo > "$tmp/go"
+check "the task reads its fifo" timeout 20 bash -c "echo > '$tmp/go'"
 run_succeeded() {
   curl -s --unix-socket "$sock" http://localhost/runs/run-1 |
     python3 -c "import json,sys; sys.exit(0 if json.load(sys.stdin)['status'] == 'succeeded' else 1)" 2> /dev/null
@@ -159,7 +159,7 @@ client=$!
 check "a client connects" poll 20 test -s "$tmp/connected"
 sleep 2  # the duration under test, as above
 check "chaind stays while it is connected" kill -0 "$pid"
-echo > "$tmp/hold"
+check "the client reads its fifo" timeout 20 bash -c "echo > '$tmp/hold'"
 check "the client goes" poll 20 gone "$client"
 check "then chaind exits" poll 10 gone "$pid"
 check "  for idleness" grep -q "idle for 1s (--exit-when-idle)" "$log"

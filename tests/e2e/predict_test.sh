@@ -95,7 +95,7 @@ check "predict without arguments: the next chain" bash -c \
 check "after route, route again, 13 s on (3 tasks and the pause)" json_is "$tmp/chains.json" \
   "b['chains'][0]['chain_id'] == 'route' and b['chains'][0]['expected_in_ms'] == 13000"
 ctl predict --after nope > /dev/null 2> "$tmp/nope.err"
-check "an unknown task: exit 3" test $? -eq 3
+check "an unknown task: exit 4 (not found)" test $? -eq 4
 check "saying to name the chain" grep -q "no chain in the history has run task nope" "$tmp/nope.err"
 check "limit=x: 400" status_is 400 GET '/predictions?after=router&limit=x'
 check "naming limit" json_has "b['error']['code'] == 'bad_parameter' and 'limit' in b['error']['message']"

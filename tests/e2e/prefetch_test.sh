@@ -105,7 +105,7 @@ echo "first version" > "$tmp/data/in.txt"
 for c in staged staged-replace staged-in-place; do
   gated_chain $c <<EOF
   - task_id: reader
-    command: "cat > /dev/null; cat inputs/files/in.txt"
+    command: "cat > /dev/null; cat \$CHAIN_WORKDIR/inputs/files/in.txt"
     dependencies: [gate]
     inputs: {files: ["$tmp/data/in.txt"]}
 EOF

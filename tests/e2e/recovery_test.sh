@@ -145,7 +145,7 @@ YAML
 check "apply flaky" bash -c "'$CHAINCTL' apply -f '$tmp/flaky.yaml' > /dev/null"
 check "flaky fails: exit 1" bash -c "'$CHAINCTL' trigger flaky --wait > /dev/null 2>&1; test \$? -eq 1"
 failed_run=$("$CHAINCTL" list runs --chain flaky -o json | python3 -c "import json,sys; print(json.load(sys.stdin)['runs'][0]['run_id'])")
-check "resume of an unknown run is refused (exit 3)" bash -c "'$CHAINCTL' resume run-999999 2> '$tmp/resume.err'; test \$? -eq 3 && grep -q 'no run run-999999' '$tmp/resume.err'"
+check "resume of an unknown run is refused (exit 4, not found)" bash -c "'$CHAINCTL' resume run-999999 2> '$tmp/resume.err'; test \$? -eq 4 && grep -q 'no run run-999999' '$tmp/resume.err'"
 touch "$tmp/hold"  # it cannot end before the resume is asked for
 running=$("$CHAINCTL" trigger crash20)
 check "resume of a running run is refused (exit 3)" bash -c "'$CHAINCTL' resume $running 2> '$tmp/resume.err'; test \$? -eq 3 && grep -q 'is running' '$tmp/resume.err'"

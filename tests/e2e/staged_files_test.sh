@@ -12,7 +12,7 @@ daemon_setup chainctl-staged
 mkdir "$tmp/data"
 printf 'original\n' > "$tmp/data/data.txt"
 # Each task appends to its staged copy, then says which inode it got.
-task='cat > /dev/null; echo appended >> inputs/files/data.txt; echo \"{\\\"inode\\\": $(stat -c %i inputs/files/data.txt)}\"'
+task='cat > /dev/null; cd \"$CHAIN_WORKDIR\"; echo appended >> inputs/files/data.txt; echo \"{\\\"inode\\\": $(stat -c %i inputs/files/data.txt)}\"'
 cat > "$tmp/own.yaml" <<YAML
 chain_id: own
 tasks:
@@ -44,7 +44,7 @@ cat > "$tmp/later.yaml" <<YAML
 chain_id: later
 tasks:
   - task_id: read
-    command: 'cat > /dev/null; printf "{\"n\": %s}" "\$(cat inputs/files/later.txt)"'
+    command: 'cat > /dev/null; printf "{\"n\": %s}" "\$(cat \$CHAIN_WORKDIR/inputs/files/later.txt)"'
     inputs: {files: ["$tmp/data/later.txt"]}
     retry: {max_attempts: 3, initial_backoff: 3s}
 YAML
