@@ -135,5 +135,18 @@ check "and says so" grep -q 'terminated (SIGTERM): run-[0-9]* cancelled' "$tmp/t
 run=$(last_run)
 check "the run ends cancelled" poll 30 bash -c "'$CHAINCTL' get run $run -o json |
   grep -q '\"status\": \"cancelled\"'"
+# --- Global flags after the command; no escapes on a dumb terminal. ---
+check "--socket after the command" bash -c "env -u CHAINCTL_SOCKET '$CHAINCTL' list chains \
+  --no-autostart --socket '$sock' -o json | grep -q '\"project\"'"
+on_a_terminal() {  # on_a_terminal TERM OUT: chainctl run on a pseudo-terminal (script(1))
+  TERM=$1 script -qec "'$CHAINCTL' run -f '$proj/chain.yaml' where" /dev/null > "$2" 2>&1
+}
+escapes() { on_a_terminal xterm "$tmp/xterm.out" && grep -q $'\e' "$tmp/xterm.out"; }
+no_escapes() {
+  on_a_terminal dumb "$tmp/dumb.out" && grep -q 'ok where' "$tmp/dumb.out" &&
+    ! grep -q $'\e' "$tmp/dumb.out"
+}
+check "on a terminal, progress uses escapes" escapes
+check "with TERM=dumb, none" no_escapes
 check "exit 4 for a run that does not exist" bash -c "'$CHAINCTL' get run run-999999 2> /dev/null; [[ \$? == 4 ]]"
 finish
