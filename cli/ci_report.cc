@@ -478,6 +478,7 @@ bool ReportRun(const DaemonOptions& daemon, const std::string& run_id,
     facts.lines = ChainFileLines(options.chain_file);
     if (options.chain_file != "-") facts.chain_file = options.chain_file;
     err << CiLog(facts, ci, RandomToken(), static_cast<int64_t>(std::time(nullptr)));
+    if (ci == CiKind::kGithub) ok = WriteGithubStepFiles(SummaryJson(facts), err) && ok;
   }
   if (!options.junit_file.empty()) ok = WriteFile(options.junit_file, JunitXml(facts), err) && ok;
   if (!options.summary_file.empty()) {

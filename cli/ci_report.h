@@ -98,6 +98,15 @@ nlohmann::json SummaryJson(const RunFacts& facts);
 // `now_unix_s` stamps GitLab's sections.
 std::string CiLog(const RunFacts& facts, CiKind ci, const std::string& token, int64_t now_unix_s);
 
+// GitHub's step files (ci_github.cc), from SummaryJson's `summary`: "run_id=RUN" and
+// "status=STATUS" lines for the step's outputs (`steps.ID.outputs.run_id`), and a Markdown
+// table of the tasks for the job's summary page. The text of each; WriteGithubStepFiles appends
+// them to the files $GITHUB_OUTPUT and $GITHUB_STEP_SUMMARY name, where set (false, said on
+// `err`, if one cannot be written).
+std::string GithubOutputs(const nlohmann::json& summary);
+std::string GithubStepSummary(const nlohmann::json& summary);
+bool WriteGithubStepFiles(const nlohmann::json& summary, std::ostream& err);
+
 // Task id -> line of its `task_id` in the chain file `text` (YAML or JSON); empty if it does
 // not parse.
 std::map<std::string, int> TaskLines(std::string_view text, const std::string& file_name);

@@ -45,9 +45,16 @@ rc_is() { [[ $(cat "$1.rc") == "$2" ]] || { echo "  $1: exit $(cat "$1.rc")" >&2
 count() { grep -c -F -- "$2" "$1" || true; }  # count FILE TEXT: lines holding TEXT
 
 # --- GitHub Actions ---
-run_ci "$tmp/gh" GITHUB_ACTIONS=true -- run -f "$tmp/ci.yaml" --progress plain \
+run_ci "$tmp/gh" GITHUB_ACTIONS=true GITHUB_OUTPUT="$tmp/gh.output" \
+  GITHUB_STEP_SUMMARY="$tmp/gh.summary.md" -- run -f "$tmp/ci.yaml" --progress plain \
   --junit "$tmp/junit.xml" --summary "$tmp/summary.json"
 check "run exits 1: a task failed" rc_is "$tmp/gh" 1
+check "the step's outputs: the run id and its status" \
+  grep -qx "run_id=$(python3 -c "import json; print(json.load(open('$tmp/summary.json'))['run_id'])")" \
+  "$tmp/gh.output"
+check "  status=failed" grep -qx "status=failed" "$tmp/gh.output"
+check "the job summary: a row per task" bash -c "grep -q '^| build | succeeded | 1 | ' \
+  '$tmp/gh.summary.md' && grep -q '^| deploy | upstream_failed | 0 | ' '$tmp/gh.summary.md'"
 check "a group per task, with its state" bash -c "
   grep -q '^::group::build (succeeded, [0-9.]*s)\$' '$tmp/gh.err' &&
   grep -q '^::group::test (failed, [0-9.]*s)\$' '$tmp/gh.err' &&
