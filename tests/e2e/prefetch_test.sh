@@ -45,6 +45,7 @@ gone() { ! kill -0 "$1" 2>/dev/null; }
 cat > "$tmp/spawned.sh" <<'SH'
 #!/bin/sh
 sleep 0.05
+pwd -P > "$MARKS/$NAME.pwd"
 echo $$ >> "$MARKS/$NAME.spawned"
 input=$(cat)
 echo $$ >> "$MARKS/$NAME.took"
@@ -131,6 +132,7 @@ b = json.load(open('$tmp/run.json'))
 out = b['output']
 sys.exit(0 if out['prewarmed'] == '1' and out['run'] == '$run' else 1)"
 check "the prewarmed process took it: its pid did the work" grep -qx "$warm_pid" "$marks/work.took"
+check "it had started in the chain file's folder, as a task does" grep -qx "$(cd "$tmp" && pwd -P)" "$marks/work.pwd"
 status_is 200 GET /prefetch
 check "GET /prefetch counts the hit" json_has "b['hits'] >= 1 and any(t['task_id']=='work' and t['hits']==1 for t in b['tasks'])"
 
