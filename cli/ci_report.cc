@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "cli/output.h"
 #include "common/json_text.h"
 #include "common/read_file.h"
 #include "common/source_doc.h"
@@ -61,14 +62,7 @@ std::optional<int64_t> TaskDurationMs(const json& task) {
 }
 
 // ISO 8601 in UTC without a zone ("2024-05-01T12:00:00"), as Ant's JUnit timestamp.
-std::string IsoTime(int64_t unix_ms) {
-  std::time_t t = static_cast<std::time_t>(unix_ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm);
-  return text;
-}
+std::string IsoTime(int64_t unix_ms) { return FormatUtc(unix_ms, "%Y-%m-%dT%H:%M:%S"); }
 
 // The newest record (highest attempt) of each task.
 std::map<std::string, json> LastRecords(const json& records) {

@@ -52,13 +52,14 @@ std::string FormatSeconds(int64_t ms) {
   return text;
 }
 
-std::string FormatTime(int64_t unix_ms) {
+std::string FormatUtc(int64_t unix_ms, const char* format) {
   std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
   std::tm tm{};
   gmtime_r(&seconds, &tm);
-  char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &tm);
-  return text;
+  char text[64];
+  return std::strftime(text, sizeof text, format, &tm) > 0 ? text : "";
 }
+
+std::string FormatTime(int64_t unix_ms) { return FormatUtc(unix_ms, "%Y-%m-%d %H:%M:%S"); }
 
 }  // namespace chainctl::cli

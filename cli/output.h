@@ -20,6 +20,9 @@ void PrintTable(std::ostream& out, const std::vector<std::string>& header,
 // `value` as indented JSON or as YAML.
 void PrintData(std::ostream& out, const nlohmann::json& value, OutputFormat format);
 
+// A Unix time in milliseconds as strftime's `format` says, in UTC ("" if over 63 bytes).
+std::string FormatUtc(int64_t unix_ms, const char* format);
+
 // "2026-11-24 05:48:11" (UTC) for a Unix time in milliseconds.
 std::string FormatTime(int64_t unix_ms);
 

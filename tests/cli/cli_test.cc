@@ -4,25 +4,13 @@
 #include <sstream>
 
 #include "cli/app.h"
+#include "tests/cli/run_chainctl.h"
 #include "tests/test_util.h"
 
 namespace chainctl::cli {
 namespace {
 
 using chainctl::testing::ScopedTempDir;
-
-struct Result {
-  int status;
-  std::string out;
-  std::string err;
-};
-
-Result RunChainctl(std::vector<std::string> args) {
-  args.insert(args.begin(), "chainctl");
-  std::ostringstream out, err;
-  int status = RunCli(args, out, err);
-  return {status, out.str(), err.str()};
-}
 
 class Cli : public ::testing::Test {
  protected:

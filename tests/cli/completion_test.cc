@@ -11,23 +11,11 @@
 
 #include "cli/app.h"
 #include "cli/cmd_setup.h"
+#include "tests/cli/run_chainctl.h"
 #include "tests/test_util.h"
 
 namespace chainctl::cli {
 namespace {
-
-struct Result {
-  int status;
-  std::string out;
-  std::string err;
-};
-
-Result RunChainctl(std::vector<std::string> args) {
-  args.insert(args.begin(), "chainctl");
-  std::ostringstream out, err;
-  int status = RunCli(args, out, err);
-  return {status, out.str(), err.str()};
-}
 
 // A small app shaped like chainctl's: a global option, a subcommand with choices, a flag, a
 // file, a folder, a repeated option and a hidden option; a second subcommand taking FILE....

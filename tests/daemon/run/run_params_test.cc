@@ -13,35 +13,32 @@ class RunParamsTest : public OrchestratorTest {
   // Triggers `chain_id` with `params` and runs the loop until all settled: the run record, or
   // {"refused": status, "code", "message"}.
   json RunWith(const std::string& chain_id, Orchestrator::RunParams params) {
-    std::string id;
-    std::optional<RunError> error;
-    orchestrator_->Trigger(
-        chain_id, 0, json::object(),
-        [&](std::optional<RunError> e, const std::string& r) {
-          error = e;
-          id = r;
-        },
-        std::move(params));
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    if (error)
-      return {{"refused", error->status}, {"code", error->code}, {"message", error->message}};
-    std::optional<json> record;
-    std::string err;
-    EXPECT_TRUE(orchestrator_->GetRun(id, &record, &err)) << err;
-    return record.value_or(json());
+    orchestrator_->Trigger(chain_id, 0, json::object(), Accept(), std::move(params));
+    return Outcome();
   }
 
+  // Resume of `run_id` with `params`, as RunWith.
   json ResumeWith(const std::string& run_id, Orchestrator::RunParams params) {
-    std::optional<RunError> error;
-    orchestrator_->Resume(
-        run_id, [&](std::optional<RunError> e, const std::string&) { error = e; },
-        std::move(params));
+    orchestrator_->Resume(run_id, Accept(), std::move(params));
+    return Outcome();
+  }
+
+  Orchestrator::Accepted Accept() {
+    error_.reset();
+    return [this](std::optional<RunError> e, const std::string& id) {
+      error_ = e;
+      if (!id.empty()) id_ = id;
+    };
+  }
+
+  json Outcome() {
     uv_run(&loop_, UV_RUN_DEFAULT);
-    if (error)
-      return {{"refused", error->status}, {"code", error->code}, {"message", error->message}};
+    if (error_) {
+      return {{"refused", error_->status}, {"code", error_->code}, {"message", error_->message}};
+    }
     std::optional<json> record;
     std::string err;
-    EXPECT_TRUE(orchestrator_->GetRun(run_id, &record, &err)) << err;
+    EXPECT_TRUE(orchestrator_->GetRun(id_, &record, &err)) << err;
     return record.value_or(json());
   }
 
@@ -62,6 +59,8 @@ class RunParamsTest : public OrchestratorTest {
   }
 
   std::string project_;
+  std::optional<RunError> error_;
+  std::string id_;
 };
 
 TEST_F(RunParamsTest, TasksRunInTheProjectWithTheCallersEnvironmentOverTheRest) {
