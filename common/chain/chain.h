@@ -94,6 +94,9 @@ struct Chain {
   std::string working_dir;  // the tasks' default, relative to source_dir
   std::string env_file;     // KEY=VALUE lines read at each run's start, relative to source_dir
   std::vector<TaskSpec> tasks;
+  // Not in the file: a run's copy whose tasks' `env` holds a caller's values (chaind keeps it in
+  // memory only; daemon/run/run_params.cc). What is derived from it is never written either.
+  bool run_values = false;
 
   // Index of the task with this id, or -1.
   int FindTask(std::string_view task_id) const;

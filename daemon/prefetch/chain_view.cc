@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <numeric>
+#include <random>
 #include <string_view>
 
 #include "common/chain/dag.h"
@@ -22,12 +23,15 @@ const char* ToString(WarmLevel level) {
 }
 
 std::string WarmKey(const std::string& chain_id, const std::string& task_id,
-                    const TaskLaunch& launch) {
+                    const TaskLaunch& launch, bool run_values) {
+  static const uint64_t kSalt =
+      std::random_device{}() * (uint64_t{1} << 32) ^ std::random_device{}();
   uint64_t h = 1469598103934665603ull;
   auto mix = [&h](std::string_view s) {
     for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
     h = (h ^ 0xff) * 1099511628211ull;
   };
+  if (run_values) mix(std::to_string(kSalt));
   for (const std::string& a : launch.argv) mix(a);
   mix("\x01");
   mix(launch.cwd);
@@ -37,7 +41,7 @@ std::string WarmKey(const std::string& chain_id, const std::string& task_id,
   mix(std::to_string(launch.memory_limit_bytes) + "/" + std::to_string(launch.cpu_limit_s));
   char out[17];
   snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
-  return chain_id + "/" + task_id + "#" + out;
+  return chain_id + "/" + task_id + "#" + out + (run_values ? kRunValuesKey : "");
 }
 
 namespace {
@@ -75,7 +79,7 @@ std::shared_ptr<const ChainView> MakeChainView(std::shared_ptr<const Chain> chai
     // A key for what may be prewarmed, and for what the pools know by key (workers, staging).
     if (t.process != WarmLevel::kStage || !spec.input_files.empty() ||
         spec.mode == TaskMode::kWorker) {
-      t.key = WarmKey(chain_id, spec.task_id, hooks.warm_launch(spec));
+      t.key = WarmKey(chain_id, spec.task_id, hooks.warm_launch(spec), view->chain->run_values);
     }
     view->prewarms = view->prewarms || t.process != WarmLevel::kStage || t.stages;
     t.weight = spec.prefetch_weight;

@@ -57,9 +57,13 @@ std::shared_ptr<const ChainView> MakeChainView(std::shared_ptr<const Chain> chai
                                                const ChainViewHooks& hooks);
 
 // CHAIN/TASK#hash: processes of two launches with equal keys are interchangeable. The hash
-// (FNV-1a) covers argv, env but for the per-prewarm CHAIN_WORKDIR and CHAIN_CONTEXT_FILE, and
-// the limits.
+// (FNV-1a) covers argv, env but for the per-prewarm CHAIN_WORKDIR and CHAIN_CONTEXT_FILE, the
+// current directory and the limits. With `run_values` (the launch holds a caller's values, which
+// are never to be written anywhere: Chain::run_values) the hash is salted with a number drawn
+// once per process, so that a key tells nothing of them even to one who knows the rest of the
+// launch, and the key ends in kRunValuesKey: FigureBook keeps its figures in memory only.
+inline constexpr const char* kRunValuesKey = "+run";
 std::string WarmKey(const std::string& chain_id, const std::string& task_id,
-                    const TaskLaunch& launch);
+                    const TaskLaunch& launch, bool run_values = false);
 
 }  // namespace chainctl::daemon

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/read_file.h"
+#include "daemon/prefetch/chain_view.h"
 #include "daemon/util/log.h"
 
 namespace chainctl::daemon {
@@ -126,6 +127,7 @@ json FigureBook::Measurements(size_t kept) const {
         f.staged_bytes == 0) {
       continue;
     }
+    if (key.ends_with(kRunValuesKey)) continue;  // a run's own values: memory only (WarmKey)
     rows.emplace_back(&key, &f);
   }
   auto newer = [](const auto& a, const auto& b) { return a.second->seen_ms > b.second->seen_ms; };

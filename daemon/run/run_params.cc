@@ -34,6 +34,7 @@ std::optional<RunError> Orchestrator::RunEnvironment(
   }
   if (from_file.empty() && env.empty()) return std::nullopt;  // *definition stays the plan's
   auto copy = std::make_shared<Chain>(chain);
+  copy->run_values = true;
   for (TaskSpec& task : copy->tasks) {
     std::map<std::string, std::string> merged(from_file.begin(), from_file.end());
     for (const auto& [name, value] : task.env) merged[name] = value;

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "daemon/prefetch/figures.h"
+
 namespace chainctl::daemon {
 namespace {
 
@@ -36,6 +38,23 @@ TEST(WarmKeyTest, EachPrewarmsOwnFolderIsNot) {
   elsewhere.env[2] = "CHAIN_WORKDIR=/state/prewarm/2";
   elsewhere.env[3] = "CHAIN_CONTEXT_FILE=/state/prewarm/2/context.json";
   EXPECT_EQ(WarmKey("c", "t", elsewhere), WarmKey("c", "t", Launch()));
+}
+
+TEST(WarmKeyTest, ARunsOwnValuesSaltTheKeyAndAreNeverWritten) {
+  TaskLaunch secret = Launch();
+  secret.env.push_back("TOKEN=one");
+  std::string key = WarmKey("c", "t", secret, /*run_values=*/true);
+  EXPECT_TRUE(key.ends_with(kRunValuesKey)) << key;
+  EXPECT_EQ(key, WarmKey("c", "t", secret, true)) << "the same within a chaind";
+  EXPECT_NE(key.substr(0, key.size() - 4), WarmKey("c", "t", secret)) << "salted";
+
+  FigureBook book(600000);
+  book.Touch(key, "c", "t", 1).startups.Add(120);
+  book.Touch(WarmKey("c", "t", Launch()), "c", "t", 2).startups.Add(80);
+  nlohmann::json written = book.Measurements(100);
+  std::string text = written.dump();
+  EXPECT_EQ(text.find(kRunValuesKey), std::string::npos) << text;
+  EXPECT_NE(text.find(WarmKey("c", "t", Launch())), std::string::npos) << text;
 }
 
 }  // namespace
