@@ -205,13 +205,7 @@ bool WaitAnswering(const DaemonOptions& o, pid_t pid, bool* exited, std::string*
 
 }  // namespace
 
-std::string ChaindConfigPath() {
-  if (const char* file = Env("CHAIND_CONFIG")) return file;
-  if (const char* config = Env("XDG_CONFIG_HOME"))
-    return std::string(config) + "/chainctl/chaind.conf";
-  if (const char* home = Env("HOME")) return std::string(home) + "/.config/chainctl/chaind.conf";
-  return "";
-}
+std::string ChaindConfigPath() { return DefaultConfigFile(RealEnv()); }
 
 DaemonOptions ResolveDaemonOptions(DaemonOptions options) {
   EnvLookup env = RealEnv();

@@ -44,6 +44,19 @@ std::string DefaultStateDir(const EnvLookup& env, unsigned uid) {
   return TmpFallback(uid) + "/state";
 }
 
+std::string DefaultConfigFile(const EnvLookup& env, bool* required) {
+  std::string file = NonEmpty(env, "CHAIND_CONFIG");
+  if (required) *required = !file.empty();
+  if (!file.empty()) return file;
+  if (std::string config = NonEmpty(env, "XDG_CONFIG_HOME"); !config.empty()) {
+    return config + "/chainctl/chaind.conf";
+  }
+  if (std::string home = NonEmpty(env, "HOME"); !home.empty()) {
+    return home + "/.config/chainctl/chaind.conf";
+  }
+  return "";
+}
+
 bool EnsurePrivateDir(const std::string& dir, std::string* err) {
   std::error_code ec;
   std::filesystem::path parent = std::filesystem::path(dir).parent_path();

@@ -19,6 +19,11 @@ std::string DefaultSocketPath(const EnvLookup& env, unsigned uid);
 // $HOME/.local/state/chainctl (else /tmp/chainctl-$UID/state).
 std::string DefaultStateDir(const EnvLookup& env, unsigned uid);
 
+// chaind's configuration file when no --config is given (man chaind, CONFIGURATION):
+// CHAIND_CONFIG (which must then exist: *required), else $XDG_CONFIG_HOME/chainctl/chaind.conf,
+// else $HOME/.config/chainctl/chaind.conf (read if it exists); "" when none can be named.
+std::string DefaultConfigFile(const EnvLookup& env, bool* required = nullptr);
+
 // Makes `dir` (and missing parents) with mode 0700. An existing `dir` must be
 // a directory owned by the caller's uid and not writable by others (the
 // /tmp fallback could be pre-made by another user). Sets *err otherwise.

@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/paths.h"
+
 namespace chainctl::daemon::config {
 
 // "--jobs" of "--jobs,-j".
@@ -106,18 +108,15 @@ class ConfigFile : public CLI::ConfigTOML {
 
 // The configuration file read without --config: $CHAIND_CONFIG, which must then exist; else
 // $XDG_CONFIG_HOME/chainctl/chaind.conf or ~/.config/chainctl/chaind.conf, if it exists.
-// (cli/daemon_client.cc's ChaindConfigPath looks in the same places.)
+// (common/paths.h: chainctl's autostart looks there too.)
 struct DefaultConfig {
   std::string path;
   bool required = false;
 };
 inline DefaultConfig DefaultConfigFile() {
-  if (EnvSet("CHAIND_CONFIG")) return {std::getenv("CHAIND_CONFIG"), true};
-  if (EnvSet("XDG_CONFIG_HOME")) {
-    return {std::string(std::getenv("XDG_CONFIG_HOME")) + "/chainctl/chaind.conf"};
-  }
-  if (EnvSet("HOME")) return {std::string(std::getenv("HOME")) + "/.config/chainctl/chaind.conf"};
-  return {};
+  DefaultConfig config;
+  config.path = chainctl::DefaultConfigFile(chainctl::RealEnv(), &config.required);
+  return config;
 }
 
 // --config on `app`, the file read through ConfigFile into `source`. Returns the file that is

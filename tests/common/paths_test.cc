@@ -27,6 +27,18 @@ TEST(Paths, SocketFollowsTheDesign) {
             "/tmp/chainctl-7/chaind.sock");
 }
 
+TEST(Paths, ChaindConfigFile) {
+  bool required = false;
+  EXPECT_EQ(DefaultConfigFile(FakeEnv({{"CHAIND_CONFIG", "/c.conf"}, {"HOME", "/h"}}), &required),
+            "/c.conf");
+  EXPECT_TRUE(required) << "a file named by CHAIND_CONFIG must exist";
+  EXPECT_EQ(DefaultConfigFile(FakeEnv({{"XDG_CONFIG_HOME", "/x"}, {"HOME", "/h"}}), &required),
+            "/x/chainctl/chaind.conf");
+  EXPECT_FALSE(required);
+  EXPECT_EQ(DefaultConfigFile(FakeEnv({{"HOME", "/h"}})), "/h/.config/chainctl/chaind.conf");
+  EXPECT_EQ(DefaultConfigFile(FakeEnv({})), "");
+}
+
 TEST(Paths, StateDirFollowsTheDesign) {
   EXPECT_EQ(DefaultStateDir(FakeEnv({{"CHAINCTL_STATE_DIR", "/st"}, {"HOME", "/h"}}), 7), "/st");
   EXPECT_EQ(DefaultStateDir(FakeEnv({{"XDG_STATE_HOME", "/x"}, {"HOME", "/h"}}), 7), "/x/chainctl");
