@@ -183,6 +183,7 @@ void AddRunCommands(CLI::App* app, const DaemonOptions& daemon, Commands* comman
   CLI::App* trigger_cmd = app->add_subcommand(
       "trigger", "Start a run of a stored chain; print its id (or its output with --wait)");
   trigger_cmd->add_option("CHAIN", run->chain, "The chain's id")->required();
+  trigger_cmd->add_option("TASK", run->tasks, "Run only these tasks and what they depend on");
   AddInputOptions(trigger_cmd, run.get());
   AddWaitFlags(trigger_cmd, run.get());
   AddReportOptions(trigger_cmd, run.get());

@@ -90,7 +90,8 @@ struct RunOptions {
   std::vector<std::string> env;        // --env K=V
   std::vector<std::string> env_files;  // --env-file F (KEY=VALUE lines)
   std::vector<std::string> pass_env;   // --pass-env NAME|GLOB: from chainctl's own environment
-  // run: only these tasks and what they depend on (empty: all); --dry-run prints what would run.
+  // run, trigger: only these tasks and what they depend on (empty: all); run --dry-run prints
+  // what would run.
   std::vector<std::string> tasks;
   bool dry_run = false;
   bool no_daemon = false;    // run: a private chaind for this command only

@@ -227,7 +227,7 @@ int RunTrigger(const RunOptions& options, std::ostream& out, std::ostream& err) 
   if (int status = ReadEnv(options, &env, err); status != kExitOk) return status;
   DaemonOptions daemon = ResolveDaemonOptions(options.daemon);
   std::string run_id;
-  if (int status = StartRun(daemon, options.chain, input, env, {}, &run_id, err);
+  if (int status = StartRun(daemon, options.chain, input, env, options.tasks, &run_id, err);
       status != kExitOk) {
     return status;
   }

@@ -94,6 +94,10 @@ check "where and make ran, the others were not selected" bash -c "'$CHAINCTL' ge
 t = {x['task_id']: x for x in json.load(sys.stdin)['tasks']}
 assert t['where']['state'] == t['make']['state'] == 'succeeded', t
 assert t['env']['error'] == t['sub']['error'] == 'not selected', t\""
+check "trigger project sub --wait: sub and what it depends on" bash -c "'$CHAINCTL' trigger \
+  project sub --wait | grep -q '\"pwd\": \"$proj/sub\"' && '$CHAINCTL' get run \$('$CHAINCTL' list runs \
+  -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"runs\"][0][\"run_id\"])') -o json |
+  python3 -c 'import json,sys; r = json.load(sys.stdin); assert r[\"selected\"] == [\"sub\"] and r[\"task_states\"] == {\"skipped\": 1, \"succeeded\": 3}, r'"
 "$CHAINCTL" run -f "$proj/chain.yaml" nosuch > /dev/null 2> "$tmp/nosuch.err"
 check "an unknown task is exit 2, named" bash -c "[[ $? == 2 ]] && grep -q 'no task \"nosuch\"' '$tmp/nosuch.err'"
 
