@@ -58,20 +58,22 @@ class Walk {
 
   // Matches parts[i..] below the folder `rel` (relative to base; "" is base itself).
   bool Match(const std::vector<std::string>& parts, size_t i, const std::string& rel) {
-    if (i == parts.size()) return AddIfFile(rel);
+    if (i == parts.size()) return AddIfFile(rel, DT_UNKNOWN);
     const std::string& part = parts[i];
     if (IsLiteral(part)) return Match(parts, i + 1, Join(rel, part));
     if (part == "**" && !Match(parts, i + 1, rel)) return false;  // zero folders
-    std::vector<std::pair<std::string, bool>> entries;            // name, is a real folder
+    std::vector<std::pair<std::string, unsigned char>> entries;   // name, d_type (not unknown)
     if (!List(rel, &entries)) return false;
-    for (const auto& [name, is_dir] : entries) {
+    bool last = i + 1 == parts.size();
+    for (const auto& [name, type] : entries) {
       std::string child = Join(rel, name);
-      if (part == "**") {
-        bool last = i + 1 == parts.size();  // a trailing `**` matches every file below
-        if (is_dir ? !Match(parts, i, child) : (last && !AddIfFile(child))) return false;
-      } else if (fnmatch(part.c_str(), name.c_str(), 0) == 0 && !Match(parts, i + 1, child)) {
-        return false;
+      bool ok = true;
+      if (part == "**") {  // a trailing `**` matches every file below
+        ok = type == DT_DIR ? Match(parts, i, child) : (!last || AddIfFile(child, type));
+      } else if (fnmatch(part.c_str(), name.c_str(), 0) == 0) {
+        ok = last ? AddIfFile(child, type) : Match(parts, i + 1, child);
       }
+      if (!ok) return false;
     }
     return true;
   }
@@ -79,9 +81,13 @@ class Walk {
  private:
   std::string Full(const std::string& rel) const { return rel.empty() ? base_ : base_ + "/" + rel; }
 
-  bool AddIfFile(const std::string& rel) {
+  // Adds `rel` if it is a file; `type` is its d_type (DT_REG spares a stat) or DT_UNKNOWN.
+  bool AddIfFile(const std::string& rel, unsigned char type) {
     struct stat st {};
-    if (rel.empty() || stat(Full(rel).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return true;
+    if (type == DT_DIR) return true;
+    if (type != DT_REG &&
+        (rel.empty() || stat(Full(rel).c_str(), &st) != 0 || !S_ISREG(st.st_mode)))
+      return true;
     found_->insert(rel);
     if (found_->size() <= limits_.max_files) return true;
     *err_ = "sources match more than " + std::to_string(limits_.max_files) + " files";
@@ -90,7 +96,7 @@ class Walk {
 
   // The entries of folder `rel`; a missing folder on the way has none. d_type tells folders from
   // files without a stat where the file system fills it in.
-  bool List(const std::string& rel, std::vector<std::pair<std::string, bool>>* entries) {
+  bool List(const std::string& rel, std::vector<std::pair<std::string, unsigned char>>* entries) {
     DIR* dir = opendir(Full(rel).c_str());
     if (!dir) {
       if (errno == ENOENT || errno == ENOTDIR) return true;
@@ -105,12 +111,15 @@ class Walk {
         closedir(dir);
         return false;
       }
-      bool is_dir = entry->d_type == DT_DIR;
-      if (entry->d_type == DT_UNKNOWN) {
+      unsigned char type = entry->d_type;
+      if (type == DT_UNKNOWN) {
         struct stat st {};
-        is_dir = lstat(Full(Join(rel, name)).c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+        bool there = lstat(Full(Join(rel, name)).c_str(), &st) == 0;
+        type = there && S_ISDIR(st.st_mode)   ? DT_DIR
+               : there && S_ISREG(st.st_mode) ? DT_REG
+                                              : DT_LNK;
       }
-      entries->emplace_back(std::move(name), is_dir);
+      entries->emplace_back(std::move(name), type);
     }
     closedir(dir);
     std::sort(entries->begin(), entries->end());
