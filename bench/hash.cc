@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "common/content_hash.h"
+#include "common/file_hash.h"
 #include "common/read_file.h"
 #include "common/source_hash.h"
 

@@ -38,7 +38,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "common/content_hash.h"
+#include "common/file_hash.h"
 
 namespace chainctl {
 

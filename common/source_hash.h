@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "common/content_hash.h"
+#include "common/file_hash.h"
 #include "common/hash_memo.h"
 #include "common/source_glob.h"
 

@@ -1,4 +1,4 @@
-#include "common/content_hash.h"
+#include "common/file_hash.h"
 
 #include <sys/mman.h>
 #include <unistd.h>

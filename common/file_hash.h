@@ -1,4 +1,5 @@
-// Content hashes of files for the task cache (DESIGN.md §4 "Cache"): XXH3-128 (libxxhash).
+// Content hashes of files for the task cache (DESIGN.md §4 "Cache"): XXH3-128 (libxxhash). Not
+// daemon/util/content_hash.h, the registry's SHA-256 of definitions.
 //
 // Why a non-cryptographic hash is fine here: the hash names file contents in a cache key, where
 // the only failure is an accidental collision. For n distinct contents the chance of one is about
