@@ -39,15 +39,15 @@
 #include <vector>
 
 #include "common/chain/chain.h"
-#include "daemon/prefetch/input_stager.h"
-#include "daemon/prefetch/prediction_service.h"
-#include "daemon/prefetch/chain_view.h"
-#include "daemon/prefetch/figures.h"
-#include "daemon/prefetch/planner.h"
-#include "daemon/prefetch/run_forecast.h"
-#include "daemon/prefetch/warm_pool.h"
 #include "daemon/exec/task_runner.h"
 #include "daemon/exec/worker_pool.h"
+#include "daemon/prefetch/chain_view.h"
+#include "daemon/prefetch/figures.h"
+#include "daemon/prefetch/input_stager.h"
+#include "daemon/prefetch/planner.h"
+#include "daemon/prefetch/prediction_service.h"
+#include "daemon/prefetch/run_forecast.h"
+#include "daemon/prefetch/warm_pool.h"
 
 namespace chainctl::daemon {
 

@@ -21,12 +21,12 @@
 #include <utility>
 #include <vector>
 
-#include "daemon/prefetch/input_stager.h"
-#include "daemon/prefetch/figures.h"
-#include "daemon/prefetch/planner.h"
-#include "daemon/store/registry.h"  // UnixMsClock
 #include "daemon/exec/task_runner.h"
 #include "daemon/exec/worker_pool.h"
+#include "daemon/prefetch/figures.h"
+#include "daemon/prefetch/input_stager.h"
+#include "daemon/prefetch/planner.h"
+#include "daemon/store/registry.h"  // UnixMsClock
 
 namespace chainctl::daemon {
 

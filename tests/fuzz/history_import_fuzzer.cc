@@ -1,6 +1,6 @@
-// libFuzzer target for reading history JSONL v1 (common/predict/history_file.h, what `chainctl history
-// import` and POST /history read): any bytes, split into lines as a history file is, each line
-// that is not blank through ParseHistoryLine. A record read passes ValidateHistoryRecord and
+// libFuzzer target for reading history JSONL v1 (common/predict/history_file.h, what `chainctl
+// history import` and POST /history read): any bytes, split into lines as a history file is, each
+// line that is not blank through ParseHistoryLine. A record read passes ValidateHistoryRecord and
 // comes back unchanged through ToJsonlV1 and FromJsonlV1, and through the text of that line
 // read again (an export imported again); a line refused says why.
 // Run with scripts/fuzz import SECONDS.
@@ -9,9 +9,9 @@
 #include <string>
 #include <string_view>
 
+#include "common/json_text.h"
 #include "common/predict/history_file.h"
 #include "common/predict/history_record.h"
-#include "common/json_text.h"
 
 namespace {
 
