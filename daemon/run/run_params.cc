@@ -31,12 +31,21 @@ std::optional<RunError> Orchestrator::RunEnvironment(
     if (!ReadEnvFile(path.lexically_normal().string(), &from_file, &err)) {
       return RunError{422, "env_file", "env_file: " + err, nullptr};
     }
+    for (const auto& [name, value] : from_file) {
+      if (name.starts_with("CHAIN_")) {
+        return RunError{422, "env_file",
+                        "env_file: " + path.lexically_normal().string() + " sets " + name +
+                            ": CHAIN_* variables are chaind's",
+                        nullptr};
+      }
+    }
   }
   if (from_file.empty() && env.empty()) return std::nullopt;  // *definition stays the plan's
   auto copy = std::make_shared<Chain>(chain);
   copy->run_values = true;
   for (TaskSpec& task : copy->tasks) {
-    std::map<std::string, std::string> merged(from_file.begin(), from_file.end());
+    std::map<std::string, std::string> merged;
+    for (const auto& [name, value] : from_file) merged[name] = value;  // a later line wins
     for (const auto& [name, value] : task.env) merged[name] = value;
     for (const auto& [name, value] : env) merged[name] = value;
     task.env = std::move(merged);

@@ -47,7 +47,7 @@ class RunParamsTest : public OrchestratorTest {
     project_ = tmp_.path() + "/proj";
     std::filesystem::create_directories(project_ + "/sub");
     std::ofstream(project_ + "/ci.env")
-        << "# from the chain's env_file\nFROM_FILE=file\nMODE=file\n";
+        << "# from the chain's env_file\nFROM_FILE=file\nMODE=first\nMODE=file\n";
     Apply("chain_id: proj\nsource_dir: " + project_ + "\nenv_file: ci.env\ntasks:\n" +
           "  - {task_id: top, executable_code_location: /bin/cat, env: {MODE: task}}\n"
           "  - {task_id: below, executable_code_location: /bin/cat, working_dir: sub,"
@@ -78,7 +78,7 @@ TEST_F(RunParamsTest, TasksRunInTheProjectWithTheCallersEnvironmentOverTheRest) 
   EXPECT_TRUE(Has(top, "SECRET=hunter2-xyzzy"));
   EXPECT_TRUE(Has(top, "FROM_FILE=caller")) << "the caller wins over the env_file";
   EXPECT_TRUE(Has(top, "MODE=task")) << "a task's env wins over the env_file";
-  EXPECT_TRUE(Has(below, "MODE=file"));
+  EXPECT_TRUE(Has(below, "MODE=file")) << "a later line of the env_file wins";
   EXPECT_EQ(run["env"], json::array({"FROM_FILE", "SECRET"})) << "the names are kept";
 }
 
@@ -123,6 +123,11 @@ TEST_F(RunParamsTest, BadNamesAndAMissingEnvFileAreRefused) {
     EXPECT_EQ(refused.value("refused", 0), 422) << name;
     EXPECT_EQ(refused.value("code", ""), "invalid_env") << name;
   }
+  std::ofstream(project_ + "/ci.env") << "CHAIN_WORKDIR=/elsewhere\n";
+  json reserved = RunWith("proj", {});
+  EXPECT_EQ(reserved.value("code", ""), "env_file");
+  EXPECT_NE(reserved.value("message", "").find("sets CHAIN_WORKDIR"), std::string::npos)
+      << reserved.dump();
   std::filesystem::remove(project_ + "/ci.env");
   json refused = RunWith("proj", {});
   EXPECT_EQ(refused.value("refused", 0), 422);
