@@ -1,10 +1,9 @@
 // chainctl tasks FILE: a chain file's tasks with their descriptions (DESIGN.md §7).
 #include <unistd.h>
 
-#include <filesystem>
-
 #include "cli/app.h"
 #include "cli/output.h"
+#include "cli/run_env.h"
 
 namespace chainctl::cli {
 
@@ -14,8 +13,7 @@ int RunTasks(const TasksOptions& options, std::ostream& out, std::ostream& err) 
   nlohmann::json list = nlohmann::json::array();
   std::vector<std::vector<std::string>> rows;
   for (const TaskSpec& t : chain->tasks) {
-    std::string where = std::filesystem::path(t.cwd).lexically_relative(chain->source_dir);
-    if (where.empty()) where = ".";
+    std::string where = TaskFolder(*chain, t);
     std::string deps;
     for (const std::string& d : t.dependencies) deps += (deps.empty() ? "" : ",") + d;
     list.push_back({{"task_id", t.task_id},

@@ -89,8 +89,7 @@ bool SelectedTasks(const Chain& chain, const std::vector<std::string>& targets,
                    std::vector<int>* order, std::string* err) {
   Dag dag;
   if (!BuildDag(chain, &dag, err)) return false;
-  std::vector<bool> wanted(chain.tasks.size(), targets.empty());
-  std::vector<int> stack;
+  std::vector<int> indexes;
   for (const std::string& id : targets) {
     int i = chain.FindTask(id);
     if (i < 0) {
@@ -98,20 +97,20 @@ bool SelectedTasks(const Chain& chain, const std::vector<std::string>& targets,
              (chain.chain_id.empty() ? std::string("(unnamed)") : chain.chain_id);
       return false;
     }
-    stack.push_back(i);
+    indexes.push_back(i);
   }
-  while (!stack.empty()) {
-    int i = stack.back();
-    stack.pop_back();
-    if (wanted[static_cast<size_t>(i)]) continue;
-    wanted[static_cast<size_t>(i)] = true;
-    for (int dep : dag.nodes[static_cast<size_t>(i)].deps) stack.push_back(dep);
-  }
+  std::vector<bool> wanted = targets.empty() ? std::vector<bool>(chain.tasks.size(), true)
+                                             : WithDependencies(dag, indexes);
   order->clear();
   for (int i : dag.topo_order) {
     if (wanted[static_cast<size_t>(i)]) order->push_back(i);
   }
   return true;
+}
+
+std::string TaskFolder(const Chain& chain, const TaskSpec& task) {
+  std::string where = std::filesystem::path(task.cwd).lexically_relative(chain.source_dir);
+  return where.empty() ? "." : where;
 }
 
 void PrintDryRun(const Chain& chain, const std::vector<int>& order, const nlohmann::json& env,
@@ -120,7 +119,6 @@ void PrintDryRun(const Chain& chain, const std::vector<int>& order, const nlohma
       << (chain.chain_id.empty() ? std::string("the chain") : chain.chain_id) << ", in order:\n";
   for (int i : order) {
     const TaskSpec& t = chain.tasks[static_cast<size_t>(i)];
-    std::string where = std::filesystem::path(t.cwd).lexically_relative(chain.source_dir);
     out << "  " << t.task_id;
     if (!t.dependencies.empty()) {
       out << " (after ";
@@ -128,7 +126,8 @@ void PrintDryRun(const Chain& chain, const std::vector<int>& order, const nlohma
         out << (d ? ", " : "") << t.dependencies[d];
       out << ")";
     }
-    out << "\n    in " << (where.empty() || where == "." ? "./" : where) << ": "
+    std::string where = TaskFolder(chain, t);
+    out << "\n    in " << (where == "." ? "./" : where) << ": "
         << (t.command.empty() ? t.executable_code_location : t.command) << "\n";
     if (!t.description.empty()) out << "    " << t.description << "\n";
   }

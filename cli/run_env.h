@@ -24,6 +24,9 @@ bool CallerEnv(const RunOptions& options, char** environ, nlohmann::json* env, s
 bool SelectedTasks(const Chain& chain, const std::vector<std::string>& targets,
                    std::vector<int>* order, std::string* err);
 
+// Where `task` runs, relative to the chain file's folder ("." for that folder itself).
+std::string TaskFolder(const Chain& chain, const TaskSpec& task);
+
 // `chainctl run --dry-run`: what would run, in order, where and how, and the names of the
 // environment the run is given; nothing is sent to chaind.
 void PrintDryRun(const Chain& chain, const std::vector<int>& order, const nlohmann::json& env,

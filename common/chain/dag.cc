@@ -179,4 +179,18 @@ bool VerifyDag(const Dag& dag, std::string* err) {
   return true;
 }
 
+std::vector<bool> WithDependencies(const Dag& dag, const std::vector<int>& targets) {
+  std::vector<bool> marked(dag.nodes.size(), false);
+  std::vector<int> stack = targets;
+  while (!stack.empty()) {
+    int i = stack.back();
+    stack.pop_back();
+    if (marked[static_cast<size_t>(i)]) continue;
+    marked[static_cast<size_t>(i)] = true;
+    const std::vector<int>& deps = dag.nodes[static_cast<size_t>(i)].deps;
+    stack.insert(stack.end(), deps.begin(), deps.end());
+  }
+  return marked;
+}
+
 }  // namespace chainctl

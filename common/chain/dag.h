@@ -28,6 +28,10 @@ struct Dag {
 // or a cycle; a chain that ParseChain accepted never fails.
 bool BuildDag(const Chain& chain, Dag* dag, std::string* err);
 
+// Marks `targets` and every task they depend on, directly or not: result[i] for node i. What a
+// run limited to `targets` runs (chainctl run -f FILE TASK...). O(nodes + edges).
+std::vector<bool> WithDependencies(const Dag& dag, const std::vector<int>& targets);
+
 // Every cycle found by a depth-first search in node order, one per back
 // edge, as node indices with the first repeated at the end: {a, b, a}.
 // deps[i] lists the nodes that node i depends on. Self-loops are left out.

@@ -235,7 +235,7 @@ void Orchestrator::Trigger(const std::string& chain_id, int version, json input,
   if (!run->targets.empty()) {
     ApplySelection(*run);
     started["tasks"] = std::count(run->selected.begin(), run->selected.end(), true);
-    started["selected"] = RunSummary(*run)["selected"];
+    started["selected"] = run->TargetIds();
   }
   Emit(*run, std::move(started));
   StartRun(*run, std::move(accepted));

@@ -116,10 +116,7 @@ json Orchestrator::RunSummary(const Run& run) const {
   if (!run.error.empty()) record["error"] = run.error;
   if (run.resumes) record["resumed"] = run.resumes;
   if (!run.env_names.empty()) record["env"] = run.env_names;  // names only: values are secrets
-  if (!run.targets.empty()) {
-    record["selected"] = json::array();
-    for (int i : run.targets) record["selected"].push_back(plan.chain.tasks[Run::Index(i)].task_id);
-  }
+  if (!run.targets.empty()) record["selected"] = run.TargetIds();
   if (run.status == "succeeded") {
     const std::vector<int>& leaves = run.targets.empty() ? plan.dag.leaves : run.targets;
     auto output_of = [&](int leaf) { return run.tasks[Run::Index(leaf)].output.value_or(nullptr); };

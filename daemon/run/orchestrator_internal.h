@@ -97,6 +97,12 @@ struct Orchestrator::Run {
   Task& task(int i) { return tasks[Index(i)]; }
   // The run's definition (for the prefetcher, which keys by it).
   std::shared_ptr<const Chain> chain() const { return definition; }
+  // The ids of `targets` (the record's and run_started's "selected").
+  std::vector<std::string> TargetIds() const {
+    std::vector<std::string> ids;
+    for (int i : targets) ids.push_back(plan->chain.tasks[Index(i)].task_id);
+    return ids;
+  }
   static size_t Index(int i) { return static_cast<size_t>(i); }
 };
 

@@ -75,17 +75,7 @@ std::optional<RunError> Orchestrator::SelectTasks(const Plan& plan,
 
 void Orchestrator::ApplySelection(Run& run) {
   const Chain& chain = run.plan->chain;
-  run.selected.assign(chain.tasks.size(), false);
-  std::vector<int> stack = run.targets;
-  while (!stack.empty()) {
-    int i = stack.back();
-    stack.pop_back();
-    if (run.selected[Run::Index(i)]) continue;
-    run.selected[Run::Index(i)] = true;
-    for (const std::string& dep : chain.tasks[Run::Index(i)].dependencies) {
-      stack.push_back(chain.FindTask(dep));
-    }
-  }
+  run.selected = WithDependencies(run.plan->dag, run.targets);
   std::vector<TaskState> states(chain.tasks.size(), TaskState::kPending);
   for (size_t i = 0; i < states.size(); ++i) {
     if (run.selected[i]) continue;

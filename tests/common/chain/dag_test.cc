@@ -116,5 +116,15 @@ TEST(Dag, VerifyDagCatchesBrokenInvariants) {
 
 TEST(Dag, DescribeCycle) { EXPECT_EQ(DescribeCycle({0, 1, 0}, {"a", "b"}), "cycle: a -> b -> a"); }
 
+TEST(DagTest, WithDependenciesMarksTheTargetsAndAllTheyWaitFor) {
+  Dag dag;
+  std::string err;
+  ASSERT_TRUE(BuildDag(MakeChain({"a", "b:a", "c:b", "d:a", "e:c,d", "x"}), &dag, &err)) << err;
+  EXPECT_EQ(WithDependencies(dag, {2}),
+            (std::vector<bool>{true, true, true, false, false, false}));  // c: b, a
+  EXPECT_EQ(WithDependencies(dag, {4, 5}), (std::vector<bool>(6, true)));
+  EXPECT_EQ(WithDependencies(dag, {}), (std::vector<bool>(6, false)));
+}
+
 }  // namespace
 }  // namespace chainctl
