@@ -233,8 +233,7 @@ void Orchestrator::Trigger(const std::string& chain_id, int version, json input,
                   {"chain_version", chain->version},
                   {"tasks", plan->chain.tasks.size()}};
   if (!run->targets.empty()) {
-    ApplySelection(*run);
-    started["tasks"] = std::count(run->selected.begin(), run->selected.end(), true);
+    started["tasks"] = ApplySelection(*run);
     started["selected"] = run->TargetIds();
   }
   Emit(*run, std::move(started));

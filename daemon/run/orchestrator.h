@@ -241,14 +241,14 @@ class Orchestrator {
   // The run's parameters (run_params.cc). RunEnvironment: *definition (the plan's chain when
   // called) is left as it is, or, with an env_file or `env`, made a copy with those in every
   // task's `env` (env_file, then the task's, then the caller's). SelectTasks: the indexes of
-  // params.tasks. ApplySelection: run.selected from run.targets and what they depend on, the
-  // others skipped "not selected".
+  // params.tasks. ApplySelection: run.targets and what they depend on stay, the others are
+  // skipped "not selected"; returns how many stay.
   std::optional<RunError> RunEnvironment(const Plan& plan,
                                          const std::map<std::string, std::string>& env,
                                          std::shared_ptr<const Chain>* definition) const;
   std::optional<RunError> SelectTasks(const Plan& plan, const std::vector<std::string>& tasks,
                                       std::vector<int>* targets) const;
-  void ApplySelection(Run& run);
+  size_t ApplySelection(Run& run);
   // Starts a run made active by Trigger or Resume, its events emitted: its run and task
   // records stored at the next commit, `accepted` called once that commit is done, its
   // folders made ahead, its deadline armed and its ready tasks queued. The caller dispatches.

@@ -88,7 +88,6 @@ struct Orchestrator::Run {
   std::shared_ptr<const Chain> definition;
   std::vector<std::string> env_names;  // the caller's, stored for Resume to ask for again
   std::vector<int> targets;            // the selected tasks (RunParams::tasks); empty: all
-  std::vector<bool> selected;          // with targets: the tasks that run (targets and deps)
 
   // The events clients may see: all of them but a run_finished not stored yet.
   size_t Shown() const { return ended && !end_stored ? end_event : events.size(); }

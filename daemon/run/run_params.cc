@@ -73,16 +73,16 @@ std::optional<RunError> Orchestrator::SelectTasks(const Plan& plan,
   return std::nullopt;
 }
 
-void Orchestrator::ApplySelection(Run& run) {
-  const Chain& chain = run.plan->chain;
-  run.selected = WithDependencies(run.plan->dag, run.targets);
-  std::vector<TaskState> states(chain.tasks.size(), TaskState::kPending);
+size_t Orchestrator::ApplySelection(Run& run) {
+  std::vector<bool> selected = WithDependencies(run.plan->dag, run.targets);
+  std::vector<TaskState> states(selected.size(), TaskState::kPending);
   for (size_t i = 0; i < states.size(); ++i) {
-    if (run.selected[i]) continue;
+    if (selected[i]) continue;
     states[i] = TaskState::kSkipped;
     run.tasks[i].error = "not selected";
   }
   run.scheduler->Restore(std::move(states));
+  return static_cast<size_t>(std::count(selected.begin(), selected.end(), true));
 }
 
 }  // namespace chainctl::daemon
