@@ -62,7 +62,7 @@ std::optional<int64_t> TaskDurationMs(const json& task) {
 }
 
 // ISO 8601 in UTC without a zone ("2024-05-01T12:00:00"), as Ant's JUnit timestamp.
-std::string IsoTime(int64_t unix_ms) { return FormatUtc(unix_ms, "%Y-%m-%dT%H:%M:%S"); }
+std::string IsoTime(int64_t unix_ms) { return FormatUtc(unix_ms, TimeStyle::kIso8601); }
 
 // The newest record (highest attempt) of each task.
 std::map<std::string, json> LastRecords(const json& records) {

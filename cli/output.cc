@@ -52,14 +52,18 @@ std::string FormatSeconds(int64_t ms) {
   return text;
 }
 
-std::string FormatUtc(int64_t unix_ms, const char* format) {
+std::string FormatUtc(int64_t unix_ms, TimeStyle style) {
   std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
   std::tm tm{};
   gmtime_r(&seconds, &tm);
   char text[64];
-  return std::strftime(text, sizeof text, format, &tm) > 0 ? text : "";
+  // Literal formats, so that the compiler checks them.
+  size_t size = style == TimeStyle::kIso8601
+                    ? std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &tm)
+                    : std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &tm);
+  return std::string(text, size);
 }
 
-std::string FormatTime(int64_t unix_ms) { return FormatUtc(unix_ms, "%Y-%m-%d %H:%M:%S"); }
+std::string FormatTime(int64_t unix_ms) { return FormatUtc(unix_ms, TimeStyle::kReadable); }
 
 }  // namespace chainctl::cli

@@ -20,8 +20,11 @@ void PrintTable(std::ostream& out, const std::vector<std::string>& header,
 // `value` as indented JSON or as YAML.
 void PrintData(std::ostream& out, const nlohmann::json& value, OutputFormat format);
 
-// A Unix time in milliseconds as strftime's `format` says, in UTC ("" if over 63 bytes).
-std::string FormatUtc(int64_t unix_ms, const char* format);
+// How FormatUtc writes a time: "2026-11-24 05:48:11" or ISO 8601's "2026-11-24T05:48:11".
+enum class TimeStyle { kReadable, kIso8601 };
+
+// A Unix time in milliseconds in UTC, to the second, as `style` says.
+std::string FormatUtc(int64_t unix_ms, TimeStyle style);
 
 // "2026-11-24 05:48:11" (UTC) for a Unix time in milliseconds.
 std::string FormatTime(int64_t unix_ms);

@@ -61,8 +61,14 @@ std::optional<RunError> Orchestrator::SelectTasks(const Plan& plan,
     int i = plan.chain.FindTask(id);
     if (i < 0) {
       std::string known;
-      for (const TaskSpec& t : plan.chain.tasks) known += (known.empty() ? "" : ", ") + t.task_id;
-      if (known.size() > 200) known = known.substr(0, 200) + "...";
+      for (const TaskSpec& t : plan.chain.tasks) {
+        if (!known.empty()) known += ", ";
+        known += t.task_id;
+      }
+      if (known.size() > 200) {
+        known.resize(200);
+        known += "...";
+      }
       return RunError{422, "unknown_task",
                       "chain " + plan.version.chain_id + " has no task \"" + id +
                           "\" (its tasks: " + known + ")",

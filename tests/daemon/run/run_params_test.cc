@@ -65,7 +65,8 @@ class RunParamsTest : public OrchestratorTest {
 
 TEST_F(RunParamsTest, TasksRunInTheProjectWithTheCallersEnvironmentOverTheRest) {
   ApplyProject();
-  json run = RunWith("proj", {.env = {{"SECRET", "hunter2-xyzzy"}, {"FROM_FILE", "caller"}}});
+  json run =
+      RunWith("proj", {.env = {{"SECRET", "hunter2-xyzzy"}, {"FROM_FILE", "caller"}}, .tasks = {}});
   ASSERT_EQ(run.value("status", ""), "succeeded") << run.dump();
   ASSERT_EQ(runner_->launches.size(), 2u);
   const TaskLaunch& top = runner_->launches[0];
@@ -84,7 +85,7 @@ TEST_F(RunParamsTest, TasksRunInTheProjectWithTheCallersEnvironmentOverTheRest) 
 
 TEST_F(RunParamsTest, TheValuesAreNeverStored) {
   ApplyProject();
-  json run = RunWith("proj", {.env = {{"SECRET", "hunter2-xyzzy"}}});
+  json run = RunWith("proj", {.env = {{"SECRET", "hunter2-xyzzy"}}, .tasks = {}});
   ASSERT_EQ(run.value("status", ""), "succeeded") << run.dump();
   orchestrator_.reset();  // everything written
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -101,7 +102,7 @@ TEST_F(RunParamsTest, ResumeAsksForTheEnvironmentAgain) {
     if (launch.task_id == "below" && fail) return ExitedWith(1);
     return Succeeded(launch.stdin_data);
   };
-  json run = RunWith("proj", {.env = {{"SECRET", "one"}}});
+  json run = RunWith("proj", {.env = {{"SECRET", "one"}}, .tasks = {}});
   ASSERT_EQ(run.value("status", ""), "failed") << run.dump();
   std::string id = run["run_id"];
   json refused = ResumeWith(id, {});
@@ -110,7 +111,7 @@ TEST_F(RunParamsTest, ResumeAsksForTheEnvironmentAgain) {
   EXPECT_NE(refused.value("message", "").find("SECRET"), std::string::npos) << refused.dump();
   fail = false;
   runner_->launches.clear();
-  json resumed = ResumeWith(id, {.env = {{"SECRET", "two"}}});
+  json resumed = ResumeWith(id, {.env = {{"SECRET", "two"}}, .tasks = {}});
   ASSERT_EQ(resumed.value("status", ""), "succeeded") << resumed.dump();
   ASSERT_EQ(runner_->launches.size(), 1u);
   EXPECT_TRUE(Has(runner_->launches[0], "SECRET=two"));
@@ -119,7 +120,7 @@ TEST_F(RunParamsTest, ResumeAsksForTheEnvironmentAgain) {
 TEST_F(RunParamsTest, BadNamesAndAMissingEnvFileAreRefused) {
   ApplyProject();
   for (const char* name : {"CHAIN_RUN_ID", "1X", "A-B", ""}) {
-    json refused = RunWith("proj", {.env = {{name, "v"}}});
+    json refused = RunWith("proj", {.env = {{name, "v"}}, .tasks = {}});
     EXPECT_EQ(refused.value("refused", 0), 422) << name;
     EXPECT_EQ(refused.value("code", ""), "invalid_env") << name;
   }
@@ -138,7 +139,7 @@ TEST_F(RunParamsTest, BadNamesAndAMissingEnvFileAreRefused) {
 
 TEST_F(RunParamsTest, ASelectionRunsItsTasksAndTheirDependenciesOnly) {
   Apply(kDiamond);
-  json run = RunWith("diamond", {.tasks = {"left"}});
+  json run = RunWith("diamond", {.env = {}, .tasks = {"left"}});
   ASSERT_EQ(run.value("status", ""), "succeeded") << run.dump();
   std::vector<std::string> launched;
   for (const TaskLaunch& l : runner_->launches) launched.push_back(l.task_id);
@@ -151,7 +152,7 @@ TEST_F(RunParamsTest, ASelectionRunsItsTasksAndTheirDependenciesOnly) {
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events[0]["tasks"], 2) << "progress counts the tasks that run";
 
-  json refused = RunWith("diamond", {.tasks = {"nope"}});
+  json refused = RunWith("diamond", {.env = {}, .tasks = {"nope"}});
   EXPECT_EQ(refused.value("refused", 0), 422);
   EXPECT_EQ(refused.value("code", ""), "unknown_task");
 }
