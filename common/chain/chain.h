@@ -76,6 +76,15 @@ struct TaskSpec {
   bool link_inputs = false;  // inputs.link: it never writes them, so they may be hard links
   std::map<std::string, std::string> input_map;  // input field -> JSON Pointer
   std::string working_dir;  // as written: relative to the chain's source_dir, or absolute
+  // The task cache (DESIGN.md §4 "Cache"): globs relative to the chain's source_dir (the grammar
+  // of common/source_glob.h) of the files whose content is part of the task's cache key, and of
+  // the files it writes in the project, stored with a result and restored on a hit.
+  std::vector<std::string> sources;
+  std::vector<std::string> outputs;
+  std::optional<bool> cache;  // `cache: on|off` as written; nullopt: not written
+  // Whether results of this task are cached: `cache`, else on exactly when `sources` is declared
+  // (a task with undeclared inputs cannot be cached safely).
+  bool Cached() const { return cache.value_or(!sources.empty()); }
 
   // Made by the loader from the chain's source_dir and working_dirs, not in the file: where the
   // task runs (absolute; "" when the chain has no source_dir: in its run's $CHAIN_WORKDIR), and

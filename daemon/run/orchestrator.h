@@ -87,6 +87,22 @@ struct RunError {
   nlohmann::json details;
 };
 
+// What a caller adds to a run (DESIGN.md §7; run_params.cc). Refusals: 422 invalid_env (a name
+// that is not [A-Za-z_][A-Za-z0-9_]* or is CHAIN_*), env_file (the chain's env_file cannot be
+// read or parsed), unknown_task (a task not in the chain).
+struct RunParams {
+  // The caller's environment for every task of the run, over chaind's own, the chain's env_file
+  // and the tasks' `env`. Held in memory only: the run's record keeps the names ("env"), never
+  // the values, and Resume must be given them again.
+  std::map<std::string, std::string> env = {};
+  // Trigger: only these tasks and those they depend on run; the others end skipped, "not
+  // selected", and the run's output is theirs (the record's "selected"). Empty: every task.
+  std::vector<std::string> tasks = {};
+  // `run --no-cache`: no task of the run is restored from the task cache (each runs; results
+  // are still stored, so the next run may hit). The run record keeps "no_cache": true.
+  bool no_cache = false;
+};
+
 class Orchestrator {
  public:
   // Nothing is owned; all must outlive the orchestrator.
@@ -137,18 +153,7 @@ class Orchestrator {
   // the run is stored durably, with its id, or with why it was refused (no chain, input
   // invalid for a root task's input_schema: 422 with the violations).
   using Accepted = std::function<void(std::optional<RunError> error, const std::string& run_id)>;
-  // What a caller adds to a run (DESIGN.md §7; run_params.cc). Refusals: 422 invalid_env (a
-  // name that is not [A-Za-z_][A-Za-z0-9_]* or is CHAIN_*), env_file (the chain's env_file
-  // cannot be read or parsed), unknown_task (a task not in the chain).
-  struct RunParams {
-    // The caller's environment for every task of the run, over chaind's own, the chain's
-    // env_file and the tasks' `env`. Held in memory only: the run's record keeps the names
-    // ("env"), never the values, and Resume must be given them again.
-    std::map<std::string, std::string> env;
-    // Trigger: only these tasks and those they depend on run; the others end skipped, "not
-    // selected", and the run's output is theirs (the record's "selected"). Empty: every task.
-    std::vector<std::string> tasks;
-  };
+  using RunParams = daemon::RunParams;
   void Trigger(const std::string& chain_id, int version, nlohmann::json input, Accepted accepted,
                RunParams params = {});
 

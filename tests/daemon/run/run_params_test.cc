@@ -65,8 +65,7 @@ class RunParamsTest : public OrchestratorTest {
 
 TEST_F(RunParamsTest, TasksRunInTheProjectWithTheCallersEnvironmentOverTheRest) {
   ApplyProject();
-  json run =
-      RunWith("proj", {.env = {{"SECRET", "hunter2-xyzzy"}, {"FROM_FILE", "caller"}}, .tasks = {}});
+  json run = RunWith("proj", {.env = {{"SECRET", "hunter2-xyzzy"}, {"FROM_FILE", "caller"}}});
   ASSERT_EQ(run.value("status", ""), "succeeded") << run.dump();
   ASSERT_EQ(runner_->launches.size(), 2u);
   const TaskLaunch& top = runner_->launches[0];
@@ -85,7 +84,7 @@ TEST_F(RunParamsTest, TasksRunInTheProjectWithTheCallersEnvironmentOverTheRest) 
 
 TEST_F(RunParamsTest, TheValuesAreNeverStored) {
   ApplyProject();
-  json run = RunWith("proj", {.env = {{"SECRET", "hunter2-xyzzy"}}, .tasks = {}});
+  json run = RunWith("proj", {.env = {{"SECRET", "hunter2-xyzzy"}}});
   ASSERT_EQ(run.value("status", ""), "succeeded") << run.dump();
   orchestrator_.reset();  // everything written
   uv_run(&loop_, UV_RUN_DEFAULT);
@@ -102,7 +101,7 @@ TEST_F(RunParamsTest, ResumeAsksForTheEnvironmentAgain) {
     if (launch.task_id == "below" && fail) return ExitedWith(1);
     return Succeeded(launch.stdin_data);
   };
-  json run = RunWith("proj", {.env = {{"SECRET", "one"}}, .tasks = {}});
+  json run = RunWith("proj", {.env = {{"SECRET", "one"}}});
   ASSERT_EQ(run.value("status", ""), "failed") << run.dump();
   std::string id = run["run_id"];
   json refused = ResumeWith(id, {});
@@ -111,7 +110,7 @@ TEST_F(RunParamsTest, ResumeAsksForTheEnvironmentAgain) {
   EXPECT_NE(refused.value("message", "").find("SECRET"), std::string::npos) << refused.dump();
   fail = false;
   runner_->launches.clear();
-  json resumed = ResumeWith(id, {.env = {{"SECRET", "two"}}, .tasks = {}});
+  json resumed = ResumeWith(id, {.env = {{"SECRET", "two"}}});
   ASSERT_EQ(resumed.value("status", ""), "succeeded") << resumed.dump();
   ASSERT_EQ(runner_->launches.size(), 1u);
   EXPECT_TRUE(Has(runner_->launches[0], "SECRET=two"));
@@ -120,7 +119,7 @@ TEST_F(RunParamsTest, ResumeAsksForTheEnvironmentAgain) {
 TEST_F(RunParamsTest, BadNamesAndAMissingEnvFileAreRefused) {
   ApplyProject();
   for (const char* name : {"CHAIN_RUN_ID", "1X", "A-B", ""}) {
-    json refused = RunWith("proj", {.env = {{name, "v"}}, .tasks = {}});
+    json refused = RunWith("proj", {.env = {{name, "v"}}});
     EXPECT_EQ(refused.value("refused", 0), 422) << name;
     EXPECT_EQ(refused.value("code", ""), "invalid_env") << name;
   }
@@ -139,7 +138,7 @@ TEST_F(RunParamsTest, BadNamesAndAMissingEnvFileAreRefused) {
 
 TEST_F(RunParamsTest, ASelectionRunsItsTasksAndTheirDependenciesOnly) {
   Apply(kDiamond);
-  json run = RunWith("diamond", {.env = {}, .tasks = {"left"}});
+  json run = RunWith("diamond", {.tasks = {"left"}});
   ASSERT_EQ(run.value("status", ""), "succeeded") << run.dump();
   std::vector<std::string> launched;
   for (const TaskLaunch& l : runner_->launches) launched.push_back(l.task_id);
@@ -152,7 +151,7 @@ TEST_F(RunParamsTest, ASelectionRunsItsTasksAndTheirDependenciesOnly) {
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events[0]["tasks"], 2) << "progress counts the tasks that run";
 
-  json refused = RunWith("diamond", {.env = {}, .tasks = {"nope"}});
+  json refused = RunWith("diamond", {.tasks = {"nope"}});
   EXPECT_EQ(refused.value("refused", 0), 422);
   EXPECT_EQ(refused.value("code", ""), "unknown_task");
 }
