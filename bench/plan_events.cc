@@ -104,7 +104,8 @@ std::unique_ptr<cd::Prefetcher> OpenPrefetcher(uv_loop_t* loop, const std::strin
                                 l.argv = {"/bin/sh", "-c", t.command};
                                 return l;
                               },
-                          .worker_launch = nullptr};
+                          .worker_launch = nullptr,
+                          .expected_hit = nullptr};
   cd::PrefetchOptions options;
   options.dir = dir + "/prewarm";
   options.cores = 64;

@@ -154,7 +154,8 @@ bool ReadMeasurements(const json& j, HistoryRecord* r, std::string* err) {
          ReadCount(j, "max_rss_kb", &r->max_rss_kb, err) &&
          ReadCount(j, "bytes_in", &r->bytes_in, err) &&
          ReadCount(j, "bytes_out", &r->bytes_out, err) &&
-         ReadCount(j, "bytes_staged", &r->bytes_staged, err);
+         ReadCount(j, "bytes_staged", &r->bytes_staged, err) &&
+         ReadBool(j, "cached", &r->cached, err);
 }
 
 bool CheckId(std::string_view name, const std::string& id, std::string* err) {
@@ -205,6 +206,7 @@ json HistoryRecordToJson(const HistoryRecord& r) {
   SetIfKnown("bytes_in", r.bytes_in, &j);
   SetIfKnown("bytes_out", r.bytes_out, &j);
   SetIfKnown("bytes_staged", r.bytes_staged, &j);
+  SetIfKnown("cached", r.cached, &j);
   return j;
 }
 
@@ -246,6 +248,7 @@ json ToJsonlV1(const HistoryRecord& r) {
   SetIfKnown("startup_ms", r.startup_ms, &j);
   SetIfKnown("max_rss_kb", r.max_rss_kb, &j);
   SetIfKnown("bytes_staged", r.bytes_staged, &j);
+  SetIfKnown("cached", r.cached, &j);
   return j;
 }
 

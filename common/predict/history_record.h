@@ -12,6 +12,7 @@
 //   "task_version": int      when known (not 0)
 //   "cause": string          when not empty
 //   "startup_ms": number, "max_rss_kb": int, "bytes_staged": int   when known
+//   "cached": true           the result came from the task cache (DESIGN.md §4 "Cache")
 // FromJsonlV1 reads them back; other unknown fields are ignored.
 #pragma once
 
@@ -49,6 +50,9 @@ struct HistoryRecord {
   std::optional<uint64_t> bytes_in;      // bytes read as input
   std::optional<uint64_t> bytes_out;     // bytes written as output
   std::optional<uint64_t> bytes_staged;  // bytes staged (prefetched) for the attempt
+  // The task was not run: its result came from the task cache (status "succeeded", no process,
+  // so `cold` and `startup_ms` are unset). Unset for a task that ran.
+  std::optional<bool> cached;
 
   bool operator==(const HistoryRecord&) const = default;
 };

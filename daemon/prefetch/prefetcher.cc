@@ -252,6 +252,11 @@ void Prefetcher::ForecastExpected() {
 
 // The desires of `forecasts`, their needs `shift_ms` later (a chain already overdue: its need
 // slides with the clock, and it holds no room).
+bool Prefetcher::MayBeCached(const ChainView& view, int task) const {
+  if (!hooks_.expected_hit || !view.spec(task).Cached()) return false;
+  return hooks_.expected_hit(view.chain_id, view.spec(task)) != false;
+}
+
 void Prefetcher::AddDesires(const std::shared_ptr<const ChainView>& shared,
                             const std::vector<Forecast>& forecasts, bool holds_room,
                             double shift_ms, std::vector<Desire>* out) const {
@@ -271,7 +276,8 @@ void Prefetcher::AddDesires(const std::shared_ptr<const ChainView>& shared,
              .probability = f.probability,
              .need_ms = f.need_ms + shift_ms,
              .holds_room = holds_room};
-    if (t.process != WarmLevel::kStage && figures_.Gains(t.key) && !failed(t.key)) {
+    if (t.process != WarmLevel::kStage && figures_.Gains(t.key) && !failed(t.key) &&
+        !MayBeCached(view, f.task)) {
       double startup = figures_.StartupMs(t.key);
       d.memory = figures_.MemoryOf(t.key, view.spec(f.task));
       d.keep_alive_ms = figures_.KeepAliveMs(t.key);

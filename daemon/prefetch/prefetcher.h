@@ -81,6 +81,11 @@ struct PrefetchHooks {
   std::function<TaskLaunch(const TaskSpec& task, const std::string& dir)> warm_launch;
   // The launch of a mode: worker process of `task` (the same one the orchestrator uses).
   std::function<TaskLaunch(const std::string& chain_id, const TaskSpec& task)> worker_launch;
+  // Whether a task with caching on is expected to be restored from the task cache
+  // (cache_forecast.h): its process is not prewarmed then, nor while that is not known yet
+  // (nullopt; the answer's arrival wakes the prefetcher). Null: none is expected to be.
+  std::function<std::optional<bool>(const std::string& chain_id, const TaskSpec& task)>
+      expected_hit;
 };
 
 // The planning work done, counted (GET /prefetch "planning"; the tests that bound it).
@@ -157,6 +162,8 @@ class Prefetcher {
   void Plan();
   void Refresh();  // the forecasts that an event or a model swap made stale
   void ForecastExpected();
+  // Whether `task` has caching on and may be a cache hit (PrefetchHooks::expected_hit).
+  bool MayBeCached(const ChainView& view, int task) const;
   void AddDesires(const std::shared_ptr<const ChainView>& view,
                   const std::vector<Forecast>& forecasts, bool holds_room, double shift_ms,
                   std::vector<Desire>* out) const;

@@ -228,6 +228,7 @@ void Orchestrator::Trigger(const std::string& chain_id, int version, json input,
   run->definition = std::move(definition);
   for (const auto& [name, value] : params.env) run->env_names.push_back(name);
   run->targets = std::move(targets);
+  run->no_cache = params.no_cache;
   json started = {{"type", "run_started"},
                   {"chain_id", chain->chain_id},
                   {"chain_version", chain->version},

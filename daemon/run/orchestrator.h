@@ -54,9 +54,14 @@
 #include "daemon/store/registry.h"
 #include "daemon/store/store_writer.h"
 
+namespace chainctl {
+class HashMemo;
+}
+
 namespace chainctl::daemon {
 
 class Prefetcher;
+class TaskCache;
 class WorkerPool;
 struct StageResult;
 
@@ -98,8 +103,9 @@ struct RunParams {
   // Trigger: only these tasks and those they depend on run; the others end skipped, "not
   // selected", and the run's output is theirs (the record's "selected"). Empty: every task.
   std::vector<std::string> tasks = {};
-  // `run --no-cache`: no task of the run is restored from the task cache (each runs; results
-  // are still stored, so the next run may hit). The run record keeps "no_cache": true.
+  // `run --no-cache`: no task of the run is restored from the task cache (each runs). Results
+  // are still stored where their key has no entry yet (an entry stays: one key, one result, the
+  // first stored, as between chainds), so the next run may hit. The record keeps "no_cache".
   bool no_cache = false;
 };
 
@@ -140,6 +146,12 @@ class Orchestrator {
   // runs start. Tasks with inputs.files need the prefetcher: it stages them (prefetched or not).
   void UsePrefetcher(Prefetcher* prefetcher) { prefetcher_ = prefetcher; }
   void UseWorkers(WorkerPool* workers) { workers_ = workers; }
+  // The task cache (DESIGN.md §4 "Cache"; orchestrator_cache.cc) and the file hash memo its keys
+  // use; either null: no task is cached. Set before runs start.
+  void UseCache(TaskCache* cache, HashMemo* memo) {
+    cache_ = cache;
+    memo_ = memo;
+  }
   // For the prefetcher: the latest definition of a chain (null if none), and the launch of a
   // prewarmed process of `task` in `dir` (its workdir, log and $CHAIN_CONTEXT_FILE are there;
   // its environment has nothing run-specific).
@@ -280,6 +292,19 @@ class Orchestrator {
   bool PrepareInput(Run& run, int task, std::string* err, int* error_number);
   TaskLaunch MakeLaunch(const Run& run, int task, int attempt) const;
 
+  // The task cache (orchestrator_cache.cc). Before the first attempt of a go, a task with caching
+  // on has its key made and looked up on the thread pool (LookUpCache): a hit ends it `cached`
+  // with the stored result (CacheLooked); a miss puts it back in line, to run, its key kept; on
+  // success StoreResult stores the result under that key before the task is finished, so that
+  // a run that ended has its results in the cache. Why a task's result cannot be cached ("" if
+  // it can): CacheRefusal.
+  std::string CacheRefusal(const Run& run, int task) const;
+  void LookUpCache(Run& run, int task);
+  struct CacheLookup;
+  void CacheLooked(uint64_t n, int task, CacheLookup& found);
+  void RecordCached(const Run& run, int task);
+  void StoreResult(Run& run, int task, nlohmann::json output);
+
   // From an attempt's result to the end of its task and run (orchestrator_results.cc).
   void OnResult(uint64_t n, int task, int attempt, TaskResult result);
   // The attempt's history record (`ok`: its output was accepted; else `error` says why), told
@@ -288,6 +313,9 @@ class Orchestrator {
                      const std::string& error);
   // The task succeeded with `output`: stored at the next commit, kept for its dependents.
   void TaskSucceeded(Run& run, int task, nlohmann::json output);
+  // A succeeded or cached task's output: stored at the next commit, kept for its dependents,
+  // its out/ files noted.
+  void KeepOutput(Run& run, int task, nlohmann::json output);
   void Retry(Run& run, int task, const std::string& error);
   // An attempt that found chaind short of descriptors, processes or memory (IsResourceShortage)
   // retried without counting against retry.max_attempts. False: not retried (the run ends, or
@@ -362,6 +390,8 @@ class Orchestrator {
   Prefetcher* prefetcher_ = nullptr;
   Durations durations_;
   WorkerPool* workers_ = nullptr;
+  TaskCache* cache_ = nullptr;
+  HashMemo* memo_ = nullptr;
   OrchestratorOptions options_;
   UnixMsClock clock_;
 

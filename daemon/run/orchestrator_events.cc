@@ -98,6 +98,7 @@ json Orchestrator::TaskRecord(const Run& run, int i) const {
   if (t.ended_ms) task["ended_unix_ms"] = t.ended_ms;
   if (!t.error.empty()) task["error"] = t.error;
   if (!t.process.is_null()) task["process"] = t.process;
+  if (!t.cache.is_null()) task["cache"] = t.cache;
   return task;
 }
 
@@ -117,6 +118,7 @@ json Orchestrator::RunSummary(const Run& run) const {
   if (run.resumes) record["resumed"] = run.resumes;
   if (!run.env_names.empty()) record["env"] = run.env_names;  // names only: values are secrets
   if (!run.targets.empty()) record["selected"] = run.TargetIds();
+  if (run.no_cache) record["no_cache"] = true;
   if (run.status == "succeeded") {
     const std::vector<int>& leaves = run.targets.empty() ? plan.dag.leaves : run.targets;
     auto output_of = [&](int leaf) { return run.tasks[Run::Index(leaf)].output.value_or(nullptr); };

@@ -18,6 +18,7 @@
 
 #include "common/chain/chain.h"
 #include "common/chain/dag.h"
+#include "common/file_hash.h"
 #include "common/json_schema.h"
 #include "daemon/exec/task_runner.h"
 #include "daemon/run/orchestrator.h"
@@ -58,6 +59,14 @@ struct Orchestrator::Run {
     nlohmann::json input;         // mode: worker: the input, sent in the request
     nlohmann::json process;       // runner_->Locate(handle) while it runs, for crash recovery
     uv_timer_t* retry = nullptr;  // waiting for the next attempt
+    // The task cache (orchestrator_cache.cc), for this go: looked up (or found not to apply),
+    // the key to store a result under (a miss), the key's parts (recorded with the result, for
+    // --explain) and what task_finished and the record say ({"hit", "key"?, "reason"}; null:
+    // the task's caching is off).
+    bool cache_looked_up = false;
+    std::optional<Hash128> cache_key;
+    nlohmann::json cache_parts;
+    nlohmann::json cache;
   };
   uint64_t n = 0;
   std::string id;
@@ -88,6 +97,7 @@ struct Orchestrator::Run {
   std::shared_ptr<const Chain> definition;
   std::vector<std::string> env_names;  // the caller's, stored for Resume to ask for again
   std::vector<int> targets;            // the selected tasks (RunParams::tasks); empty: all
+  bool no_cache = false;               // RunParams::no_cache
 
   // The events clients may see: all of them but a run_finished not stored yet.
   size_t Shown() const { return ended && !end_stored ? end_event : events.size(); }

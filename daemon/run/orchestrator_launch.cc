@@ -179,6 +179,9 @@ void Orchestrator::Dispatch() {
 
 void Orchestrator::Launch(Run& run, int i) {
   Run::Task& t = run.task(i);
+  if (!t.cache_looked_up && run.scheduler->state(i) == TaskState::kReady && run.spec(i).Cached()) {
+    return LookUpCache(run, i);
+  }
   int attempt = ++t.attempts;
   std::string err;
   bool first = run.scheduler->state(i) == TaskState::kReady;  // of this go (Resume: a new go)

@@ -295,6 +295,7 @@ void Orchestrator::Resume(std::string_view run_id, Accepted accepted, RunParams 
   Run& run = Restart(std::move(*stored), std::move(plan), dir);
   run.definition = std::move(definition);
   for (const auto& [name, value] : params.env) run.env_names.push_back(name);
+  run.no_cache = params.no_cache;
   EmitResumed(run);
   StartRun(run, std::move(accepted));  // the chain's timeout counts from the resume
   MaybeFinishRun(run);                 // every task left may have been decided by the restore
@@ -383,15 +384,18 @@ Orchestrator::Run& Orchestrator::Restart(orchestrator_detail::StoredRun stored,
     t.attempts = record.value("attempts", 0);
     TaskState state = ParseTaskState(record.value("state", "")).value_or(TaskState::kPending);
     auto output = stored.outputs.find(task_id);
-    if (state == TaskState::kSucceeded && output == stored.outputs.end()) {
+    bool succeeded = state == TaskState::kSucceeded || state == TaskState::kCached;
+    if (succeeded && output == stored.outputs.end()) {
       state = TaskState::kPending;  // no output stored with it: it runs again
+      succeeded = false;
     }
-    if (state != TaskState::kSucceeded && state != TaskState::kSkipped) continue;
+    if (!succeeded && state != TaskState::kSkipped) continue;
     states[Run::Index(i)] = state;
     t.started_ms = record.value("started_unix_ms", int64_t{0});
     t.ended_ms = record.value("ended_unix_ms", int64_t{0});
     t.error = record.value("error", "");
-    if (state == TaskState::kSucceeded) {
+    if (record.contains("cache")) t.cache = record["cache"];
+    if (succeeded) {
       t.output = std::move(output->second);
       t.has_files = HasEntries(run->dir + "/" + task_id + "/out");
     }

@@ -139,13 +139,18 @@ void Orchestrator::RecordAttempt(const Run& run, int i, int attempt, const TaskR
 }
 
 void Orchestrator::TaskSucceeded(Run& run, int i, json output) {
+  if (run.task(i).cache_key && cache_) return StoreResult(run, i, std::move(output));
+  KeepOutput(run, i, std::move(output));
+  FinishTask(run, i, TaskState::kSucceeded, "");
+}
+
+void Orchestrator::KeepOutput(Run& run, int i, json output) {
   const std::string& task_id = run.spec(i).task_id;
   Run::Task& t = run.task(i);
   t.has_files = HasEntries(run.dir + "/" + task_id + "/out");
-  // output: UTF-8 and not too deep, checked by ParseTaskOutput.
+  // output: UTF-8 and not too deep, checked by ParseTaskOutput (or the cache's checks).
   writer_->Put(Db::kRuns, RunOutputKey(run.n, task_id), EncodeValue(1, output.dump()));
   t.output = std::move(output);
-  FinishTask(run, i, TaskState::kSucceeded, "");
 }
 
 bool Orchestrator::RetryShortOfResources(Run& run, int i, const std::string& error) {
@@ -202,6 +207,7 @@ void Orchestrator::FinishTask(Run& run, int i, TaskState state, const std::strin
     event["duration_ms"] = t.ended_ms - t.started_ms;
   }
   if (!error.empty()) event["error"] = error;
+  if (!t.cache.is_null()) event["cache"] = t.cache;
   Emit(run, std::move(event));
   std::vector<int> decided = EmitDecided(run, t.ended_ms);
   SaveTask(run, i);

@@ -6,11 +6,12 @@
 namespace chainctl::daemon {
 namespace {
 
-constexpr std::array<const char*, 8> kStateNames = {"pending",         "ready",    "running",
-                                                    "succeeded",       "failed",   "skipped",
-                                                    "upstream_failed", "cancelled"};
+constexpr std::array<const char*, 9> kStateNames = {"pending",         "ready",     "running",
+                                                    "succeeded",       "failed",    "skipped",
+                                                    "upstream_failed", "cancelled", "cached"};
 
 bool IsFailure(TaskState s) { return s == TaskState::kFailed || s == TaskState::kUpstreamFailed; }
+bool IsSuccess(TaskState s) { return s == TaskState::kSucceeded || s == TaskState::kCached; }
 
 }  // namespace
 
@@ -71,7 +72,7 @@ void Scheduler::Restore(std::vector<TaskState> states) {
   ready_.clear();
   unfinished_ = states_.size();
   for (size_t i = 0; i < states_.size(); ++i) {
-    bool keep = states[i] == TaskState::kSucceeded || states[i] == TaskState::kSkipped;
+    bool keep = IsSuccess(states[i]) || states[i] == TaskState::kSkipped;
     states_[i] = TaskState::kPending;
     if (keep) {
       states_[i] = states[i];
@@ -96,7 +97,7 @@ void Scheduler::Settle(int task) {
     TaskState s = states_[Index(dep)];
     if (!IsFinal(s)) continue;
     ++ended;
-    if (s == TaskState::kSucceeded) ++succeeded;
+    if (IsSuccess(s)) ++succeeded;
     if (IsFailure(s)) ++failed;
     if (s == TaskState::kSkipped) ++skipped;
     if (s == TaskState::kCancelled) ++cancelled;

@@ -3,7 +3,7 @@
 // started and how each task ended; it answers which tasks became ready and in what order.
 //
 // States of a task in a run:
-//   pending ─▶ ready ─▶ running ─▶ succeeded | failed | cancelled
+//   pending ─▶ ready ─▶ running ─▶ succeeded | failed | cancelled | cached
 //      └─────────────▶ skipped | upstream_failed | cancelled   (decided without running)
 // A task becomes ready, skipped or upstream_failed once its dependencies allow it to, by its
 // trigger_rule (Airflow's names):
@@ -37,12 +37,13 @@ enum class TaskState {
   kSkipped,
   kUpstreamFailed,
   kCancelled,
+  kCached,  // not run: its result came from the task cache; to its dependents, succeeded
 };
 
 const char* ToString(TaskState s);  // "pending", "upstream_failed", ...
 std::optional<TaskState> ParseTaskState(std::string_view s);
-// Succeeded, failed, skipped, upstream_failed or cancelled: the task will not change again
-// in this run.
+// Succeeded, failed, skipped, upstream_failed, cancelled or cached: the task will not change
+// again in this run.
 bool IsFinal(TaskState s);
 
 class Scheduler {
@@ -65,7 +66,7 @@ class Scheduler {
   // stops them and reports them Finished(kCancelled). Returns the tasks cancelled here.
   std::vector<int> CancelPending();
 
-  // For resuming a run: tasks in `keep` (succeeded or skipped) keep that state, every other
+  // For resuming a run: tasks in `keep` (succeeded, cached or skipped) keep that state, every other
   // task starts over as pending, and what may start becomes ready.
   void Restore(std::vector<TaskState> states);
 
