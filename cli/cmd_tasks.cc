@@ -1,4 +1,5 @@
-// chainctl tasks FILE: a chain file's tasks with their descriptions (DESIGN.md §7).
+// chainctl tasks FILE: a chain file's tasks with their descriptions and whether their results are
+// cached (DESIGN.md §7, §4 "Cache").
 #include <unistd.h>
 
 #include "cli/app.h"
@@ -19,14 +20,17 @@ int RunTasks(const TasksOptions& options, std::ostream& out, std::ostream& err) 
     list.push_back({{"task_id", t.task_id},
                     {"description", t.description},
                     {"dependencies", t.dependencies},
-                    {"working_dir", where}});
-    rows.push_back({t.task_id, deps.empty() ? "-" : deps, where, t.description});
+                    {"working_dir", where},
+                    {"cache", t.Cached()},
+                    {"sources", t.sources}});
+    rows.push_back(
+        {t.task_id, deps.empty() ? "-" : deps, where, t.description, t.Cached() ? "on" : "off"});
   }
   OutputFormat format = ParseOutputFormat(options.output, isatty(1));
   if (format != OutputFormat::kTable) {
     PrintData(out, list, format);
   } else {
-    PrintTable(out, {"task", "after", "in", "description"}, rows);
+    PrintTable(out, {"task", "after", "in", "description", "cache"}, rows);
   }
   return kExitOk;
 }

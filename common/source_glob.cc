@@ -26,21 +26,21 @@ std::vector<std::string> SplitPattern(const std::string& glob) {
 }
 
 bool CheckPattern(const std::string& glob, const std::vector<std::string>& parts,
-                  std::string* err) {
-  const char* why = nullptr;
+                  std::string_view field, std::string* err) {
+  std::string why;
   if (glob.empty() || parts.empty())
     why = "is empty";
   else if (glob[0] == '/')
-    why = "is absolute (sources are relative to the chain file's folder)";
+    why = "is absolute (" + std::string(field) + " are relative to the chain file's folder)";
   for (const std::string& part : parts) {
-    if (why) break;
+    if (!why.empty()) break;
     if (part == "..")
       why = "leaves the chain file's folder (..)";
     else if (part != "**" && part.find("**") != std::string::npos)
       why = "joins ** to other characters in one component (write a/**/b*)";
   }
-  if (why) *err = "sources glob '" + glob + "' " + why;
-  return why == nullptr;
+  if (!why.empty()) *err = std::string(field) + " glob '" + glob + "' " + why;
+  return why.empty();
 }
 
 bool IsLiteral(const std::string& part) { return part.find_first_of("*?[\\") == std::string::npos; }
@@ -135,6 +135,10 @@ class Walk {
 
 }  // namespace
 
+bool CheckSourceGlob(const std::string& glob, std::string_view field, std::string* err) {
+  return CheckPattern(glob, SplitPattern(glob), field, err);
+}
+
 bool ExpandSourceGlobs(const std::string& base, const std::vector<std::string>& globs,
                        const GlobLimits& limits, std::vector<std::string>* files,
                        std::string* err) {
@@ -142,7 +146,7 @@ bool ExpandSourceGlobs(const std::string& base, const std::vector<std::string>& 
   std::set<std::string> found;
   for (const std::string& glob : globs) {
     std::vector<std::string> parts = SplitPattern(glob);
-    if (!CheckPattern(glob, parts, err)) return false;
+    if (!CheckPattern(glob, parts, "sources", err)) return false;
     Walk walk(base, limits, &found, err);
     if (!walk.Match(parts, 0, "")) return false;
   }

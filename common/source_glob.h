@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace chainctl {
@@ -23,6 +24,11 @@ struct GlobLimits {
   uint64_t max_files = 100'000;      // more matched files: an error
   uint64_t max_entries = 2'000'000;  // more folder entries examined: an error (a walk is bounded)
 };
+
+// Checks one pattern against the grammar above without touching the file system. Returns false
+// with *err naming the pattern when it is rejected: "<field> glob 'a**' joins ** to ..."; `field`
+// names the list it came from ("sources", "outputs").
+bool CheckSourceGlob(const std::string& glob, std::string_view field, std::string* err);
 
 // Sets *files to the matched files' paths relative to `base` ("a/b.py", no "./"), sorted
 // bytewise, without duplicates (globs may overlap). Returns false with *err for a bad pattern,

@@ -95,6 +95,9 @@ nlohmann::json TaskToJson(const TaskSpec& t) {
   if (t.link_inputs) j["inputs"]["link"] = true;
   if (!t.input_map.empty()) j["input_map"] = t.input_map;
   if (!t.working_dir.empty()) j["working_dir"] = t.working_dir;
+  if (!t.sources.empty()) j["sources"] = t.sources;
+  if (!t.outputs.empty()) j["outputs"] = t.outputs;
+  if (t.cache) j["cache"] = *t.cache ? "on" : "off";  // as written: Cached() follows from these
   return j;
 }
 

@@ -11,6 +11,7 @@
 #include "common/chain/internal.h"
 #include "common/json_pointer.h"
 #include "common/json_schema.h"
+#include "common/source_glob.h"
 
 namespace chainctl::internal {
 namespace {
@@ -49,6 +50,7 @@ class ChainChecker {
   void CheckInputMap(size_t i);
   void CheckEnv(size_t i);
   void CheckInputFiles(size_t i);
+  void CheckCacheGlobs(size_t i);
   void CheckResources(size_t i);
   // Reports `pointer_text` (found at `at`) unless it is a valid JSON Pointer
   // whose first token is "trigger" or an ancestor of task i.
@@ -71,6 +73,7 @@ void ChainChecker::Run() {
     CheckSchemas(i);
     CheckEnv(i);
     CheckInputFiles(i);
+    CheckCacheGlobs(i);
     CheckResources(i);
   }
   CheckCycles();
@@ -348,6 +351,23 @@ void ChainChecker::CheckInputFiles(size_t i) {
       report_.At(
           TaskAt(i) + "/inputs/files/" + std::to_string(k),
           "unsupported URL scheme " + Quote(name) + ": inputs are local paths or http(s) URLs");
+    }
+  }
+}
+
+// `sources` and `outputs` keep the globs as written (relative to source_dir); each must follow
+// the grammar of common/source_glob.h. Reported at the element, found in the raw list because
+// decoding skipped non-strings (which the schema check reported).
+void ChainChecker::CheckCacheGlobs(size_t i) {
+  for (const char* field : {"sources", "outputs"}) {
+    const std::string list = TaskAt(i) + "/" + field;
+    const nlohmann::json& raw = Raw(report_.doc(), list);
+    if (!raw.is_array()) continue;
+    for (size_t k = 0; k < raw.size(); ++k) {
+      std::string err;
+      if (raw[k].is_string() && !CheckSourceGlob(raw[k].get<std::string>(), field, &err)) {
+        report_.At(list + "/" + std::to_string(k), err);
+      }
     }
   }
 }

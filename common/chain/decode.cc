@@ -149,6 +149,12 @@ TaskSpec Decoder::DecodeTask(const json& j, const std::string& at) {
     }
   }
   StringMap(j, "input_map", &t.input_map);
+  Strings(j, "sources", &t.sources);  // globs: their grammar is checked in check.cc
+  Strings(j, "outputs", &t.outputs);
+  if (const json* c = Field(j, "cache")) {  // on | off | true | false (the schema's enum)
+    if (c->is_boolean()) t.cache = c->get<bool>();
+    if (*c == "on" || *c == "off") t.cache = *c == "on";
+  }
   return t;
 }
 

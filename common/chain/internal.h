@@ -33,12 +33,13 @@ void CheckFileSchema(const SourceDoc& doc, Reporter* report);
 // Reads the document into the model, taking only values of the right type
 // (the schema check has reported the others), one TaskSpec per element of
 // `tasks` so that tasks[i] is /tasks/i. Reports values that are well typed
-// but wrong: durations, sizes, cpu, `when` values.
+// but wrong: durations, sizes, cpu, `when` values. `cache` is on/off/true/false.
 Chain DecodeChain(const nlohmann::json& root, Reporter* report);
 
 // Checks across fields: task ids, dependencies, cycles, executables, the
-// task schemas, `when` and `input_map` paths, environment names, and
-// resource requests with options.resource_misfits. Resolves relative
+// task schemas, `when` and `input_map` paths, environment names, the
+// `sources`/`outputs` globs (common/source_glob.h's grammar), and resource
+// requests with options.resource_misfits. Resolves relative
 // executable paths against options.base_dir.
 void CheckChain(Chain* chain, const LoadOptions& options, Reporter* report);
 
