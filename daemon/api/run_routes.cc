@@ -121,8 +121,8 @@ std::string LastLines(const std::string& text, size_t lines) {
   return lines > 0 ? text : text.substr(pos + 1);
 }
 
-// The "env" ({NAME: "value"}) and "tasks" (["task_id", ...]) of a trigger or resume body; a 400
-// if either is of the wrong shape (the orchestrator checks names and ids: 422).
+// The "env" ({NAME: "value"}), "tasks" (["task_id", ...]) and "no_cache" (a boolean) of a trigger
+// or resume body; a 400 if one is of the wrong shape (the orchestrator checks names and ids: 422).
 std::optional<HttpResponse> DecodeRunParams(const json& body, Orchestrator::RunParams* params) {
   if (const auto env = body.find("env"); env != body.end()) {
     if (!env->is_object()) {
@@ -141,6 +141,11 @@ std::optional<HttpResponse> DecodeRunParams(const json& body, Orchestrator::RunP
       if (!id.is_string()) return JsonError(400, "bad_tasks", "tasks must be a list of task ids");
       params->tasks.push_back(id.get<std::string>());
     }
+  }
+  if (const auto no_cache = body.find("no_cache"); no_cache != body.end()) {
+    if (!no_cache->is_boolean())
+      return JsonError(400, "bad_no_cache", "no_cache must be a boolean");
+    params->no_cache = no_cache->get<bool>();
   }
   return std::nullopt;
 }
@@ -164,9 +169,11 @@ void Api::Trigger(const std::string& chain_id, const HttpRequest& request, Respo
                              "the body must be a JSON object such as {\"input\": {...}}"));
   }
   for (const auto& [key, value] : body.items()) {
-    if (key != "input" && key != "version" && key != "env" && key != "tasks") {
+    if (key != "input" && key != "version" && key != "env" && key != "tasks" && key != "no_cache") {
       return respond(JsonError(400, "unknown_field",
-                               "unknown field \"" + key + "\"; known: input, version, env, tasks"));
+                               "unknown field \"" + key +
+                                   "\"; known: input, version, env, tasks, "
+                                   "no_cache"));
     }
   }
   Orchestrator::RunParams params;
@@ -317,8 +324,9 @@ void Api::ResumeRun(const std::string& id, const HttpRequest& request, Responder
                                  (why.empty() ? std::string() : ": " + why)));
   }
   for (const auto& [key, value] : body.items()) {
-    if (key != "env") {
-      return respond(JsonError(400, "unknown_field", "unknown field \"" + key + "\"; known: env"));
+    if (key != "env" && key != "no_cache") {
+      return respond(
+          JsonError(400, "unknown_field", "unknown field \"" + key + "\"; known: env, no_cache"));
     }
   }
   Orchestrator::RunParams params;

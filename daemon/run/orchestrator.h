@@ -8,17 +8,19 @@
 //   {"run_id", "chain_id", "chain_version", "status": running|succeeded|failed|cancelled|
 //    interrupted, "input", "created_unix_ms", "ended_unix_ms"?, "error"?, "output"? (on
 //    success: the leaf's output, or {"<leaf>": output, ...} for several leaves),
-//    "task_states": {"<state>": count, ...}, "resumed"? (times resumed)}
+//    "task_states": {"<state>": count, ...}, "resumed"? (times resumed), "no_cache"?}
 // Task record (key RunTaskKey(n, task_id), envelope 1, JSON): {"task_id", "index" (in the
 // chain), "state" (scheduler.h), "attempts", "started_unix_ms"?, "ended_unix_ms"?, "error"?,
-// "process"? (while running: TaskRunner::Locate, for finding it after a crash)}.
+// "process"? (while running: TaskRunner::Locate, for finding it after a crash), "cache"? (a task
+// with caching on: {"hit", "key"? (hex), "reason"} — "cached", or why it ran: task_key.h
+// ExplainMiss, "--no-cache", a corrupt entry, why it cannot be cached)}.
 // A transition rewrites only the records it changes, once per commit; the API's form of a
 // run is the run record with "tasks": [task records in chain order] (without "index").
 // Events (NDJSON lines, key RunEventKey(n, seq)): {"seq", "time_unix_ms", "run_id", "type",
 // ...} with type run_started {chain_id, chain_version, tasks}, task_started {task_id,
 // attempt}, task_retrying {task_id, attempt, error, backoff_ms}, task_finished {task_id,
-// state, attempt?, duration_ms?, error?}, run_finished {status, duration_ms, error?, output?},
-// run_resumed {resumed, tasks} (then the events of the tasks that run again).
+// state, attempt?, duration_ms?, error?, cache?}, run_finished {status, duration_ms, error?,
+// output?}, run_resumed {resumed, tasks} (then the events of the tasks that run again).
 //
 // Acknowledgement (DESIGN.md §4 "Retention"): a run's end is told to clients only once the
 // commit holding its end (record, events, outputs, history) succeeded. Until then the
