@@ -31,7 +31,8 @@ for t in range(layers * width):
         with open(os.path.join(d, f"f{i}.txt"), "w") as f:
             f.write("".join(random.choice("abcdefgh \n") for _ in range(random.randint(200, 4000))))
 os.makedirs(os.path.join(root, "build"))
-# A python step: heavy standard-library imports, then it digests its sources.
+# A python step: heavy standard-library imports, then it digests its input and sources; its
+# output also in build/ (what make feeds the next step).
 with open(os.path.join(root, "step.py"), "w") as f:
     f.write("""import sys, json, hashlib, pathlib
 import asyncio, decimal, email.mime.multipart, http.client, xml.dom.minidom, unittest, \\
@@ -41,16 +42,16 @@ inp = json.load(sys.stdin)
 h = hashlib.sha256(json.dumps(inp, sort_keys=True).encode())
 for p in sorted(pathlib.Path("src", task).iterdir()):
     h.update(p.read_bytes())
-pathlib.Path("build", task + ".out").write_text(h.hexdigest())
-print(json.dumps({"task": task, "digest": h.hexdigest()}))
+out = json.dumps({"task": task, "digest": h.hexdigest()})
+pathlib.Path("build", task + ".out").write_text(out + "\\n")
+print(out)
 """)
-# A shell step: digests its input and sources, writes its output file.
+# A shell step: digests its input and sources; its output also in build/ (what make feeds on).
 with open(os.path.join(root, "step.sh"), "w") as f:
     f.write("""#!/bin/sh
 set -e
 d=$( (cat; cat src/$1/*) | sha256sum | cut -c1-64)
-echo "$d" > build/$1.out
-printf '{"task":"%s","digest":"%s"}\\n' "$1" "$d"
+printf '{"task":"%s","digest":"%s"}\\n' "$1" "$d" | tee build/$1.out
 """)
 os.chmod(os.path.join(root, "step.sh"), 0o755)
 with open(os.path.join(root, "chain.yaml"), "w") as c, open(os.path.join(root, "Makefile"), "w") as m:

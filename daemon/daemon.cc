@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/hash_memo.h"
 #include "common/paths.h"
 #include "common/units.h"
 #include "common/version.h"
@@ -30,6 +31,7 @@
 #include "daemon/store/registry.h"
 #include "daemon/store/store.h"
 #include "daemon/store/store_writer.h"
+#include "daemon/store/task_cache.h"
 #include "daemon/systemd.h"
 
 namespace chainctl::daemon {
@@ -185,7 +187,8 @@ PrefetchHooks PrefetchHooksOf(Orchestrator* orchestrator) {
           .worker_launch =
               [orchestrator](const std::string& chain_id, const TaskSpec& task) {
                 return orchestrator->WorkerLaunch(chain_id, task);
-              }};
+              },
+          .expected_hit = nullptr};  // set by Daemon once the task cache is open
 }
 
 // chaind's parts, made by Start in this order and destroyed in the reverse one (the members are
@@ -193,7 +196,9 @@ PrefetchHooks PrefetchHooksOf(Orchestrator* orchestrator) {
 class Daemon {
  public:
   explicit Daemon(const DaemonConfig& config)
-      : config_(config), runs_dir_(config.state_dir + "/runs") {}
+      : config_(config),
+        runs_dir_(config.state_dir + "/runs"),
+        memo_path_(config.state_dir + "/hash-memo") {}
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
@@ -203,13 +208,14 @@ class Daemon {
   // cannot listen, stops what had started: 1. The server and the signal handles end here.
   int Serve();
   // After Serve: the worker pool goes, then the loop, then the socket file chaind made (if it
-  // served). Logged; the other parts go with the Daemon.
+  // served); the hash memo is saved. Logged; the other parts go with the Daemon.
   void Close(int status);
 
  private:
   bool ClaimStateDir();
   bool OpenStore();
   bool OpenOrchestrator();
+  void OpenCache();
   bool OpenPredictions();
   bool OpenPrefetcher();
   void MakeApi();
@@ -218,7 +224,8 @@ class Daemon {
 
   const DaemonConfig& config_;
   const std::string runs_dir_;
-  uint64_t descriptors_ = 0;  // the RLIMIT_NOFILE chaind has
+  const std::string memo_path_;  // the hash memo of the task cache's keys, between chainds
+  uint64_t descriptors_ = 0;     // the RLIMIT_NOFILE chaind has
   StateLock lock_;
   ParentWatch parent_;   // --parent-pid
   int systemd_fd_ = -1;  // the socket systemd passed, if it did
@@ -230,6 +237,8 @@ class Daemon {
   std::string no_cgroups_why_;
   std::unique_ptr<TaskCgroups> cgroups_;  // null: tasks run without cgroups
   std::optional<ProcessRunner> runner_;
+  std::unique_ptr<TaskCache> task_cache_;  // null: chaind runs without a task cache
+  HashMemo hash_memo_;                     // memo_path_: loaded at start, saved in Close
   HttpLimits limits_;  // config_.limits, the connections fitted to the descriptors
   std::optional<Orchestrator> orchestrator_;
   std::optional<PredictionService> predictions_;
@@ -249,7 +258,9 @@ bool Daemon::Start() {
   if (!ClaimStateDir() || !OpenStore()) return false;
   uv_loop_init(&loop_);
   writer_.emplace(&loop_, store_.get());
-  if (!OpenOrchestrator() || !OpenPredictions()) return false;
+  if (!OpenOrchestrator()) return false;
+  OpenCache();
+  if (!OpenPredictions()) return false;
   TrimMemoryWhenIdle(&*orchestrator_);
   if (!OpenPrefetcher()) return false;
   if (config_.resume_interrupted) orchestrator_->ResumeInterrupted();
@@ -297,6 +308,22 @@ bool Daemon::OpenOrchestrator() {
   std::string err;
   if (!orchestrator_->Open(&err)) return Fail("cannot open the runs: " + err);
   return true;
+}
+
+// The task cache (--cache-dir, within --cache-size) and the hash memo of its keys, handed to the
+// orchestrator. A cache folder that cannot be used is logged, and chaind runs without a cache.
+void Daemon::OpenCache() {
+  std::string why;  // without a memo (the first start), source files are hashed anew
+  if (!hash_memo_.Load(memo_path_, &why)) Log(LogLevel::kDebug, "no hash memo: " + why);
+  auto cache = std::make_unique<TaskCache>(
+      TaskCache::Options{.dir = config_.cache_dir, .max_bytes = config_.cache_max_bytes});
+  bool opened = cache->Open(&why);
+  if (opened) task_cache_ = std::move(cache);
+  Log(opened ? LogLevel::kInfo : LogLevel::kWarning,
+      opened
+          ? "task cache in " + config_.cache_dir + ", within " + FormatSize(config_.cache_max_bytes)
+          : "cannot open the task cache: " + why + "; no task is cached");
+  orchestrator_->UseCache(task_cache_.get(), &hash_memo_);
 }
 
 // The prediction service, opened, learning from every attempt's record; the orchestrator weighs
@@ -361,6 +388,7 @@ void Daemon::MakeApi() {
       .prefetcher = &*prefetcher_,
       .workers = workers_.get(),
       .stager = &*stager_,
+      .task_cache = task_cache_.get(),
       .writer = &*writer_,
       .socket_path = config_.socket_path,
       .state_dir = config_.state_dir,
@@ -446,6 +474,8 @@ void Daemon::Close(int status) {
   workers_.reset();               // kills what is left and closes its handles...
   uv_run(&loop_, UV_RUN_NOWAIT);  // ...which this finishes
   if (uv_loop_close(&loop_) != 0) Log(LogLevel::kWarning, "libuv handles left open at exit");
+  std::string err;  // the memo's users, the runs, are over
+  if (!hash_memo_.Save(memo_path_, &err)) Log(LogLevel::kWarning, "hash memo not saved: " + err);
   if (systemd_fd_ < 0 && status == 0) unlink(config_.socket_path.c_str());
   Log(LogLevel::kInfo, status == 0 ? "stopped" : "could not start");
 }

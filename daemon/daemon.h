@@ -41,6 +41,10 @@ struct DaemonConfig {
   uint64_t prefetch_staged = 1ull << 30;
   uint64_t prefetch_ttl_ms = 600'000;
   size_t max_idle_workers = 0;  // mode: worker processes kept idle; 0: 4 per core
+  // The task cache (daemon/store/task_cache.h): its folder (main.cc defaults it to
+  // $CHAINCTL_CACHE_DIR, else STATE/task-cache) and its LRU budget.
+  std::string cache_dir;
+  uint64_t cache_max_bytes = 5ull << 30;
   // When chaind stops by itself, as on SIGTERM (daemon/lifetime.h).
   uint64_t exit_when_idle_ms = 0;  // after this long idle; 0: never
   int parent_pid = 0;              // when this process, chaind's parent, exits; 0: never

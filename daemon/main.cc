@@ -282,6 +282,12 @@ const Flag kFlags[] = {
      kShowDefault},
     {"--max-idle-workers", Into(&DaemonConfig::max_idle_workers),
      "Idle mode: worker processes kept for reuse (default: 4 per core)"},
+    {"--cache-dir", Into(&DaemonConfig::cache_dir),
+     "The task cache's folder; chainds and CI jobs may share it (default: $CHAINCTL_CACHE_DIR, "
+     "STATE_DIR/task-cache)"},
+    {"--cache-size", SizeText(&DaemonConfig::cache_max_bytes, "5Gi", {.above_zero = true}),
+     "The task cache's budget: beyond it, the least recently used results are removed",
+     kShowDefault},
     {"--max-connections", Into(&HttpLimits::max_connections),
      "Connections served at once (503 above)", kShowDefault, CLI::PositiveNumber},
     {"--exit-when-idle",
@@ -351,5 +357,9 @@ int main(int argc, char** argv) {
   EnvLookup env = RealEnv();
   if (config.socket_path.empty()) config.socket_path = DefaultSocketPath(env, getuid());
   if (config.state_dir.empty()) config.state_dir = DefaultStateDir(env, getuid());
+  if (config.cache_dir.empty()) {
+    const char* dir = env("CHAINCTL_CACHE_DIR");
+    config.cache_dir = dir && *dir ? std::string(dir) : config.state_dir + "/task-cache";
+  }
   return daemon::RunDaemon(config);
 }

@@ -19,6 +19,7 @@ namespace {
 using nlohmann::json;
 
 using internal::Json;
+using internal::MethodNotAllowed;
 using internal::RefuseWhileDegraded;
 using internal::StoreError;
 
@@ -98,13 +99,6 @@ json StoreHealth(const StoreWriter* writer) {
           {"message", writer->DegradedMessage()}};
 }
 
-HttpResponse MethodNotAllowed(const std::string& method, const std::string& allowed) {
-  HttpResponse r =
-      JsonError(405, "method_not_allowed", method + " is not allowed here; allowed: " + allowed);
-  r.headers.emplace_back("Allow", allowed);
-  return r;
-}
-
 }  // namespace
 
 namespace internal {
@@ -128,6 +122,13 @@ std::optional<uint64_t> NumberParam(std::string_view query, std::string_view nam
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return value;
+}
+
+HttpResponse MethodNotAllowed(const std::string& method, const std::string& allowed) {
+  HttpResponse r =
+      JsonError(405, "method_not_allowed", method + " is not allowed here; allowed: " + allowed);
+  r.headers.emplace_back("Allow", allowed);
+  return r;
 }
 
 HttpResponse BadParam(std::string_view name) {
@@ -178,6 +179,7 @@ void Api::Handle(HttpRequest request, Responder respond) {
     return Trigger(s[1], request, std::move(respond));
   }
   if (!s.empty() && s[0] == "runs") return HandleRuns(request, s, std::move(respond));
+  if (!s.empty() && s[0] == "cache") return HandleCache(request, s, std::move(respond));
   if (s.size() == 1 && s[0] == "history") {
     if (m == "GET") return GetHistory(request.query, std::move(respond));
     if (m == "POST") return PostHistory(std::move(request), std::move(respond));

@@ -19,6 +19,7 @@
 namespace chainctl::daemon {
 
 class InputStager;
+class TaskCache;
 
 struct ApiContext {
   uv_loop_t* loop = nullptr;
@@ -27,8 +28,9 @@ struct ApiContext {
   History* history = nullptr;
   PredictionService* predictions = nullptr;
   Prefetcher* prefetcher = nullptr;
-  WorkerPool* workers = nullptr;  // may be null
-  InputStager* stager = nullptr;  // may be null
+  WorkerPool* workers = nullptr;    // may be null
+  InputStager* stager = nullptr;    // may be null
+  TaskCache* task_cache = nullptr;  // null: chaind runs without a task cache (/cache answers 503)
   // Its degraded state (a commit failed, retried) is shown by /health and refuses chain
   // writes and history imports with 507; may be null (never degraded).
   const StoreWriter* writer = nullptr;
@@ -85,6 +87,10 @@ class Api {
   // Imports the body, history JSONL v1: all its records in one transaction, or none.
   void PostHistory(HttpRequest request, Responder respond);
   void Version(Responder respond);
+  // cache_routes.cc: GET /cache, POST /cache/prune, DELETE /cache.
+  void HandleCache(const HttpRequest& request, const std::vector<std::string>& segments,
+                   Responder respond);
+  void PruneCache(const HttpRequest& request, Responder respond);
 
   ApiContext context_;
 };

@@ -22,6 +22,9 @@ HttpResponse StoreError(const std::string& err);
 std::optional<uint64_t> NumberParam(std::string_view query, std::string_view name,
                                     uint64_t fallback);
 
+// 405 method_not_allowed, with the Allow header (`allowed`: "GET, POST").
+HttpResponse MethodNotAllowed(const std::string& method, const std::string& allowed);
+
 // 400 bad_parameter: "<name> must be a whole number".
 HttpResponse BadParam(std::string_view name);
 

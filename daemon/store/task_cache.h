@@ -2,25 +2,30 @@
 // content-addressed, shareable between concurrent chainds and CI jobs (a CI job restores the
 // folder, e.g. with actions/cache, and gets hits), within an LRU size budget.
 //
-// Layout under `dir` (STATE/cache/tasks, or chaind --cache-dir / $CHAINCTL_CACHE_DIR):
+// Layout under `dir` (STATE/task-cache, or chaind --cache-dir / $CHAINCTL_CACHE_DIR; not below
+// STATE/cache, the input cache's folder, which removes files it does not know at start):
 //   entries/KK/KEY/          one entry per key (KEY: Hash128::Hex(), KK its first 2 digits)
 //     manifest.json          {"format": 1, "key", "created_unix_ms", "output" (the task's
 //                            output JSON), "info" (the caller's, e.g. what the key was made of),
 //                            "files": [{"kind": "out"|"project", "path", "size", "hash", "mode"}],
 //                            "checksum" (XXH3-128 hex of the manifest without this field)}
+//                            "path": relative, `/`-separated, no empty, "." or ".." component;
+//                            "hash": XXH3-128 hex of the content; "mode": permission bits (≤ 0777);
+//                            the checksum is over DumpJson's text (compact, keys sorted)
 //     out/PATH               the task's $CHAIN_OUTDIR files
 //     project/PATH           its declared `outputs` (paths relative to the chain's folder)
-//   tmp/                     entries being written and entries being removed
+//   tmp/                     entries being written and entries being removed (what is older than
+//                            a day there was left by a dead chaind: Open removes it)
 //   last/NAME.json           the key parts a task last ran with (RecordLast), for --explain
 // An entry is written whole in tmp/ and renamed into place: readers see all of it or nothing.
 // Two writers of one key: the first rename wins, the other's copy is dropped (same content by
 // construction). Removal renames the entry into tmp/ first, then deletes it. Recency (LRU) is
 // the manifest's mtime, set on each hit.
 //
-// Trust: nothing read back is used unchecked. A manifest that does not parse or whose checksum
-// is wrong, or a file whose size or XXH3-128 differs from the manifest's, makes the entry
-// corrupt: Restore reports it (kCorrupt), removes the entry and restores nothing into the
-// project or out/ (files are checked before any is put in place).
+// Trust: nothing read back is used unchecked. A manifest that does not parse, whose checksum is
+// wrong or that lists an unsafe path, or a file missing or whose size or XXH3-128 differs from
+// the manifest's, makes the entry corrupt: Restore reports it (kCorrupt), removes the entry and
+// restores nothing into the project or out/ (files are checked before any is put in place).
 //
 // Thread safety: every member may be called from any thread at once (the daemon calls them on
 // the thread pool; they block on file I/O, never call them on the loop). The size estimate is
@@ -99,6 +104,24 @@ class TaskCache {
   uint64_t max_bytes() const { return options_.max_bytes; }
 
  private:
+  // An entry found by a scan.
+  struct EntryInfo {
+    std::string path;     // entries/KK/KEY
+    int64_t used_ns = 0;  // its manifest's mtime (0: none): when last stored or restored
+    uint64_t bytes = 0;   // of its regular files
+  };
+
+  std::string EntryPath(const Hash128& key) const;
+  std::string TempDir() const;
+  std::string LastPath(const std::string& name) const;  // last/<readable prefix>-<hash>.json
+  // Renames the complete entry `stage` into place (*published). Another writer's entry there
+  // first is no error: true, *published left false. False with *err on an I/O error.
+  bool Publish(const std::string& stage, const Hash128& key, bool* published, std::string* err);
+  // Renames `entry` into tmp/, then deletes it. False if it was not there (removed meanwhile).
+  bool RemoveEntry(const std::string& entry) const;
+  std::vector<EntryInfo> ListEntries() const;
+  void RemoveStaleTemps() const;
+
   Options options_;
   std::atomic<uint64_t> estimate_{0};  // bytes, from Open's scan plus what Store added
 };
