@@ -17,12 +17,14 @@
 #include "common/units.h"
 #include "common/version.h"
 #include "daemon/api/api.h"
+#include "daemon/daemon_parts.h"
 #include "daemon/exec/orphans.h"
 #include "daemon/exec/process_runner.h"
 #include "daemon/exec/task_cgroups.h"
 #include "daemon/http/server.h"
 #include "daemon/lifetime.h"
 #include "daemon/machine_limits.h"
+#include "daemon/prefetch/cache_forecast.h"
 #include "daemon/prefetch/prediction_service.h"
 #include "daemon/prefetch/prefetcher.h"
 #include "daemon/run/orchestrator.h"
@@ -106,91 +108,6 @@ void OnHangup(uv_signal_t*, int) {
   Log(LogLevel::kInfo, "log file reopened (SIGHUP)");
 }
 
-// chaind-exec in chaind's own folder (daemon/CMakeLists.txt installs them together), or ""
-// with a warning: tasks with limits then fail to start, saying so.
-std::string FindExecHelper() {
-  std::error_code ec;
-  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  std::string helper = ec ? "" : (self.parent_path() / "chaind-exec").string();
-  if (!helper.empty() && access(helper.c_str(), X_OK) == 0) return helper;
-  Log(LogLevel::kWarning, "no spawn helper chaind-exec next to chaind" +
-                              (helper.empty() ? std::string() : " (" + helper + ")") +
-                              ": tasks with memory or cpu limits will fail to start");
-  return "";
-}
-
-// Tasks in cgroups of their own when chaind can make them (task_cgroups.h); logs which applies,
-// and without them says why in *why.
-std::unique_ptr<TaskCgroups> OpenTaskCgroups(const DaemonConfig& config, std::string* why) {
-  *why = "--no-task-cgroups";
-  std::unique_ptr<TaskCgroups> cgroups =
-      config.task_cgroups ? TaskCgroups::Open(config.state_dir, why) : nullptr;
-  Log(LogLevel::kInfo,
-      cgroups ? "each task runs in a cgroup of its own, under " + cgroups->dir()
-              : "tasks run without cgroups (" + *why +
-                    "): their descendants that leave the task's process group are found by "
-                    "CHAIN_WORKDIR");
-  return cgroups;
-}
-
-// Tasks of a chaind that died (crash, kill -9) must not run on unsupervised (orphans.h): kills
-// those left under `runs_dir` and waits a little for them to go. Logged.
-void KillTasksLeftRunning(const std::string& runs_dir) {
-  std::vector<pid_t> left = KillTaskProcesses(runs_dir);
-  if (left.empty()) return;
-  Log(LogLevel::kWarning, "killed " + std::to_string(left.size()) +
-                              " task process(es) left running by a previous chaind");
-  if (!WaitGone(left, 2000)) Log(LogLevel::kWarning, "some of them are still dying");
-}
-
-// The orchestrator's options from the flags: --jobs (default: the cores) within the descriptors
-// left beside `connections`, the capacity the machine's where not given. Logged.
-OrchestratorOptions OrchestratorOptionsFrom(const DaemonConfig& config, const std::string& runs_dir,
-                                            uint64_t descriptors, size_t connections) {
-  OrchestratorOptions options;
-  options.runs_dir = runs_dir;
-  options.jobs =
-      FitJobs(descriptors, connections, config.jobs ? config.jobs : size_t{MachineCores()});
-  options.kill_grace_ms = config.kill_grace_ms;
-  options.keep_run_dirs = config.keep_run_files;
-  options.keep_runs = config.keep_runs;
-  options.keep_runs_for_ms = config.keep_runs_for_ms;
-  options.max_log_bytes = config.max_log_bytes;
-  options.capacity = CapacityOf(config);
-  Log(LogLevel::kInfo, "tasks run " + std::to_string(options.jobs) + " at once, admitted against " +
-                           DescribeCapacity(options.capacity));
-  for (char** e = environ; *e; ++e) options.base_env.emplace_back(*e);
-  return options;
-}
-
-// Freed memory goes back to the system when chaind is idle: glibc keeps it in its arenas
-// otherwise (RssAnon grew ~5 MB per 1,000 runs with a live heap of ~5 MB). At most once a
-// second, so that back-to-back small runs do not pay for it each.
-void TrimMemoryWhenIdle(Orchestrator* orchestrator) {
-  orchestrator->OnIdle([last = std::chrono::steady_clock::time_point()]() mutable {
-    auto now = std::chrono::steady_clock::now();
-    if (now - last < std::chrono::seconds(1)) return;
-    last = now;
-    malloc_trim(0);
-  });
-}
-
-// What the prefetcher asks the orchestrator: a chain's latest definition, and the launch of a
-// prewarmed process or worker for a task.
-PrefetchHooks PrefetchHooksOf(Orchestrator* orchestrator) {
-  return {.latest_chain =
-              [orchestrator](const std::string& id) { return orchestrator->LatestChain(id); },
-          .warm_launch =
-              [orchestrator](const TaskSpec& task, const std::string& dir) {
-                return orchestrator->WarmLaunch(task, dir);
-              },
-          .worker_launch =
-              [orchestrator](const std::string& chain_id, const TaskSpec& task) {
-                return orchestrator->WorkerLaunch(chain_id, task);
-              },
-          .expected_hit = nullptr};  // set by Daemon once the task cache is open
-}
-
 // chaind's parts, made by Start in this order and destroyed in the reverse one (the members are
 // declared in it): what is made later uses what was made before. Each step logs why it failed.
 class Daemon {
@@ -237,8 +154,9 @@ class Daemon {
   std::string no_cgroups_why_;
   std::unique_ptr<TaskCgroups> cgroups_;  // null: tasks run without cgroups
   std::optional<ProcessRunner> runner_;
-  std::unique_ptr<TaskCache> task_cache_;  // null: chaind runs without a task cache
-  HashMemo hash_memo_;                     // memo_path_: loaded at start, saved in Close
+  std::unique_ptr<TaskCache> task_cache_;        // null: chaind runs without a task cache
+  HashMemo hash_memo_;                           // memo_path_: loaded at start, saved in Close
+  std::optional<CacheForecast> cache_forecast_;  // with the task cache: expected hits
   HttpLimits limits_;  // config_.limits, the connections fitted to the descriptors
   std::optional<Orchestrator> orchestrator_;
   std::optional<PredictionService> predictions_;
@@ -324,6 +242,11 @@ void Daemon::OpenCache() {
           ? "task cache in " + config_.cache_dir + ", within " + FormatSize(config_.cache_max_bytes)
           : "cannot open the task cache: " + why + "; no task is cached");
   orchestrator_->UseCache(task_cache_.get(), &hash_memo_);
+  if (opened) {  // an answer that changed is a reason to plan prewarms again
+    cache_forecast_.emplace(&loop_, task_cache_.get(), &hash_memo_, [this] {
+      if (prefetcher_) prefetcher_->Wake();
+    });
+  }
 }
 
 // The prediction service, opened, learning from every attempt's record; the orchestrator weighs
@@ -363,8 +286,10 @@ bool Daemon::OpenPrefetcher() {
                           .max_staged_bytes = config_.prefetch_staged,
                           .ttl_ms = config_.prefetch_ttl_ms,
                           .measurements_file = config_.state_dir + "/prefetch.json"};
-  prefetcher_.emplace(&loop_, options, PrefetchHooksOf(&*orchestrator_), &*predictions_, &*runner_,
-                      workers_.get(), &*stager_);
+  prefetcher_.emplace(
+      &loop_, options,
+      PrefetchHooksOf(&*orchestrator_, cache_forecast_ ? &*cache_forecast_ : nullptr),
+      &*predictions_, &*runner_, workers_.get(), &*stager_);
   std::string err;
   if (!prefetcher_->Open(&err)) return Fail("cannot open the prefetcher: " + err);
   orchestrator_->UsePrefetcher(&*prefetcher_);
