@@ -5,6 +5,7 @@
 #include <memory>
 #include <ostream>
 
+#include "cli/cmd_cache.h"
 #include "cli/cmd_setup.h"
 #include "cli/cmd_trace.h"
 #include "common/version.h"
@@ -177,6 +178,16 @@ void AddReportOptions(CLI::App* cmd, RunOptions* run) {
                   "times, warm or cold)");
 }
 
+// --no-cache and --explain of a command that starts a run of a chain (trigger, run): the task
+// cache (DESIGN.md §4 "Cache").
+void AddCacheFlags(CLI::App* cmd, RunOptions* run) {
+  cmd->add_flag("--no-cache", run->no_cache,
+                "Run every task, restoring nothing from the task cache (results are still stored)");
+  cmd->add_flag(
+      "--explain", run->explain,
+      "When the run ends, say on stderr why each task ran or was cached (trigger: implies --wait)");
+}
+
 // trigger, run, cancel, resume, logs: runs and their tasks' logs.
 void AddRunCommands(CLI::App* app, const DaemonOptions& daemon, Commands* commands) {
   auto run = std::make_shared<RunOptions>();  // one for trigger, run, cancel and resume
@@ -186,6 +197,7 @@ void AddRunCommands(CLI::App* app, const DaemonOptions& daemon, Commands* comman
   trigger_cmd->add_option("TASK", run->tasks, "Run only these tasks and what they depend on");
   AddInputOptions(trigger_cmd, run.get());
   AddWaitFlags(trigger_cmd, run.get());
+  AddCacheFlags(trigger_cmd, run.get());
   AddReportOptions(trigger_cmd, run.get());
   commands->push_back({trigger_cmd, DaemonAction(run, daemon, RunTrigger)});
 
@@ -197,7 +209,11 @@ void AddRunCommands(CLI::App* app, const DaemonOptions& daemon, Commands* comman
                     "Print what would run, in order and where, and run nothing");
   run_cmd->add_flag("--no-daemon", run->no_daemon,
                     "Run with a private chaind that ends with this command (for CI machines)");
+  run_cmd->add_flag("--watch", run->watch,
+                    "After the run, run again whenever the chain file or a file its tasks' "
+                    "sources match changes, until Ctrl-C");
   AddInputOptions(run_cmd, run.get());
+  AddCacheFlags(run_cmd, run.get());
   AddReportOptions(run_cmd, run.get());
   commands->push_back({run_cmd, DaemonAction(run, daemon, RunRun)});
 
@@ -331,6 +347,20 @@ void AddPrefetchCommands(CLI::App* app, const DaemonOptions& daemon, Commands* c
   commands->push_back({stats_cmd, DaemonAction(stats, daemon, RunStats)});
 }
 
+// cache ACTION: the task cache of chaind (cmd_cache.h).
+void AddCacheCommand(CLI::App* app, const DaemonOptions& daemon, Commands* commands) {
+  auto cache = std::make_shared<CacheOptions>();
+  CLI::App* cache_cmd = app->add_subcommand(
+      "cache", "The task cache: its size (stats), pruned to a budget (prune), emptied (clear)");
+  cache_cmd->add_option("ACTION", cache->action, "stats, prune or clear")
+      ->required()
+      ->check(CLI::IsMember({"stats", "prune", "clear"}));
+  cache_cmd->add_option("--max-size", cache->max_size,
+                        "prune: to this size, e.g. 1Gi (default: chaind's --cache-size)");
+  AddOutputOption(cache_cmd, &cache->output);
+  commands->push_back({cache_cmd, DaemonAction(cache, daemon, RunCache)});
+}
+
 // daemon ACTION: start, stop or look at chaind.
 void AddDaemonCommand(CLI::App* app, const DaemonOptions& daemon, Commands* commands) {
   auto daemon_command = std::make_shared<DaemonCommandOptions>();
@@ -401,6 +431,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   AddHistoryCommand(&app, daemon, &commands);
   AddModelCommands(&app, daemon, &commands);
   AddPrefetchCommands(&app, daemon, &commands);
+  AddCacheCommand(&app, daemon, &commands);
   AddDaemonCommand(&app, daemon, &commands);
   AddSetupCommands(&app, &commands);
   AddTraceCommand(&app, daemon, &commands);

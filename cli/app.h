@@ -97,6 +97,9 @@ struct RunOptions {
   bool no_daemon = false;    // run: a private chaind for this command only
   std::string junit_file;    // --junit FILE: one testcase per task (ci_report.h)
   std::string summary_file;  // --summary FILE: the run as JSON (ci_report.h)
+  bool no_cache = false;     // run, trigger: every task runs; results are still stored
+  bool explain = false;      // run, trigger: then why each task ran or was cached (stderr)
+  bool watch = false;        // run: again whenever a source or the chain file changes (watch.h)
 };
 int RunTrigger(const RunOptions& options, std::ostream& out, std::ostream& err);
 int RunRun(const RunOptions& options, std::ostream& out, std::ostream& err);

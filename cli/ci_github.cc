@@ -1,4 +1,4 @@
-// GitHub Actions' step files (ci_report.h): the step's outputs and the job summary.
+// GitHub Actions (ci_report.h): workflow commands' escapes, the step's outputs and the job summary.
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -40,6 +40,36 @@ bool AppendTo(const char* name, const std::string& text, std::ostream& err) {
 }
 
 }  // namespace
+
+std::string GithubEscapeData(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '%') {
+      out += "%25";
+    } else if (c == '\r') {
+      out += "%0D";
+    } else if (c == '\n') {
+      out += "%0A";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string GithubEscapeProperty(std::string_view text) {
+  std::string out;
+  for (char c : GithubEscapeData(text)) {
+    if (c == ':') {
+      out += "%3A";
+    } else if (c == ',') {
+      out += "%2C";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
 
 std::string GithubOutputs(const json& summary) {
   // Ids and states are single-line words: nothing to quote.

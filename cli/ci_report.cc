@@ -166,36 +166,6 @@ std::string CleanLogText(std::string_view bytes) {
   return out;
 }
 
-std::string GithubEscapeData(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    if (c == '%') {
-      out += "%25";
-    } else if (c == '\r') {
-      out += "%0D";
-    } else if (c == '\n') {
-      out += "%0A";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string GithubEscapeProperty(std::string_view text) {
-  std::string out;
-  for (char c : GithubEscapeData(text)) {
-    if (c == ':') {
-      out += "%3A";
-    } else if (c == ',') {
-      out += "%2C";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 std::string GithubError(const std::string& file, int line, int column, const std::string& title,
                         const std::string& message) {
   std::vector<std::string> properties;
@@ -229,6 +199,14 @@ std::string JunitXml(const RunFacts& facts) {
              Seconds(TaskDurationMs(task).value_or(0)) + "\"";
     if (state == "succeeded") {
       cases += "/>\n";
+      continue;
+    }
+    if (state == "cached") {  // passed: its result restored from the task cache
+      const json& cache = task.contains("cache") ? task["cache"] : json::object();
+      std::string key = cache.is_object() ? cache.value("key", "") : "";
+      cases += ">\n      <system-out>" +
+               XmlEscape("cached" + (key.empty() ? "" : " (key " + key + ")"), false) +
+               "</system-out>\n    </testcase>\n";
       continue;
     }
     if (state == "failed") {
@@ -293,6 +271,7 @@ json SummaryJson(const RunFacts& facts) {
                      {"cold", record.contains("cold") ? record["cold"] : json(nullptr)},
                      {"startup_ms", number_or_null(record, "startup_ms")},
                      {"cached", task.value("cached", false) || task.value("state", "") == "cached"},
+                     {"cache", task.contains("cache") ? task["cache"] : json(nullptr)},
                      {"error", task.contains("error") ? task["error"] : json(nullptr)}});
   }
   summary["tasks"] = std::move(tasks);

@@ -49,7 +49,8 @@ CiKind DetectCi();
 struct RunFacts {
   nlohmann::json run;      // GET /runs/{id}: {run_id, chain_id, status, created_unix_ms,
                            // ended_unix_ms?, error?, tasks: [{task_id, state, attempts,
-                           // started_unix_ms?, ended_unix_ms?, error?, cached?}]}
+                           // started_unix_ms?, ended_unix_ms?, error?, cached?,
+                           // cache?: {hit, key, reason}}]}
   nlohmann::json records;  // GET /history?run=: its attempts' records, oldest first (array)
   std::map<std::string, std::string> logs;  // task_id -> the tail of its log (any bytes)
   std::map<std::string, int> lines;         // task_id -> line of its definition in the file
@@ -80,15 +81,16 @@ std::string GithubDiagnostic(const Diagnostic& d);
 
 // JUnit XML of the run: <testsuites> holding one <testsuite> (name: chain id) with one
 // <testcase classname=CHAIN name=TASK time=SECONDS> per task in chain order; a failed task
-// has <failure message=ERROR type=STATE> holding its log tail; a skipped, cancelled,
-// upstream_failed or never-ended task has <skipped message=STATE/>.
+// has <failure message=ERROR type=STATE> holding its log tail; a cached task passes, with
+// <system-out>cached (key KEY)</system-out>; a skipped, cancelled, upstream_failed or
+// never-ended task has <skipped message=STATE/>.
 std::string JunitXml(const RunFacts& facts);
 
 // The --summary document (version 1): {summary_version, run_id, chain_id, chain_version,
 // status, error?, started_unix_ms, ended_unix_ms, duration_s, tasks: [{task_id, state,
-// attempts, started_unix_ms, ended_unix_ms, duration_s, cold, startup_ms, cached, error}]};
-// a time or measurement that is not known is null; cold and startup_ms are the last
-// attempt's.
+// attempts, started_unix_ms, ended_unix_ms, duration_s, cold, startup_ms, cached, cache,
+// error}]}; a time or measurement that is not known is null; cold and startup_ms are the last
+// attempt's; cache is the task's {hit, key, reason} when its caching is on, else null.
 nlohmann::json SummaryJson(const RunFacts& facts);
 
 // The CI log of the run for `ci` (not kNone): each task that started in a group/section named

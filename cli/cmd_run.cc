@@ -2,9 +2,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <sstream>
 
@@ -14,6 +18,7 @@
 #include "cli/output.h"
 #include "cli/progress.h"
 #include "cli/run_env.h"
+#include "cli/watch.h"
 
 namespace chainctl::cli {
 namespace {
@@ -71,14 +76,14 @@ int ReadEnv(const RunOptions& options, json* env, std::ostream& err) {
   return kExitInvalid;
 }
 
-// Starts a run with `input`, the caller's `env` and (run) the selected `tasks`; prints nothing
-// on success.
+// Starts a run with `input`, the caller's `env`, the selected tasks and --no-cache of
+// `options`; prints nothing on success.
 int StartRun(const DaemonOptions& daemon, const std::string& chain_id, const json& input,
-             const json& env, const std::vector<std::string>& tasks, std::string* run_id,
-             std::ostream& err) {
+             const json& env, const RunOptions& options, std::string* run_id, std::ostream& err) {
   json body = {{"input", input}};
   if (!env.empty()) body["env"] = env;
-  if (!tasks.empty()) body["tasks"] = tasks;
+  if (!options.tasks.empty()) body["tasks"] = options.tasks;
+  if (options.no_cache) body["no_cache"] = true;
   HttpClientRequest request{"POST", "/chains/" + chain_id + "/trigger", "application/json",
                             body.dump()};
   HttpClientResponse response;
@@ -171,6 +176,7 @@ int Wait(const DaemonOptions& daemon, const std::string& run_id, const RunOption
   // The run ended: --junit, --summary and the CI's groups and annotations. ReportRun says on
   // `err` what it could not do; the exit status stays the run's.
   ReportRun(daemon, run_id, {options.junit_file, options.summary_file, options.file}, err);
+  if (options.explain) ExplainRun(daemon, run_id, err);
   if (last.value("status", "") == "succeeded") {
     out << last["output"].dump(2) << "\n";
     return kExitOk;
@@ -196,7 +202,7 @@ int Wait(const DaemonOptions& daemon, const std::string& run_id, const RunOption
 // After trigger or resume: prints the run's id, or waits for it as --wait/--follow say.
 int WaitIfAsked(const DaemonOptions& daemon, const std::string& run_id, const RunOptions& options,
                 std::ostream& out, std::ostream& err) {
-  if (!options.wait && !options.follow) {
+  if (!options.wait && !options.follow && !options.explain) {
     out << run_id << "\n";
     return kExitOk;
   }
@@ -212,12 +218,135 @@ int ApplyAndRun(const DaemonOptions& daemon, const Chain& chain, const json& inp
   if (int status = ApplyChain(daemon, chain, &applied, err); status != kExitOk) return status;
   std::string run_id;
   if (int status =
-          StartRun(daemon, applied.value("chain_id", ""), input, env, options.tasks, &run_id, err);
+          StartRun(daemon, applied.value("chain_id", ""), input, env, options, &run_id, err);
       status != kExitOk) {
     return status;
   }
   return Wait(daemon, run_id, options, out, err);
 }
+
+// The chaind a --watch loop runs on, asked before each run: the shared one, or (--no-daemon) a
+// private one, started again if its idle timeout stopped it while the loop waited.
+using DaemonFor = std::function<bool(DaemonOptions* daemon, std::string* why)>;
+
+// run -f FILE --watch: runs the chain, then again whenever a file its selected tasks' `sources`
+// may match, or the chain file (reloaded) or its env_file, changes; until SIGINT, SIGTERM or
+// SIGHUP (a run in flight cancelled as `run` does), which give 130 or 143.
+class WatchLoop {
+ public:
+  WatchLoop(Chain chain, const json& input, const json& env, const RunOptions& options,
+            DaemonFor daemon_for, std::string state_dir, std::ostream& out, std::ostream& err)
+      : chain_(std::move(chain)),
+        input_(input),
+        env_(env),
+        options_(options),
+        daemon_for_(std::move(daemon_for)),
+        state_dir_(std::move(state_dir)),
+        out_(out),
+        err_(err) {}
+
+  int Run() {
+    CancelOnInterrupt cancel_on_interrupt;  // for the waits between runs
+    if (!Watch()) return kExitInvalid;
+    RunOnce();
+    err_ << "watch: watching " << watcher_.watched_folders() << " folder(s) for changes to "
+         << options_.file << " and its tasks' sources (Ctrl-C to stop)\n";
+    while (g_signal == 0) {
+      std::chrono::steady_clock::time_point first;
+      std::vector<std::string> changed = WaitForChanges(
+          &watcher_, Debounce{}, std::chrono::milliseconds(-1), [] { return g_signal != 0; },
+          &first);
+      for (const std::string& warning : watcher_.TakeWarnings())
+        err_ << "watch: " << warning << "\n";
+      if (changed.empty() || g_signal != 0) continue;
+      if (std::find(changed.begin(), changed.end(), chain_file_) != changed.end() && !Reload()) {
+        continue;
+      }
+      err_ << "watch: " << changed.front();
+      if (changed.size() > 1) err_ << " and " << changed.size() - 1 << " more";
+      err_ << " changed, running " << (chain_.chain_id.empty() ? options_.file : chain_.chain_id)
+           << "\n";
+      RunOnce();
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - first);
+      if (g_signal == 0) err_ << "watch: result in " << ms.count() << " ms\n";
+    }
+    err_ << "watch: stopped\n";
+    ClearInterrupt();
+    return g_signal == SIGINT ? kExitInterrupted : kExitTerminated;
+  }
+
+ private:
+  // (Re)starts the watcher on chain_'s selected tasks' sources; false, said why, if it cannot.
+  bool Watch() {
+    std::vector<int> order;
+    std::string why;
+    if (!SelectedTasks(chain_, options_.tasks, &order, &why)) {
+      err_ << "chainctl: " << why << "\n";
+      return false;
+    }
+    std::filesystem::path file = std::filesystem::absolute(options_.file).lexically_normal();
+    WatchSpec spec;
+    spec.base = file.parent_path().string();  // the chain's source_dir, as chainctl gave it
+    chain_file_ = file.lexically_relative(spec.base).string();
+    spec.files = {chain_file_};
+    if (!chain_.env_file.empty()) spec.files.push_back(chain_.env_file);
+    spec.ignore = {state_dir_};
+    for (int i : order) {
+      const TaskSpec& task = chain_.tasks[static_cast<size_t>(i)];
+      spec.globs.insert(spec.globs.end(), task.sources.begin(), task.sources.end());
+      // A hit restores outputs: were they sources too, each run would start the next.
+      spec.ignore_globs.insert(spec.ignore_globs.end(), task.outputs.begin(), task.outputs.end());
+    }
+    if (watcher_.Start(spec, &why)) return true;
+    err_ << "chainctl: --watch: " << why << "\n";
+    return false;
+  }
+
+  // The chain file changed: loads and checks it again, and watches what it now says. False,
+  // having printed its errors, while it does not validate (the last good chain stays).
+  bool Reload() {
+    std::optional<Chain> chain = LoadOrReport(options_.file, err_);
+    std::vector<int> order;
+    std::string why;
+    if (chain && !SelectedTasks(*chain, options_.tasks, &order, &why)) {
+      err_ << "chainctl: " << why << "\n";
+      chain.reset();
+    }
+    if (!chain) {
+      err_ << "watch: " << options_.file << " is not valid; waiting for the next change\n";
+      return false;
+    }
+    Chain previous = std::move(chain_);
+    chain_ = std::move(*chain);
+    if (Watch()) return true;
+    chain_ = std::move(previous);
+    return Watch();
+  }
+
+  // One run, printed as `run` prints it; its status is not the loop's.
+  void RunOnce() {
+    DaemonOptions daemon;
+    std::string why;
+    if (!daemon_for_(&daemon, &why)) {
+      err_ << "chainctl: --no-daemon: " << why;
+      return;
+    }
+    ApplyAndRun(daemon, chain_, input_, env_, options_, out_, err_);
+    out_.flush();
+  }
+
+  Chain chain_;
+  const json& input_;
+  const json& env_;
+  const RunOptions& options_;
+  DaemonFor daemon_for_;
+  std::string state_dir_;
+  std::ostream& out_;
+  std::ostream& err_;
+  Watcher watcher_;
+  std::string chain_file_;  // relative to the watched folder
+};
 
 }  // namespace
 
@@ -227,7 +356,7 @@ int RunTrigger(const RunOptions& options, std::ostream& out, std::ostream& err) 
   if (int status = ReadEnv(options, &env, err); status != kExitOk) return status;
   DaemonOptions daemon = ResolveDaemonOptions(options.daemon);
   std::string run_id;
-  if (int status = StartRun(daemon, options.chain, input, env, options.tasks, &run_id, err);
+  if (int status = StartRun(daemon, options.chain, input, env, options, &run_id, err);
       status != kExitOk) {
     return status;
   }
@@ -266,8 +395,18 @@ int RunRun(const RunOptions& options, std::ostream& out, std::ostream& err) {
     PrintDryRun(*chain, order, env, out);
     return kExitOk;
   }
+  if (options.watch && options.file == "-") {
+    err << "chainctl: --watch needs a chain file to watch, not standard input\n";
+    return kExitInvalid;
+  }
   if (!options.no_daemon) {
-    return ApplyAndRun(ResolveDaemonOptions(options.daemon), *chain, input, env, options, out, err);
+    DaemonOptions daemon = ResolveDaemonOptions(options.daemon);
+    if (!options.watch) return ApplyAndRun(daemon, *chain, input, env, options, out, err);
+    auto shared = [&daemon](DaemonOptions* d, std::string*) {
+      *d = daemon;
+      return true;
+    };
+    return WatchLoop(*chain, input, env, options, shared, daemon.state_dir, out, err).Run();
   }
   // --no-daemon: a chaind of this command's own, stopped before it returns (its history stays in
   // the state folder; the run's end was stored before Wait saw it).
@@ -276,7 +415,22 @@ int RunRun(const RunOptions& options, std::ostream& out, std::ostream& err) {
     err << "chainctl: --no-daemon: " << why;
     return kExitUnreachable;
   }
-  int status = ApplyAndRun(daemon.options(), *chain, input, env, options, out, err);
+  int status;
+  if (options.watch) {
+    auto private_for = [&](DaemonOptions* d, std::string* why_not) {
+      json health;
+      if (!DaemonHealth(daemon.options(), &health)) {  // its idle timeout stopped it
+        daemon.Stop(nullptr);
+        if (!StartPrivateDaemon(options.daemon, &daemon, why_not)) return false;
+      }
+      *d = daemon.options();
+      return true;
+    };
+    std::string state_dir = daemon.options().state_dir;
+    status = WatchLoop(*chain, input, env, options, private_for, state_dir, out, err).Run();
+  } else {
+    status = ApplyAndRun(daemon.options(), *chain, input, env, options, out, err);
+  }
   if (!daemon.Stop(&why)) err << "chainctl: --no-daemon: " << why;
   return status;
 }

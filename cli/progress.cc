@@ -77,8 +77,10 @@ void Progress::OnEvent(const json& event) {
     running_.erase(task);
     ++finished_;
     std::string state = event.value("state", "");
+    ended_[task] = state;
     Clear();
     std::string mark = state == "succeeded" ? Paint("ok", "32")
+                       : state == "cached"  ? Paint("cached", "36")
                        : state == "failed"  ? Paint("FAILED", "31")
                                             : Paint(state, "33");
     err_ << "[" << finished_ << "/" << total_ << "] " << mark << " " << task;
@@ -91,10 +93,83 @@ void Progress::OnEvent(const json& event) {
     std::string status = event.value("status", "");
     err_ << event.value("run_id", "") << " "
          << (status == "succeeded" ? Paint(status, "32") : Paint(status, "31")) << " in "
-         << FormatSeconds(event.value("duration_ms", int64_t{0})) << "\n";
+         << FormatSeconds(event.value("duration_ms", int64_t{0}));
+    if (!ended_.empty()) err_ << " (" << CountStates(ended_) << ")";
+    err_ << "\n";
     return;
   }
   Status();
+}
+
+std::string CountStates(const std::map<std::string, std::string>& ended) {
+  std::map<std::string, size_t> counts;
+  for (const auto& [task, state] : ended) ++counts[state];
+  std::string text = std::to_string(ended.size()) + (ended.size() == 1 ? " task" : " tasks");
+  const char* separator = ": ";
+  auto add = [&](const std::string& state) {
+    auto it = counts.find(state);
+    if (it == counts.end()) return;
+    text += separator + std::to_string(it->second) + " " + state;
+    separator = ", ";
+    counts.erase(it);
+  };
+  for (const char* state :
+       {"cached", "succeeded", "failed", "upstream_failed", "skipped", "cancelled"}) {
+    add(state);
+  }
+  while (!counts.empty()) add(counts.begin()->first);
+  return text;
+}
+
+std::string ExplainTask(const json& task, const json& definition) {
+  std::string id = task.value("task_id", "");
+  std::string state = task.value("state", "");
+  const json cache = task.contains("cache") && task["cache"].is_object() ? task["cache"] : json();
+  if (state == "cached" || (cache.is_object() && cache.value("hit", false))) return id + ": cached";
+  if (task.value("attempts", 0) == 0) return id + ": not run (" + state + ")";
+  if (cache.is_object()) {
+    std::string reason = cache.value("reason", "");
+    return id + ": ran: " + (reason.empty() ? "no entry for this key" : reason);
+  }
+  if (!definition.is_object()) return id + ": not cached";
+  const json off = definition.value("cache", json());
+  if (off == false || off == "off") return id + ": not cached: cache: off";
+  const json sources = definition.value("sources", json::array());
+  if (off.is_null() && (!sources.is_array() || sources.empty())) {
+    return id + ": not cached: no sources declared";
+  }
+  return id + ": not cached: chaind said nothing of its cache";
+}
+
+void ExplainRun(const DaemonOptions& daemon, const std::string& run_id, std::ostream& err) {
+  HttpClientResponse response;
+  std::string why;
+  json run;
+  if (CallDaemon(daemon, {"GET", "/runs/" + run_id, "", ""}, &response, &why) &&
+      response.status == 200) {
+    run = json::parse(response.body, nullptr, false);
+  }
+  if (!run.is_object() || !run.contains("tasks") || !run["tasks"].is_array()) {
+    err << "chainctl: --explain: cannot read " << run_id << ": "
+        << (why.empty() ? ApiErrorMessage(response) : why) << "\n";
+    return;
+  }
+  std::map<std::string, json> definitions;  // task_id -> its entry in the definition
+  std::string target = "/chains/" + run.value("chain_id", "") +
+                       "?version=" + std::to_string(run.value("chain_version", 0));
+  if (CallDaemon(daemon, {"GET", target, "", ""}, &response, &why) && response.status == 200) {
+    json chain = json::parse(response.body, nullptr, false);
+    json tasks = chain.is_object()
+                     ? chain.value("definition", json::object()).value("tasks", json::array())
+                     : json::array();
+    for (const json& task : tasks) {
+      if (task.is_object()) definitions[task.value("task_id", "")] = task;
+    }
+  }
+  for (const json& task : run["tasks"]) {
+    auto definition = definitions.find(task.value("task_id", ""));
+    err << ExplainTask(task, definition == definitions.end() ? json() : definition->second) << "\n";
+  }
 }
 
 bool FollowRun(const DaemonOptions& daemon, const std::string& run_id, Progress* progress,

@@ -1,9 +1,11 @@
 // Following a run: its NDJSON events (GET /runs/{id}/events?follow=1) read as they come and
 // shown as progress on stderr, like ninja: on a terminal one status line rewritten in place
 // ("[3/7] extract, transform") with finished tasks printed above it; otherwise one plain line
-// per event.
+// per event. A task restored from the task cache (DESIGN.md §4 "Cache") ends "cached" and counts
+// as done: "[3/7] cached build"; the run's last line counts the tasks by how they ended.
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <set>
@@ -40,8 +42,24 @@ class Progress {
   size_t total_ = 0;
   size_t finished_ = 0;
   std::set<std::string> running_;
+  std::map<std::string, std::string> ended_;  // task_id -> the state it ended in (last one)
   bool status_shown_ = false;
 };
+
+// "7 tasks: 5 cached, 2 succeeded": how many tasks ended in each state (`ended`: task_id ->
+// state), cached first, then succeeded, failed, upstream_failed, skipped, cancelled, the others.
+std::string CountStates(const std::map<std::string, std::string>& ended);
+
+// --explain: why a task of an ended run ran or not, in one line: "TASK: cached", "TASK: ran:
+// REASON" (the cache's, e.g. "src/a.py changed"), "TASK: not cached: WHY" (no sources declared,
+// cache: off) or "TASK: not run (STATE)". `task` is one of GET /runs/{id}'s tasks (task_id,
+// state, attempts, cache?: {hit, key, reason}); `definition` its entry in the chain's definition
+// (sources?, cache?), or null if not known.
+std::string ExplainTask(const nlohmann::json& task, const nlohmann::json& definition);
+
+// --explain once run `run_id` has ended: ExplainTask's line on `err` for each of its tasks, with
+// their definitions from the run's chain version (GET /runs/{id}, GET /chains/{id}?version=).
+void ExplainRun(const DaemonOptions& daemon, const std::string& run_id, std::ostream& err);
 
 // Follows run `run_id` to its end, giving every event to `progress`. Returns true with the
 // run_finished event in *last; false with *err if the stream broke first.

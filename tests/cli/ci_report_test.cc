@@ -146,6 +146,26 @@ TEST(CiReport, SummaryHasEveryTaskWithItsLastAttempt) {
   EXPECT_TRUE(c["duration_s"].is_null());
 }
 
+TEST(CiReport, ACachedTaskPassesAndSaysSo) {
+  RunFacts f = ThreeTasks();
+  f.run["status"] = "succeeded";
+  f.run["tasks"][0] = json::parse(R"({"task_id": "a", "state": "cached", "attempts": 0,
+      "cache": {"hit": true, "key": "0123456789abcdef0123456789abcdef", "reason": "cached"}})");
+  std::string xml = JunitXml(f);
+  EXPECT_NE(
+      xml.find("<testcase classname=\"ci\" name=\"a\" time=\"0.000\">\n"
+               "      <system-out>cached (key 0123456789abcdef0123456789abcdef)</system-out>\n"
+               "    </testcase>"),
+      std::string::npos)
+      << xml;
+  EXPECT_NE(xml.find("failures=\"1\" errors=\"0\" skipped=\"1\""), std::string::npos) << xml;
+  json s = SummaryJson(f);
+  EXPECT_EQ(s["tasks"][0]["state"], "cached");
+  EXPECT_EQ(s["tasks"][0]["cached"], true);
+  EXPECT_EQ(s["tasks"][0]["cache"]["reason"], "cached");
+  EXPECT_TRUE(s["tasks"][1]["cache"].is_null());  // caching off: no cache object
+}
+
 TEST(CiReport, GithubLogGroupsEachTaskAndAnnotatesTheFailure) {
   RunFacts f = ThreeTasks();
   f.chain_file = "ci/chain.yaml";
