@@ -71,10 +71,13 @@ check "history records cached: true" bash -c \
 
 # An edit: gen and use run, other stays cached.
 printf 'alpha two\n' > "$proj/src/a.txt"
-third=$(run_chain 2> "$tmp/third.err")
+third=$(run_chain --explain 2> "$tmp/third.err")
 check "an edit re-runs its task" test "$(runs_of gen)" = 2
 check "an edit leaves other cached" test "$(runs_of other)" = 1
 check "the edited run's output is new" grep -q '"table": "alpha two beta "' <<< "$third"
+check "--explain names the changed source" grep -q 'gen: ran: src/a.txt changed' "$tmp/third.err"
+check "--explain says other was cached" grep -q 'other: cached' "$tmp/third.err"
+check "--explain says why use is not cached" grep -q 'use: not cached' "$tmp/third.err"
 
 # --no-cache runs everything.
 run_chain --no-cache > /dev/null 2>&1
