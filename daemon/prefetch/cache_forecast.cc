@@ -35,8 +35,8 @@ CacheForecast::CacheForecast(uv_loop_t* loop, TaskCache* cache, HashMemo* memo,
 CacheForecast::~CacheForecast() { *alive_ = false; }
 
 std::optional<bool> CacheForecast::Expected(const std::string& chain_id, const TaskSpec& task) {
-  if (!task.Cached() || task.source_dir.empty() || !task.input_files.empty()) return false;
-  std::string name = chain_id + "." + task.task_id;
+  if (!task.Cached() || !WhyNotCacheable(task).empty()) return false;
+  std::string name = TaskCache::LastName(chain_id, task.task_id);
   Answer& answer = answers_[name];
   bool stale = !answer.hit || clock_() - answer.checked_ms >= ttl_ms_;
   if (stale && !answer.in_flight) Check(name, task);

@@ -58,7 +58,7 @@ class CacheForecast {
   std::function<void()> known_;
   int64_t ttl_ms_;
   UnixMsClock clock_;
-  std::map<std::string, Answer> answers_;  // by "CHAIN.TASK", the name of RecordLast
+  std::map<std::string, Answer> answers_;  // by TaskCache::LastName
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   uint64_t checks_ = 0;
 };

@@ -27,24 +27,9 @@ struct Orchestrator::CacheLookup {
   std::string reason;  // why it ran: ExplainMiss, "--no-cache", a corrupt entry, an error
 };
 
-namespace {
-
-// The name RecordLast keeps a task's last key parts under.
-std::string LastName(const std::string& chain_id, const std::string& task_id) {
-  return chain_id + "." + task_id;
-}
-
-}  // namespace
-
 std::string Orchestrator::CacheRefusal(const Run& run, int i) const {
-  const TaskSpec& spec = run.spec(i);
   if (!cache_ || !memo_) return "chaind runs without a task cache";
-  if (spec.source_dir.empty()) {
-    return "the chain was posted without its folder (source_dir): its sources cannot be found";
-  }
-  // Staged files would need their content in the key; they are not part of it yet.
-  if (!spec.input_files.empty()) return "a task with inputs.files is not cached";
-  return "";
+  return WhyNotCacheable(run.spec(i));
 }
 
 void Orchestrator::LookUpCache(Run& run, int i) {
@@ -74,7 +59,7 @@ void Orchestrator::LookUpCache(Run& run, int i) {
   QueueWork(
       loop_,
       [cache = cache_, memo = memo_, request, places, found, restore = !run.no_cache,
-       last = LastName(run.plan->version.chain_id, spec.task_id)] {
+       last = TaskCache::LastName(run.plan->version.chain_id, spec.task_id)] {
         TaskKeyParts parts;
         std::string error;
         if (!ComputeTaskKey(*request, memo, &parts, &error)) {
@@ -167,7 +152,8 @@ void Orchestrator::StoreResult(Run& run, int i, json output) {
   QueueWork(
       loop_,
       [cache = cache_, key, places, outputs = spec.outputs, shared, parts = t.cache_parts,
-       last = LastName(run.plan->version.chain_id, spec.task_id), task_id = spec.task_id] {
+       last = TaskCache::LastName(run.plan->version.chain_id, spec.task_id),
+       task_id = spec.task_id] {
         std::string err;
         if (!cache->Store(key, places, outputs, *shared, {{"task_id", task_id}}, &err) ||
             !cache->RecordLast(last, parts, &err)) {

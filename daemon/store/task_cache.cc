@@ -267,6 +267,14 @@ bool Gone(const std::string& path, int dirfd) {
 
 }  // namespace
 
+std::string WhyNotCacheable(const TaskSpec& task) {
+  if (task.source_dir.empty()) {
+    return "the chain was posted without its folder (source_dir): its sources cannot be found";
+  }
+  if (!task.input_files.empty()) return "a task with inputs.files is not cached";
+  return "";
+}
+
 TaskCache::TaskCache(Options options) : options_(std::move(options)) {}
 
 std::string TaskCache::EntryPath(const Hash128& key) const {

@@ -39,9 +39,15 @@
 #include <string>
 #include <vector>
 
+#include "common/chain/chain.h"
 #include "common/file_hash.h"
 
 namespace chainctl::daemon {
+
+// Why the results of `task` (caching on: TaskSpec::Cached) cannot be cached, or "" if they can:
+// a chain posted without its folder has no sources to find; staged inputs.files are not part of
+// the key.
+std::string WhyNotCacheable(const TaskSpec& task);
 
 class TaskCache {
  public:
@@ -91,6 +97,11 @@ class TaskCache {
   // nullopt if there is none or it does not parse.
   bool RecordLast(const std::string& name, const nlohmann::json& parts, std::string* err);
   std::optional<nlohmann::json> ReadLast(const std::string& name) const;
+  // The name the daemon keeps a task's last key parts under (the orchestrator records them, the
+  // prefetcher's forecast reads them).
+  static std::string LastName(const std::string& chain_id, const std::string& task_id) {
+    return chain_id + "." + task_id;
+  }
 
   // A scan of the entries (chainctl cache stats).
   Stats Scan() const;
