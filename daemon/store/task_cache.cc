@@ -335,7 +335,15 @@ TaskCache::Lookup TaskCache::Restore(const Hash128& key, const Places& places,
     RemoveEntry(entry);
     return Lookup::kCorrupt;
   }
-  if (!PutFiles(dir.get(), manifest, places, why)) return Lookup::kMiss;
+  if (!PutFiles(dir.get(), manifest, places, why)) {
+    // What reached out/ goes: the task runs into an empty out/, as it would without the cache.
+    std::string ignored;
+    if (!places.outdir.empty()) {
+      files::RemoveTree(places.outdir);
+      files::MakeDirs(places.outdir, &ignored);
+    }
+    return Lookup::kMiss;
+  }
   utimensat(dir.get(), "manifest.json", nullptr, 0);  // recently used (LRU)
   *output = std::move(manifest.output);
   *info = std::move(manifest.info);

@@ -81,7 +81,8 @@ class TaskCache {
   // and writes each `project` file over its path below places.project_dir (a temporary file and
   // a rename, mode kept), sets *output and *info, and marks the entry recently used. kMiss: no
   // entry. kCorrupt: an entry that fails a check (*why says which), removed; nothing restored.
-  // A restore that fails half way (disk full) is reported as kMiss with *why: the task runs.
+  // A restore that fails half way (disk full) is reported as kMiss with *why, places.outdir
+  // emptied again: the task runs (project files already replaced are rewritten by it).
   Lookup Restore(const Hash128& key, const Places& places, nlohmann::json* output,
                  nlohmann::json* info, std::string* why);
 
