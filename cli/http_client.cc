@@ -13,25 +13,14 @@
 #include <cstring>
 #include <thread>
 
+#include "common/unique_fd.h"
+
 namespace chainctl::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Closes the descriptor when it goes out of scope.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using Fd = UniqueFd;
 
 volatile sig_atomic_t interrupted = 0;
 

@@ -16,6 +16,7 @@
 #include "common/json_text.h"
 #include "common/read_file.h"
 #include "common/source_glob.h"
+#include "common/unique_fd.h"
 #include "daemon/store/task_cache_files.h"
 
 namespace chainctl::daemon {
@@ -51,20 +52,7 @@ struct Manifest {
 // nothing of the entry, e.g. EMFILE) makes the lookup a miss and leaves it.
 enum class Check { kOk, kCorrupt, kError };
 
-// A descriptor closed when it goes.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using Fd = UniqueFd;
 
 // An errno met reading an entry's file `name`: a file missing, not regular or too long is
 // corruption; anything else an error.

@@ -128,12 +128,10 @@ bool CopyContent(int in, int out, const std::string& what, std::string* err) {
   return true;
 }
 
-bool CopyToNewFile(int in, const std::string& dest, mode_t mode, std::string* err) {
-  int out = open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (out < 0) {
-    *err = ErrnoText("creating " + dest, errno);
-    return false;
-  }
+namespace {
+
+// Copies `in` into the new file `out` (named `dest` in errors), gives it `mode`, and closes it.
+bool FillAndClose(int in, int out, const std::string& dest, mode_t mode, std::string* err) {
   bool ok = CopyContent(in, out, dest, err);
   if (ok && fchmod(out, mode) != 0) {
     *err = ErrnoText("setting the mode of " + dest, errno);
@@ -143,6 +141,18 @@ bool CopyToNewFile(int in, const std::string& dest, mode_t mode, std::string* er
     *err = ErrnoText("writing " + dest, errno);
     ok = false;
   }
+  return ok;
+}
+
+}  // namespace
+
+bool CopyToNewFile(int in, const std::string& dest, mode_t mode, std::string* err) {
+  int out = open(dest.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (out < 0) {
+    *err = ErrnoText("creating " + dest, errno);
+    return false;
+  }
+  bool ok = FillAndClose(in, out, dest, mode, err);
   if (!ok) unlink(dest.c_str());
   return ok;
 }
@@ -156,15 +166,7 @@ bool ReplaceFile(int in, const std::string& dest, mode_t mode, std::string* err)
     *err = ErrnoText("creating a file in " + ParentOf(dest), errno);
     return false;
   }
-  bool ok = CopyContent(in, out, dest, err);
-  if (ok && fchmod(out, mode) != 0) {
-    *err = ErrnoText("setting the mode of " + dest, errno);
-    ok = false;
-  }
-  if (close(out) != 0 && ok) {
-    *err = ErrnoText("writing " + dest, errno);
-    ok = false;
-  }
+  bool ok = FillAndClose(in, out, dest, mode, err);
   if (ok && rename(temp.c_str(), dest.c_str()) != 0) {
     *err = ErrnoText("replacing " + dest, errno);
     ok = false;
