@@ -313,6 +313,10 @@ class Orchestrator {
   // to the OnAttemptRecorded observer and appended at the next commit.
   void RecordAttempt(const Run& run, int task, int attempt, const TaskResult& result, bool ok,
                      const std::string& error);
+  // A history record of `task` with its ids and versions set; appended (told to the observer,
+  // stored at the next commit) by AppendHistory.
+  HistoryRecord HistoryOf(const Run& run, int task) const;
+  void AppendHistory(const HistoryRecord& record);
   // The task succeeded with `output`: stored at the next commit, kept for its dependents.
   void TaskSucceeded(Run& run, int task, nlohmann::json output);
   // A succeeded or cached task's output: stored at the next commit, kept for its dependents,

@@ -123,23 +123,12 @@ void Orchestrator::CacheLooked(uint64_t n, int i, CacheLookup& found) {
 
 void Orchestrator::RecordCached(const Run& run, int i) {
   const Run::Task& t = run.tasks[Run::Index(i)];
-  HistoryRecord h;
-  h.run_id = run.id;
-  h.chain_id = run.plan->version.chain_id;
-  h.task_id = run.spec(i).task_id;
-  h.chain_version = run.plan->version.version;
-  h.task_version = run.plan->task_versions[Run::Index(i)];
-  h.attempt = 1;
+  HistoryRecord h = HistoryOf(run, i);
   h.start_unix_ms = t.started_ms;
   h.end_unix_ms = std::max(clock_(), t.started_ms);
   h.status = "succeeded";
   h.cached = true;
-  if (attempt_recorded_) attempt_recorded_(h);
-  History* history = history_;
-  writer_->Add([history, h](WriteTxn& txn, std::string* err) {
-    std::vector<HistoryRecord> records{h};
-    return history->Append(txn, &records, err);
-  });
+  AppendHistory(h);
 }
 
 void Orchestrator::StoreResult(Run& run, int i, json output) {

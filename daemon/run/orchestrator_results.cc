@@ -111,12 +111,7 @@ void Orchestrator::OnResult(uint64_t n, int i, int attempt, TaskResult result) {
 void Orchestrator::RecordAttempt(const Run& run, int i, int attempt, const TaskResult& result,
                                  bool ok, const std::string& error) {
   const Run::Task& t = run.tasks[Run::Index(i)];
-  HistoryRecord h;
-  h.run_id = run.id;
-  h.chain_id = run.plan->version.chain_id;
-  h.task_id = run.spec(i).task_id;
-  h.chain_version = run.plan->version.version;
-  h.task_version = run.plan->task_versions[Run::Index(i)];
+  HistoryRecord h = HistoryOf(run, i);
   h.attempt = attempt;
   h.start_unix_ms = result.start_unix_ms;
   h.end_unix_ms = std::max(result.end_unix_ms, result.start_unix_ms);
@@ -130,6 +125,20 @@ void Orchestrator::RecordAttempt(const Run& run, int i, int attempt, const TaskR
   h.bytes_in = result.bytes_in;
   h.bytes_out = result.bytes_out;
   if (t.bytes_staged) h.bytes_staged = t.bytes_staged;
+  AppendHistory(h);
+}
+
+HistoryRecord Orchestrator::HistoryOf(const Run& run, int i) const {
+  HistoryRecord h;
+  h.run_id = run.id;
+  h.chain_id = run.plan->version.chain_id;
+  h.task_id = run.spec(i).task_id;
+  h.chain_version = run.plan->version.version;
+  h.task_version = run.plan->task_versions[Run::Index(i)];
+  return h;
+}
+
+void Orchestrator::AppendHistory(const HistoryRecord& h) {
   if (attempt_recorded_) attempt_recorded_(h);
   History* history = history_;
   writer_->Add([history, h](WriteTxn& txn, std::string* err) {
