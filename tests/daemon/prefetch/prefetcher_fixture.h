@@ -196,6 +196,7 @@ class PrefetcherTest : public ::testing::Test {
       launch.workdir = dir;
       return launch;
     };
+    hooks.expected_hit = expected_hit_;
     told_.clear();
     prefetcher_ = std::make_unique<Prefetcher>(&loop_, std::move(options), std::move(hooks),
                                                predictions_.get(), &runner_, nullptr, stager,
@@ -288,6 +289,8 @@ class PrefetcherTest : public ::testing::Test {
   std::unique_ptr<InputStager> stager_;
   std::unique_ptr<Prefetcher> prefetcher_;
   std::map<std::string, std::shared_ptr<const Chain>> chains_;
+  // PrefetchHooks::expected_hit of the prefetchers MakePrefetcher makes (none by default).
+  std::function<std::optional<bool>(const std::string&, const TaskSpec&)> expected_hit_;
   std::map<std::string, Names> told_;  // by run: the starts told
   int64_t now_ = kNow;
   int64_t history_ms_ = kHistoryStart;
