@@ -2,6 +2,7 @@
 // task made and looked up on the thread pool before its first attempt, a hit ending it `cached`
 // with the stored output, out/ files and project outputs, a miss running it and storing what it
 // produced. The loop only decides; hashing, copying and checking run on the thread pool.
+#include <filesystem>
 #include <memory>
 
 #include "common/json_text.h"
@@ -96,8 +97,14 @@ void Orchestrator::CacheLooked(uint64_t n, int i, CacheLookup& found) {
   if (hit) {
     const JsonSchema* schema = run.plan->output_schemas[Run::Index(i)].get();
     if (schema && !schema->Validate(found.output).empty()) {
-      hit = false;  // an entry from another chaind with a schema of its own: run it
+      // Not reached with keys of this chaind (the key covers the schema): an entry of another
+      // build's. The task runs, into an empty out/ (rare: on the loop).
+      hit = false;
       found.reason = "the cached output does not fit the output_schema";
+      std::error_code ec;
+      const std::string out = run.dir + "/" + run.spec(i).task_id + "/out";
+      std::filesystem::remove_all(out, ec);
+      std::filesystem::create_directories(out, ec);
     }
   }
   t.cache = {{"hit", hit}, {"reason", hit ? "cached" : found.reason}};
