@@ -253,8 +253,20 @@ void Prefetcher::ForecastExpected() {
 // The desires of `forecasts`, their needs `shift_ms` later (a chain already overdue: its need
 // slides with the clock, and it holds no room).
 bool Prefetcher::MayBeCached(const ChainView& view, int task) const {
-  if (!hooks_.expected_hit || !view.spec(task).Cached()) return false;
-  return hooks_.expected_hit(view.chain_id, view.spec(task)) != false;
+  int budget = kCacheAncestors;
+  return MayBeCached(view, task, &budget);
+}
+
+bool Prefetcher::MayBeCached(const ChainView& view, int task, int* budget) const {
+  const TaskSpec& spec = view.spec(task);
+  if (!hooks_.expected_hit || !spec.Cached()) return false;
+  if (hooks_.expected_hit(view.chain_id, spec) == false) return false;
+  for (int dep : view.task(task).deps) {
+    if (!view.spec(dep).Cached()) continue;  // taken to give what it gave before
+    if (--*budget < 0) return true;
+    if (!MayBeCached(view, dep, budget)) return false;  // it runs: this task's input changes
+  }
+  return true;
 }
 
 void Prefetcher::AddDesires(const std::shared_ptr<const ChainView>& shared,

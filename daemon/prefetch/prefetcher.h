@@ -162,8 +162,14 @@ class Prefetcher {
   void Plan();
   void Refresh();  // the forecasts that an event or a model swap made stale
   void ForecastExpected();
-  // Whether `task` has caching on and may be a cache hit (PrefetchHooks::expected_hit).
+  // Whether `task` has caching on and may be a cache hit (PrefetchHooks::expected_hit), so that
+  // its process is not prewarmed: its sources are expected unchanged (or not known yet), and no
+  // task with caching on that it depends on, directly or not, is expected to run (its output,
+  // this task's input, would change). A dependency with caching off is taken to give what it
+  // gave before. At most kCacheAncestors dependencies are looked at per task (bounded work).
+  static constexpr int kCacheAncestors = 16;
   bool MayBeCached(const ChainView& view, int task) const;
+  bool MayBeCached(const ChainView& view, int task, int* budget) const;
   void AddDesires(const std::shared_ptr<const ChainView>& view,
                   const std::vector<Forecast>& forecasts, bool holds_room, double shift_ms,
                   std::vector<Desire>* out) const;

@@ -317,43 +317,6 @@ TEST_F(PrefetcherTest, ATaskThatAsksForAGpuIsNeverSpawnedAhead) {
   EXPECT_EQ(Status()["misses"], 0);
 }
 
-TEST_F(PrefetcherTest, ATaskExpectedToBeACacheHitIsNotSpawnedAheadUntilItIsNot) {
-  TaskSpec cached = Spawn("s2");
-  cached.sources = {"src/*.py"};
-  TwoTasks("c", cached, 100);
-  std::optional<bool> answer;  // not known yet: not prewarmed either
-  int asked = 0;
-  expected_hit_ = [&](const std::string& chain_id, const TaskSpec& task) {
-    EXPECT_EQ(chain_id, "c");
-    EXPECT_EQ(task.task_id, "s2");
-    ++asked;
-    return answer;
-  };
-  MakePrefetcher(Options(4));
-  Started("r", "c", {"s1"});
-  EXPECT_TRUE(runner_.PrewarmedTasks().empty());
-  EXPECT_GT(asked, 0);
-  answer = true;
-  PlanAgain();
-  EXPECT_TRUE(runner_.PrewarmedTasks().empty()) << "a hit needs no process";
-  answer = false;  // a source changed: it will run
-  PlanAgain();
-  EXPECT_EQ(runner_.PrewarmedTasks(), Names{"s2"});
-}
-
-TEST_F(PrefetcherTest, ATaskWithCachingOffIsNeverAskedAbout) {
-  TwoTasks("c", Spawn("s2"), 100);
-  int asked = 0;
-  expected_hit_ = [&](const std::string&, const TaskSpec&) {
-    ++asked;
-    return std::optional<bool>(true);
-  };
-  MakePrefetcher(Options(4));
-  Started("r", "c", {"s1"});
-  EXPECT_EQ(runner_.PrewarmedTasks(), Names{"s2"});
-  EXPECT_EQ(asked, 0);
-}
-
 TEST_F(PrefetcherTest, ADisabledPrefetcherPrewarmsAndCountsNothing) {
   std::shared_ptr<const Chain> chain = TwoTasks("c", Spawn("s2"), 100);
   PrefetchOptions options = Options(4);
