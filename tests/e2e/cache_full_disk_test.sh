@@ -11,18 +11,7 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 daemon_setup chainctl-cache-full
 cache=$tmp/cache
-mkdir -p "$cache"
-if ! mount -t tmpfs -o size=1m tmpfs "$cache" 2> /dev/null; then
-  echo "SKIP: cannot mount a tmpfs for the cache (needs root): the full-disk test did not run"
-  exit 77
-fi
-cleanup() {
-  "$CHAINCTL" daemon stop > /dev/null 2>&1
-  [[ -n "${chaind_pid:-}" ]] && kill -9 "$chaind_pid" 2> /dev/null && wait "$chaind_pid" 2> /dev/null
-  umount "$cache"
-  daemon_cleanup
-}
-trap cleanup EXIT
+tmpfs_or_skip "$cache" 1m "the cache"
 
 proj=$tmp/proj
 mkdir -p "$proj/src" "$tmp/counts"

@@ -13,18 +13,7 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 daemon_setup chainctl-fulldisk
 store=$CHAINCTL_STATE_DIR/store
-mkdir -p "$store"
-if ! mount -t tmpfs -o size=8m tmpfs "$store" 2> /dev/null; then
-  echo "SKIP: cannot mount a tmpfs for the store (needs root): the full-disk test did not run"
-  exit 77
-fi
-cleanup() {
-  "$CHAINCTL" daemon stop > /dev/null 2>&1
-  [[ -n "${chaind_pid:-}" ]] && kill -9 "$chaind_pid" 2> /dev/null && wait "$chaind_pid" 2> /dev/null
-  umount "$store"
-  daemon_cleanup
-}
-trap cleanup EXIT
+tmpfs_or_skip "$store" 8m "the store"
 
 health() { curl -s --max-time 10 --unix-socket "$sock" http://localhost/health; }
 degraded() { health | python3 -c "import json,sys; b=json.load(sys.stdin); sys.exit(0 if b['status'] == 'degraded' and not b['store']['ok'] else 1)"; }

@@ -43,6 +43,25 @@ daemon_cleanup() {
   rm -rf "$tmp"
 }
 
+# For the full-disk tests (after daemon_setup): a tmpfs of SIZE on DIR (made if missing) for the
+# rest of the script, unmounted on exit once chaind is stopped (start_chaind's killed if it does
+# not stop); exits 77 (ctest: skipped) where it cannot be mounted (needs root).
+tmpfs_or_skip() {  # tmpfs_or_skip DIR SIZE WHAT
+  tmpfs_dir=$1
+  mkdir -p "$tmpfs_dir"
+  if ! mount -t tmpfs -o "size=$2" tmpfs "$tmpfs_dir" 2> /dev/null; then
+    echo "SKIP: cannot mount a tmpfs for $3 (needs root): the full-disk test did not run"
+    exit 77
+  fi
+  trap tmpfs_cleanup EXIT
+}
+tmpfs_cleanup() {
+  "$CHAINCTL" daemon stop > /dev/null 2>&1
+  [[ -n "${chaind_pid:-}" ]] && kill -9 "$chaind_pid" 2> /dev/null && wait "$chaind_pid" 2> /dev/null
+  umount "$tmpfs_dir"
+  daemon_cleanup
+}
+
 # The pid of the chaind answering on $sock.
 daemon_pid() {
   python3 -c "import json,sys; print(json.load(sys.stdin)['pid'])" \
