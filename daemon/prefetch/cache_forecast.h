@@ -9,8 +9,9 @@
 // made when it is ready, costs a stat per file: the sources of predicted tasks are hashed ahead.
 //
 // An answer is kept for `ttl_ms` (sources may be edited at any time), then checked again when
-// asked. Until the first answer, Expected says nullopt and a check is in flight; `known` is
-// called on the loop when it comes (the prefetcher plans again).
+// asked, the old answer given until the new one comes. Until the first answer, Expected says
+// nullopt and a check is in flight; `known` is called on the loop when an answer changes (the
+// prefetcher plans again).
 //
 // Loop thread only (the checks run on the thread pool and report back on the loop).
 #pragma once

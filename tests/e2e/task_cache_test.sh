@@ -79,6 +79,10 @@ check "--explain names the changed source" grep -q 'gen: ran: src/a.txt changed'
 check "--explain says other was cached" grep -q 'other: cached' "$tmp/third.err"
 check "--explain says why use is not cached" grep -q 'use: not cached' "$tmp/third.err"
 
+# The API: "no_cache" must be a boolean.
+check "no_cache that is not a boolean is a 400" \
+  grep -q '^400 .*bad_no_cache' <<< "$(http POST /chains/cached/trigger -d '{"no_cache": "yes"}')"
+
 # --no-cache runs everything.
 run_chain --no-cache > /dev/null 2>&1
 check "--no-cache runs every task" test "$(runs_of gen)$(runs_of other)" = 32

@@ -129,6 +129,29 @@ TEST(HistoryJsonl, ChainctlRecordRoundTripsWithExtras) {
   EXPECT_EQ(back, r);
 }
 
+// A task restored from the task cache: "cached" in both forms, read back; unset, left out.
+TEST(HistoryJson, ACachedRecordRoundTripsInBothForms) {
+  HistoryRecord r = testing::FullHistoryRecord();
+  r.status = "succeeded";
+  r.cause.clear();
+  r.cached = true;
+  EXPECT_EQ(HistoryRecordToJson(r)["cached"], true);
+  EXPECT_EQ(ToJsonlV1(r)["cached"], true);
+  HistoryRecord api, jsonl;
+  std::string err;
+  ASSERT_TRUE(HistoryRecordFromJson(HistoryRecordToJson(r), &api, &err)) << err;
+  ASSERT_TRUE(FromJsonlV1(ToJsonlV1(r), &jsonl, &err)) << err;
+  EXPECT_EQ(api.cached, std::optional<bool>(true));
+  EXPECT_EQ(jsonl.cached, std::optional<bool>(true));
+  r.cached.reset();
+  EXPECT_FALSE(HistoryRecordToJson(r).contains("cached"));
+  EXPECT_FALSE(ToJsonlV1(r).contains("cached"));
+  json bad = ToJsonlV1(r);
+  bad["cached"] = "yes";
+  EXPECT_FALSE(FromJsonlV1(bad, &jsonl, &err));
+  EXPECT_NE(err.find("cached"), std::string::npos) << err;
+}
+
 TEST(HistoryJsonl, MinimalRecordHasOnlyV1Fields) {
   HistoryRecord r = testing::SucceededRecord("run-1", "etl", "extract", 1500);
   r.status = "failed";
